@@ -1,0 +1,9 @@
+"""Prometheus metrics, MLflow summaries and drift detection for LLM features behind any ASGI app."""
+
+from .config import Config, ConfigError
+from .exposition import metrics_app
+from .middleware import PrometheusMiddleware
+from .recorder import LLMCall, Recorder
+
+__version__ = "0.1.0"
+__all__ = ["Config", "ConfigError", "LLMCall", "PrometheusMiddleware", "Recorder", "llm", "metrics_app", "__version__"]

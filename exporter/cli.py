@@ -1,0 +1,188 @@
+"""The ``llm-exporter`` command. A thin argparse layer: each command calls a typed function; only
+``main`` turns errors into exit codes (2 for user mistakes, with a message and no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from .config import Config, ConfigError, to_dict
+
+APP_ENV = "LLM_EXPORTER_APP"
+SECRET_KEYS = ("token", "password", "bearer_token")
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed without a traceback."""
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """The config as data with secrets masked."""
+
+    def mask(data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ("***" if k in SECRET_KEYS and v else mask(v)) for k, v in data.items()}
+        return data
+
+    return mask(to_dict(config))  # type: ignore[no-any-return]
+
+
+def check(config_path: str | None) -> str:
+    """Validate config and pricing; return the report ``llm-exporter check`` prints."""
+    config = Config.load(config_path)
+    out = ["# effective configuration", yaml.safe_dump(effective_config(config), sort_keys=False).rstrip()]
+    from .pricing import PricingTable, format_table
+
+    table = PricingTable.from_config(config.pricing)
+    out += ["", format_table(table)]
+    return "\n".join(out)
+
+
+def wrapped_app() -> Any:
+    """uvicorn factory: the target app from ``$LLM_EXPORTER_APP`` wrapped by the middleware (one per worker)."""
+    from uvicorn.importer import ImportFromStringError, import_from_string
+
+    from .middleware import PrometheusMiddleware
+
+    target = os.environ[APP_ENV]
+    try:
+        app = import_from_string(target)
+    except ImportFromStringError as exc:
+        raise UsageError(str(exc)) from None
+    config = Config.load()
+    if config.metrics_port is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from dataclasses import replace
+
+        config = replace(config, metrics_port=None, exclude_paths=(*config.exclude_paths, config.metrics_path))
+    return PrometheusMiddleware(app, config=config)
+
+
+def run(
+    target: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    metrics_port: int | None = None,
+    config_path: str | None = None,
+) -> None:
+    """Serve ``MODULE:APP`` with uvicorn, wrapped by the middleware, without changing its code."""
+    import uvicorn
+    from uvicorn.importer import ImportFromStringError, import_from_string
+
+    if ":" not in target:
+        raise UsageError(f"expected MODULE:APP, got {target!r}")
+    if config_path is not None:
+        os.environ["LLM_EXPORTER_CONFIG"] = os.path.abspath(config_path)
+    if metrics_port is not None:
+        os.environ["LLM_EXPORTER_METRICS_PORT"] = str(metrics_port)
+    config = Config.load()  # fail here, once, with a clear message, rather than in every worker
+    sys.path.insert(0, os.getcwd())
+    try:
+        import_from_string(target)
+    except ImportFromStringError as exc:
+        raise UsageError(str(exc)) from None
+    os.environ[APP_ENV] = target
+    own_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="llm-exporter-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        if workers > 1 and config.metrics_port is not None:
+            from .exposition import metrics_app, start_metrics_server
+
+            start_metrics_server(config.metrics_port, host, metrics_app(auth=config.auth))
+        uvicorn.run("exporter.cli:wrapped_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-exporter", description=__doc__.split("\n")[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run a simulated LLM chat service with its own traffic (start here)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    p.add_argument("--rps", type=float, default=5.0, help="requests per second of the built-in traffic")
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("run", help="serve MODULE:APP with uvicorn, wrapped by the middleware")
+    p.add_argument("target", metavar="MODULE:APP")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--metrics-port", type=int, default=None)
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("collector", help="run the standalone POST /track collector")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.set_defaults(func=_cmd_collector)
+
+    p = sub.add_parser("check", help="validate config and pricing, print the effective config")
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.set_defaults(func=_cmd_check)
+
+    from .drift import add_parser as add_baseline_parser
+
+    add_baseline_parser(sub)
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(
+        host=args.host, port=args.port, duration=args.duration, rps=args.rps, config=Config.load(args.config)
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    run(
+        args.target,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        metrics_port=args.metrics_port,
+        config_path=args.config,
+    )
+    return 0
+
+
+def _cmd_collector(args: argparse.Namespace) -> int:
+    from .collector import serve
+
+    serve(Config.load(args.config), args.host, args.port)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    print(check(args.config))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ConfigError, UsageError) as exc:
+        print(f"llm-exporter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

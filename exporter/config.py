@@ -1,0 +1,379 @@
+"""Configuration: frozen dataclasses, loaded from YAML and ``LLM_EXPORTER_*`` environment variables.
+
+Validation happens at load time, driven by the field annotations, so every section added later is
+checked the same way. Errors name the source (file or variable), the dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+ENV_PREFIX = "LLM_EXPORTER_"
+DEFAULT_FILE = "llm-exporter.yaml"
+
+# OpenTelemetry's http.server.request.duration boundaries, extended to 300 s: LLM requests routinely
+# take tens of seconds and a top bucket of 10 s would hide them all in +Inf.
+HTTP_DURATION_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
+)  # fmt: skip
+BODY_SIZE_BUCKETS = (0.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0)
+# OTel gen_ai.client.operation.duration boundaries, plus one more doubling for slow reasoning models.
+LLM_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84,
+)  # fmt: skip
+# OTel gen_ai.client.token.usage boundaries.
+TOKEN_BUCKETS = (
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+)  # fmt: skip
+# OTel gen_ai.server.time_to_first_token boundaries, extended to 60 s.
+TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
+)  # fmt: skip
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+RATING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong. Carries where it came from and which key."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        self.message = message
+        super().__init__(f"{source}: {key}: {message}")
+
+
+@dataclass(frozen=True)
+class Buckets:
+    http_duration: tuple[float, ...] = HTTP_DURATION_BUCKETS
+    http_ttfb: tuple[float, ...] = HTTP_DURATION_BUCKETS
+    http_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS
+    llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS
+    llm_tokens: tuple[float, ...] = TOKEN_BUCKETS
+    llm_ttft: tuple[float, ...] = TTFT_BUCKETS
+    score: tuple[float, ...] = SCORE_BUCKETS
+    rating: tuple[float, ...] = RATING_BUCKETS
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Protects the metrics endpoint. Bearer token, or basic auth, or nothing."""
+
+    bearer_token: str | None = None
+    basic_username: str | None = None
+    basic_password: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """Zero-code capture of LLM usage from the responses the app returns."""
+
+    enabled: bool = True
+    max_json_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """USD per 1M tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass(frozen=True)
+class PricingConfig:
+    file: str | None = None
+    overrides: dict[str, ModelPrice] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    host: str = "127.0.0.1"
+    port: int = 9464
+    token: str | None = None
+    max_body_bytes: int = 1_048_576
+    max_events: int = 10_000
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    enabled: bool = False
+    tracking_uri: str | None = None
+    experiment: str = "llm-exporter"
+    window_seconds: float = 60.0
+    run_period: Literal["day", "hour", "instance"] = "day"
+    spool_path: str = "llm-exporter-spool.jsonl"
+    spool_max_bytes: int = 64 * 1024 * 1024
+    queue_size: int = 1000
+    retry_max_seconds: float = 60.0
+    per_request_sample_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    enabled: bool = True
+    features: tuple[str, ...] = (
+        "input_tokens",
+        "output_tokens",
+        "request_duration",
+        "confidence",
+        "predicted_label",
+        "model",
+    )
+    bins: int = 10
+    window_seconds: float = 3600.0
+    score_interval_seconds: float = 60.0
+    min_samples: int = 200
+    baseline_size: int = 1000
+    baseline_file: str | None = None
+    baseline_mlflow_run: str | None = None
+    psi_threshold: float = 0.2
+    max_categories: int = 50
+
+
+@dataclass(frozen=True)
+class OtelConfig:
+    exemplars: bool = True
+    metrics: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    labels: dict[str, str] = field(default_factory=dict)
+    metrics_path: str = "/metrics"
+    metrics_port: int | None = None
+    exclude_paths: tuple[str, ...] = ("/metrics", "/health")
+    route_patterns: tuple[str, ...] = ()
+    label_cap: int = 100
+    tenant_label: bool = False
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    buckets: Buckets = field(default_factory=Buckets)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    otel: OtelConfig = field(default_factory=OtelConfig)
+
+    def __post_init__(self) -> None:
+        _check_semantics(self, "Config")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> Config:
+        return _build(cls, data, source, "")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> Config:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "(file)"
+            raise ConfigError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(source, "(top level)", f"expected a mapping, got {type(data).__name__}")
+        return cls.from_mapping(data, source)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, base: Config | None = None) -> Config:
+        """Apply ``LLM_EXPORTER_KEY`` / ``LLM_EXPORTER_SECTION__KEY`` variables on top of ``base``."""
+        env = os.environ if environ is None else environ
+        data = to_dict(base) if base is not None else {}
+        found = False
+        for name, raw in env.items():
+            if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+                continue
+            found = True
+            path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+            target = data
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+                if not isinstance(target, dict):
+                    raise ConfigError(name, ".".join(path), "this key is not a section")
+            try:
+                value = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                value = raw
+            target[path[-1]] = value
+            # A variable is its own source, so an error names the variable.
+            try:
+                _build(cls, data, "environment", "")
+            except ConfigError as exc:
+                if exc.key == ".".join(path) or exc.key.startswith(".".join(path) + "."):
+                    raise ConfigError(name, exc.key, exc.message) from None
+                raise
+        if not found and base is not None:
+            return base
+        return _build(cls, data, "environment", "")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """File (explicit, ``$LLM_EXPORTER_CONFIG`` or ``./llm-exporter.yaml``), then the environment on top."""
+        env = os.environ if environ is None else environ
+        if path is None:
+            path = env.get(ENV_PREFIX + "CONFIG") or (DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None)
+        base = cls.from_yaml(path) if path is not None else cls()
+        return cls.from_env(env, base)
+
+
+def to_dict(obj: Any) -> Any:
+    """The config as plain data (what ``llm-exporter check`` prints); secrets are kept, callers mask them."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+_T = typing.TypeVar("_T")
+
+
+def _build(cls: type[_T], data: Any, source: str, prefix: str) -> _T:
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(source, dotted, f"unknown key; expected one of: {', '.join(sorted(fields))}")
+        kwargs[key] = _convert(hints[key], value, source, dotted)
+    missing = [n for n, f in fields.items() if n not in kwargs and _no_default(f)]
+    if missing:
+        raise ConfigError(source, f"{prefix}{missing[0]}", "required key is missing")
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(source, f"{prefix}{exc.key}", exc.message) from None
+
+
+def _no_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, Mapping | list) else type(value).__name__
+
+
+def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, source, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(source, key, f"expected one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(source, key, f"expected a list, got {_describe(value)}")
+        return tuple(_convert(args[0], v, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, key, f"expected a mapping, got {_describe(value)}")
+        return {
+            _convert(args[0], k, source, f"{key}.{k}"): _convert(args[1], v, source, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, source, key + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, key, f"expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, key, f"expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(source, key, f"expected a number, got {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
+            raise ConfigError(source, key, f"expected a string, got {_describe(value)}")
+        return str(value)
+    raise AssertionError(f"unsupported config type {tp!r} for {key}")  # a programming error in this module
+
+
+def _check_semantics(cfg: Config, source: str) -> None:
+    """Checks that types alone cannot express. Keys are relative to the top level."""
+
+    def bad(key: str, message: str) -> None:
+        raise ConfigError(source, key, message)
+
+    if not cfg.metrics_path.startswith("/"):
+        bad("metrics_path", f"expected a path starting with '/', got {cfg.metrics_path!r}")
+    if cfg.metrics_port is not None and not 0 < cfg.metrics_port < 65536:
+        bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
+    if cfg.label_cap < 1:
+        bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
+    for name in cfg.labels:
+        if not name.isidentifier() or name.startswith("__"):
+            bad(f"labels.{name}", "not a valid Prometheus label name")
+    for name in dataclasses.fields(cfg.buckets):
+        values = getattr(cfg.buckets, name.name)
+        if not values or list(values) != sorted(set(values)):
+            bad(f"buckets.{name.name}", "expected a non-empty, strictly increasing list of numbers")
+    auth = cfg.auth
+    if (auth.basic_username is None) != (auth.basic_password is None):
+        bad("auth.basic_password", "basic auth needs both basic_username and basic_password")
+    if cfg.capture.max_json_bytes < 0:
+        bad("capture.max_json_bytes", "expected an integer >= 0")
+    for model, price in cfg.pricing.overrides.items():
+        for part in ("input", "output", "cached_input"):
+            v = getattr(price, part)
+            if v is not None and v < 0:
+                bad(f"pricing.overrides.{model}.{part}", f"expected a price >= 0, got {v}")
+    if cfg.collector.max_body_bytes < 1:
+        bad("collector.max_body_bytes", "expected an integer >= 1")
+    if cfg.collector.max_events < 1:
+        bad("collector.max_events", "expected an integer >= 1")
+    m = cfg.mlflow
+    if m.window_seconds <= 0:
+        bad("mlflow.window_seconds", f"expected a number > 0, got {m.window_seconds}")
+    if m.queue_size < 1:
+        bad("mlflow.queue_size", "expected an integer >= 1")
+    if m.spool_max_bytes < 0:
+        bad("mlflow.spool_max_bytes", "expected an integer >= 0")
+    if not 0.0 <= m.per_request_sample_rate <= 1.0:
+        bad("mlflow.per_request_sample_rate", f"expected a number between 0 and 1, got {m.per_request_sample_rate}")
+    d = cfg.drift
+    if d.bins < 2:
+        bad("drift.bins", f"expected an integer >= 2, got {d.bins}")
+    if d.window_seconds <= 0:
+        bad("drift.window_seconds", f"expected a number > 0, got {d.window_seconds}")
+    if d.score_interval_seconds <= 0:
+        bad("drift.score_interval_seconds", f"expected a number > 0, got {d.score_interval_seconds}")
+    if d.min_samples < 1:
+        bad("drift.min_samples", "expected an integer >= 1")
+    if d.baseline_size < 1:
+        bad("drift.baseline_size", "expected an integer >= 1")

@@ -1,0 +1,332 @@
+"""The recording core: every observation (middleware, ``llm`` API, ``/track``) goes through a Recorder.
+
+It updates the Prometheus metrics and hands the same observation to its sinks (the window aggregator
+behind the MLflow bridge, the drift detector). Everything here is in-memory and non-blocking: sinks
+must not do I/O on these calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from .config import Config
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .pricing import PricingTable
+
+
+@dataclass(slots=True)
+class LLMCall:
+    """One LLM operation. Token counts are totals: ``input_tokens`` includes ``cached_input_tokens``."""
+
+    model: str
+    provider: str = "unknown"
+    operation: str = "chat"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    duration: float | None = None  # seconds
+    ttft: float | None = None  # seconds to the first output token, streams only
+    error_type: str | None = None
+    cost_usd: float | None = None  # a cost given by the caller is used as is (split input/output by tokens)
+    tenant: str | None = None
+    timestamp: float | None = None  # wall clock of the call; None means now
+
+
+@dataclass(slots=True)
+class Cost:
+    input_usd: float
+    output_usd: float
+
+    @property
+    def total_usd(self) -> float:
+        return self.input_usd + self.output_usd
+
+
+class Sink:
+    """Receives every observation after the metrics are updated. Methods must be quick and never block.
+
+    ``ts`` is a wall-clock timestamp (``time.time()``) of when the observed thing happened.
+    """
+
+    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+        pass
+
+    def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
+        pass
+
+    def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
+        pass
+
+    def on_evaluation(self, name: str, model: str, score: float, ts: float) -> None:
+        pass
+
+    def on_feedback(self, model: str, rating: float, ts: float) -> None:
+        pass
+
+    def on_event(self, name: str, tenant: str | None, ts: float) -> None:
+        pass
+
+    def on_feature(self, name: str, value: float | str, ts: float) -> None:
+        pass
+
+    def close(self) -> None:
+        """Flush and stop (called on shutdown)."""
+
+
+class Recorder:
+    def __init__(self, config: Config | None = None, registry: CollectorRegistry | None = None) -> None:
+        self.config = config or Config()
+        self.registry = REGISTRY if registry is None else registry
+        c = self.config
+        self.metrics = Metrics(
+            self.registry, buckets=c.buckets, static_labels=c.labels, label_cap=c.label_cap, tenant=c.tenant_label
+        )
+        self.guard = self.metrics.guard
+        self.sinks: tuple[Sink, ...] = ()
+        # Set by the otel module when exemplars are on: returns {"trace_id": ..., "span_id": ...} or None.
+        self.exemplar: Callable[[], dict[str, str] | None] | None = None
+        self._pricing: PricingTable | None = None
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._ttfb_children: dict[tuple[str, str, int], Any] = {}
+        self._active_children: dict[tuple[str, str], Any] = {}
+        self._llm_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks = (*self.sinks, sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        self.sinks = tuple(s for s in self.sinks if s is not sink)
+
+    @property
+    def pricing(self) -> PricingTable:
+        if self._pricing is None:
+            from .pricing import PricingTable
+
+            self._pricing = PricingTable.from_config(self.config.pricing)
+        return self._pricing
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+    # -- HTTP (the hot path) --------------------------------------------------------------------------
+
+    def active(self, method: str, route: str) -> Any:
+        """The in-flight gauge child for (method, route); callers ``inc()`` and ``dec()`` it."""
+        child = self._active_children.get((method, route))
+        if child is None:
+            m = self.metrics
+            child = m.http_active.labels(method, self.guard("http_route", route), *m.static)
+            self._active_children[(method, route)] = child
+        return child
+
+    def http(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        request_bytes: int,
+        response_bytes: int,
+        ttfb: float | None = None,
+    ) -> None:
+        key = (method, route, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children_for(key)
+        duration_h, request_h, response_h = children
+        exemplar = self.exemplar() if self.exemplar is not None else None
+        if exemplar:
+            duration_h.observe(duration, exemplar)
+        else:
+            duration_h.observe(duration)
+        request_h.observe(request_bytes)
+        response_h.observe(response_bytes)
+        if ttfb is not None:
+            ttfb_h = self._ttfb_children.get(key)
+            if ttfb_h is None:
+                # Only streaming responses have a TTFB; a child made up front would export empty series.
+                m = self.metrics
+                ttfb_h = m.http_ttfb.labels(*self._http_values(key), *m.static)
+                self._ttfb_children[key] = ttfb_h
+            ttfb_h.observe(ttfb)
+        if self.sinks:
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_http(method, route, status, duration, ts)
+
+    def _http_values(self, key: tuple[str, str, int]) -> tuple[str, str, str]:
+        method, route, status = key
+        return method, self.guard("http_route", route), self.guard("http_response_status_code", str(status))
+
+    def _http_children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any]:
+        m = self.metrics
+        values = self._http_values(key)
+        children = (
+            m.http_duration.labels(*values, *m.static),
+            m.http_request_size.labels(*values, *m.static),
+            m.http_response_size.labels(*values, *m.static),
+        )
+        # The key space is bounded: methods are normalised, routes are templates, statuses are 3 digits.
+        self._http_children[key] = children
+        return children
+
+    def http_exception(self, method: str, route: str, exc: BaseException) -> None:
+        m = self.metrics
+        m.http_exceptions.labels(
+            method, self.guard("http_route", route), self.guard("error_type", type(exc).__name__), *m.static
+        ).inc()
+
+    # -- LLM ----------------------------------------------------------------------------------------
+
+    def llm(self, call: LLMCall) -> Cost | None:
+        """Record one LLM call; returns its cost, or None when the model has no known price."""
+        m = self.metrics
+        g = self.guard
+        provider = g("gen_ai_provider_name", call.provider or "unknown")
+        model = g("gen_ai_request_model", call.model or "unknown")
+        operation = g("gen_ai_operation_name", call.operation or "chat")
+        error = g("error_type", call.error_type) if call.error_type else ""
+        tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
+        s = m.static
+        if call.duration is not None:
+            duration_h = m.llm_duration.labels(operation, provider, model, error, *s)
+            exemplar = self.exemplar() if self.exemplar is not None else None
+            if exemplar:
+                duration_h.observe(call.duration, exemplar)
+            else:
+                duration_h.observe(call.duration)
+        if call.ttft is not None:
+            m.llm_ttft.labels(provider, model, *s).observe(call.ttft)
+        m.llm_requests.labels(provider, model, "error" if call.error_type else "ok", *tenant, *s).inc()
+
+        cost: Cost | None = None
+        if call.cost_usd is not None:
+            total = call.input_tokens + call.output_tokens
+            share = call.input_tokens / total if total else 1.0
+            cost = Cost(call.cost_usd * share, call.cost_usd * (1.0 - share))
+        elif call.input_tokens or call.output_tokens:
+            cost = self.pricing.cost(call.model, call.input_tokens, call.output_tokens, call.cached_input_tokens)
+            if cost is None:
+                m.unpriced_tokens.labels(model, *s).inc(call.input_tokens + call.output_tokens)
+        for token_type, tokens, usd in (
+            ("input", call.input_tokens, cost.input_usd if cost else None),
+            ("output", call.output_tokens, cost.output_usd if cost else None),
+        ):
+            if tokens:
+                m.llm_token_usage.labels(operation, provider, model, token_type, *s).observe(tokens)
+                m.llm_tokens.labels(provider, model, token_type, *tenant, *s).inc(tokens)
+            if usd:
+                m.llm_cost.labels(provider, model, token_type, *tenant, *s).inc(usd)
+        if self.sinks:
+            ts = call.timestamp if call.timestamp is not None else time.time()
+            for sink in self.sinks:
+                sink.on_llm(call, cost, ts)
+        return cost
+
+    # -- quality and business signals -------------------------------------------------------------------
+
+    def confidence(self, value: float, label: str = "", model: str = "") -> None:
+        m = self.metrics
+        model = self.guard("gen_ai_request_model", model)
+        label = self.guard("label", label)
+        m.confidence.labels(model, label, *m.static).observe(value)
+        m.predictions.labels(model, label, *m.static).inc()
+        if self.sinks:
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_confidence(model, label, value, ts)
+
+    def evaluation(self, name: str, score: float, model: str = "", ts: float | None = None) -> None:
+        m = self.metrics
+        name = self.guard("evaluation", name)
+        model = self.guard("gen_ai_request_model", model)
+        m.evaluation.labels(name, model, *m.static).observe(score)
+        if self.sinks:
+            ts = time.time() if ts is None else ts
+            for sink in self.sinks:
+                sink.on_evaluation(name, model, score, ts)
+
+    def feedback(self, rating: float, model: str = "") -> None:
+        m = self.metrics
+        model = self.guard("gen_ai_request_model", model)
+        m.feedback.labels(model, *m.static).observe(rating)
+        if self.sinks:
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_feedback(model, rating, ts)
+
+    def event(self, name: str, tenant: str | None = None, count: int = 1) -> None:
+        m = self.metrics
+        name = self.guard("event", name)
+        extra = (self.guard("tenant", tenant or ""),) if m.tenant else ()
+        m.events.labels(name, *extra, *m.static).inc(count)
+        if self.sinks:
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_event(name, tenant, ts)
+
+    def feature(self, name: str, value: float | str) -> None:
+        """A user-registered drift feature (numeric or categorical); only sinks see it."""
+        if self.sinks:
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_feature(name, value, ts)
+
+
+# -- which recorder handlers talk to --------------------------------------------------------------------
+
+_current: ContextVar[Recorder | None] = ContextVar("llm_exporter_recorder", default=None)
+_by_registry: dict[int, tuple[CollectorRegistry, Recorder]] = {}
+_lock = threading.Lock()
+
+
+def recorder_for(registry: CollectorRegistry | None = None, config: Config | None = None) -> Recorder:
+    """The one Recorder of a registry, created on first use.
+
+    A registry can hold each metric family once, so two recorders can't share it; asking again with
+    another config is an error rather than a silent second set of buckets.
+    """
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        entry = _by_registry.get(id(registry))
+        if entry is not None and entry[0] is registry:
+            rec = entry[1]
+            if config is not None and config != rec.config:
+                raise ValueError(
+                    "this registry already has an llm-exporter Recorder with another config; "
+                    "pass recorder=... to share it, or a fresh CollectorRegistry"
+                )
+            return rec
+        from .sinks import attach_default_sinks
+
+        rec = Recorder(config, registry)
+        attach_default_sinks(rec)
+        _by_registry[id(registry)] = (registry, rec)
+        return rec
+
+
+def current_recorder() -> Recorder:
+    """The recorder of the request being handled, else the one on the default registry."""
+    rec = _current.get()
+    return rec if rec is not None else recorder_for()
+
+
+def use_recorder(rec: Recorder) -> Any:
+    """Make ``rec`` current in this context; returns the token for ``_current.reset``."""
+    return _current.set(rec)
+
+
+def reset_recorder(token: Any) -> None:
+    _current.reset(token)
