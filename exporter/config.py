@@ -252,7 +252,7 @@ _T = typing.TypeVar("_T")
 
 def _build(cls: type[_T], data: Any, source: str, prefix: str) -> _T:
     if not isinstance(data, Mapping):
-        raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {_describe(data)}")
+        raise ConfigError(source, prefix.rstrip(".") or "(top level)", f"expected a mapping, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}

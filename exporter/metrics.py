@@ -50,6 +50,8 @@ class LabelGuard:
             seen = self._seen.setdefault(label, set())
         if value in seen:
             return value
+        if value == OVERFLOW:  # already folded upstream: count it once only
+            return value
         if len(seen) < self.cap:
             seen.add(value)
             return value

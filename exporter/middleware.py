@@ -90,8 +90,8 @@ class PrometheusMiddleware:
         method: str = scope["method"]
         if method not in KNOWN_METHODS:
             method = "_OTHER"
-        route = self.routes(scope)
         rec = self.recorder
+        route = rec.route(self.routes(scope))
         active = rec.active(method, route)
         active.inc()
         token = _current.set(rec)

@@ -122,12 +122,17 @@ class Recorder:
 
     # -- HTTP (the hot path) --------------------------------------------------------------------------
 
+    def route(self, route: str) -> str:
+        """The capped ``http_route`` value. Call once per request and pass the result to ``active``/``http``:
+        their child caches are keyed by it, which keeps them bounded whatever a route resolver returns."""
+        return self.guard("http_route", route)
+
     def active(self, method: str, route: str) -> Any:
         """The in-flight gauge child for (method, route); callers ``inc()`` and ``dec()`` it."""
         child = self._active_children.get((method, route))
         if child is None:
             m = self.metrics
-            child = m.http_active.labels(method, self.guard("http_route", route), *m.static)
+            child = m.http_active.labels(method, route, *m.static)
             self._active_children[(method, route)] = child
         return child
 
@@ -141,6 +146,7 @@ class Recorder:
         response_bytes: int,
         ttfb: float | None = None,
     ) -> None:
+        """One finished HTTP request. ``route`` must come from :meth:`route` (capped), ``method`` be normalised."""
         key = (method, route, status)
         children = self._http_children.get(key)
         if children is None:
@@ -168,7 +174,7 @@ class Recorder:
 
     def _http_values(self, key: tuple[str, str, int]) -> tuple[str, str, str]:
         method, route, status = key
-        return method, self.guard("http_route", route), self.guard("http_response_status_code", str(status))
+        return method, route, self.guard("http_response_status_code", str(status))
 
     def _http_children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any]:
         m = self.metrics
@@ -178,15 +184,13 @@ class Recorder:
             m.http_request_size.labels(*values, *m.static),
             m.http_response_size.labels(*values, *m.static),
         )
-        # The key space is bounded: methods are normalised, routes are templates, statuses are 3 digits.
+        # The key space is bounded: methods are normalised, routes capped by route(), statuses are 3 digits.
         self._http_children[key] = children
         return children
 
     def http_exception(self, method: str, route: str, exc: BaseException) -> None:
         m = self.metrics
-        m.http_exceptions.labels(
-            method, self.guard("http_route", route), self.guard("error_type", type(exc).__name__), *m.static
-        ).inc()
+        m.http_exceptions.labels(method, route, self.guard("error_type", type(exc).__name__), *m.static).inc()
 
     # -- LLM ----------------------------------------------------------------------------------------
 
@@ -200,9 +204,9 @@ class Recorder:
         error = g("error_type", call.error_type) if call.error_type else ""
         tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
         s = m.static
+        exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             duration_h = m.llm_duration.labels(operation, provider, model, error, *s)
-            exemplar = self.exemplar() if self.exemplar is not None else None
             if exemplar:
                 duration_h.observe(call.duration, exemplar)
             else:
@@ -225,7 +229,7 @@ class Recorder:
             ("output", call.output_tokens, cost.output_usd if cost else None),
         ):
             if tokens:
-                m.llm_token_usage.labels(operation, provider, model, token_type, *s).observe(tokens)
+                m.llm_token_usage.labels(operation, provider, model, token_type, *s).observe(tokens, exemplar)
                 m.llm_tokens.labels(provider, model, token_type, *tenant, *s).inc(tokens)
             if usd:
                 m.llm_cost.labels(provider, model, token_type, *tenant, *s).inc(usd)

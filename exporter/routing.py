@@ -92,13 +92,24 @@ def _starlette_entries(routes: Iterable[Any], prefix: str, depth: int = 0) -> li
     if depth > 16:
         return entries
     for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):  # FastAPI's lazily included routers: their candidates carry full paths
+            try:
+                entries.extend(_starlette_entries(candidates(), prefix, depth + 1))
+            except Exception:
+                pass
+            continue
         path = getattr(route, "path", None)
+        original = getattr(route, "original_route", None)
+        if original is not None:  # one route of such a router
+            route = getattr(route, "starlette_route", None) or original
+            path = path or getattr(route, "path", None)
         if not isinstance(path, str):
             continue  # Host routes and custom routes without a path template
         sub = getattr(route, "routes", None)
-        if hasattr(route, "methods") and sub is None:
+        if sub is None and hasattr(route, "methods"):
             methods = route.methods
-            if methods is None and type(route).__name__.endswith("WebSocketRoute"):
+            if methods is None and "WebSocket" in type(route).__name__:
                 continue
             template = prefix + path
             entries.append((template, template_regex(template), frozenset(methods) if methods else None))

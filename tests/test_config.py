@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter import Config, ConfigError
+from exporter.config import to_dict
+
+
+def test_defaults_are_valid_and_round_trip() -> None:
+    config = Config()
+    assert Config.from_mapping(to_dict(config)) == config
+    assert config.buckets.http_duration[-1] >= 120.0  # LLM requests take tens of seconds
+    assert config.label_cap == 100
+
+
+def test_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "llm-exporter.yaml"
+    path.write_text(
+        "labels: {service: chat, env: prod}\n"
+        "label_cap: 50\n"
+        "exclude_paths: [/health, /ready]\n"
+        "mlflow:\n  enabled: true\n  window_seconds: 30\n"
+        "pricing:\n  overrides:\n    my-model: {input: 1.5, output: 6}\n"
+    )
+    config = Config.from_yaml(path)
+    assert config.labels == {"service": "chat", "env": "prod"}
+    assert config.label_cap == 50
+    assert config.exclude_paths == ("/health", "/ready")
+    assert config.mlflow.enabled is True
+    assert config.mlflow.window_seconds == 30.0
+    assert config.pricing.overrides["my-model"].input == 1.5
+    assert config.pricing.overrides["my-model"].cached_input is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("label_cap: lots\n", "label_cap: expected an integer, got str 'lots'"),
+        ("mlflow:\n  window_seconds: 0\n", "mlflow.window_seconds: expected a number > 0, got 0.0"),
+        ("mlflow:\n  windw_seconds: 5\n", "mlflow.windw_seconds: unknown key; expected one of: "),
+        ("mlflow:\n  run_period: week\n", "mlflow.run_period: expected one of 'day', 'hour', 'instance', got 'week'"),
+        ("drift: yes\n", "drift: expected a mapping, got bool True"),
+        ("buckets:\n  http_duration: [1, 0.5]\n", "buckets.http_duration: expected a non-empty, strictly increasing"),
+        ("pricing:\n  overrides:\n    m: {input: 1}\n", "pricing.overrides.m.output: required key is missing"),
+        ("pricing:\n  overrides:\n    m: {input: -1, output: 1}\n", "pricing.overrides.m.input: expected a price >= 0"),
+        ("labels: {9lives: x}\n", "labels.9lives: not a valid Prometheus label name"),
+        ("auth:\n  basic_username: u\n", "auth.basic_password: basic auth needs both"),
+        ("exclude_paths: [1, {a: b}]\n", "exclude_paths[1]: expected a string, got dict"),
+        ("- a\n- b\n", "(top level): expected a mapping, got list"),
+        ("a: [\n", "line 2: not valid YAML"),
+    ],
+)
+def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Config.from_yaml(path)
+    assert str(info.value).startswith(f"{path}: {message}")
+    assert info.value.source == str(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match=r"^/nonexistent/x.yaml: \(file\): cannot read"):
+        Config.from_yaml("/nonexistent/x.yaml")
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("label_cap: 10\nmlflow:\n  experiment: from-file\n")
+    env = {
+        "LLM_EXPORTER_CONFIG": str(path),
+        "LLM_EXPORTER_LABEL_CAP": "20",
+        "LLM_EXPORTER_MLFLOW__TRACKING_URI": "sqlite:///x.db",
+        "LLM_EXPORTER_LABELS": "{service: api}",
+        "OTHER": "ignored",
+    }
+    config = Config.load(environ=env)
+    assert config.label_cap == 20
+    assert config.mlflow.experiment == "from-file"
+    assert config.mlflow.tracking_uri == "sqlite:///x.db"
+    assert config.labels == {"service": "api"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LLM_EXPORTER_LABEL_CAP", "many", "LLM_EXPORTER_LABEL_CAP: label_cap: expected an integer, got str 'many'"),
+        (
+            "LLM_EXPORTER_MLFLOW__ENABLED",
+            "perhaps",
+            "LLM_EXPORTER_MLFLOW__ENABLED: mlflow.enabled: expected true",
+        ),
+        ("LLM_EXPORTER_NOPE", "1", "LLM_EXPORTER_NOPE: nope: unknown key"),
+    ],
+)
+def test_environment_errors_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({name: value})
+    assert str(info.value).startswith(message)

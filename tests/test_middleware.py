@@ -1,0 +1,422 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocket
+
+from exporter import Config, PrometheusMiddleware, Recorder
+from exporter.metrics import OVERFLOW, UNMATCHED
+
+from .asgi import call, http_scope, wrap
+
+DURATION = "http_server_request_duration_seconds"
+
+
+def count(registry: CollectorRegistry, route: str, status: str = "200", method: str = "GET") -> float | None:
+    labels = {"http_request_method": method, "http_route": route, "http_response_status_code": status}
+    return registry.get_sample_value(f"{DURATION}_count", labels)
+
+
+def active(registry: CollectorRegistry, route: str, method: str = "GET") -> float | None:
+    return registry.get_sample_value(
+        "http_server_active_requests", {"http_request_method": method, "http_route": route}
+    )
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+async def ok(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+async def echo(request: Request) -> Response:
+    return Response(await request.body())
+
+
+async def boom(request: Request) -> Response:
+    raise KeyError("boom")
+
+
+def starlette_app() -> Starlette:
+    inner = Starlette(routes=[Route("/files/{name}", ok), Route("/", ok)])
+    return Starlette(
+        routes=[
+            Route("/items/{item_id}", ok),
+            Route("/users/{user_id:int}/orders", ok),
+            Route("/echo", echo, methods=["POST"]),
+            Route("/boom", boom),
+            Mount("/sub", app=inner),
+            Mount("/api", routes=[Route("/v1/chat/{session_id}", ok, methods=["POST"])]),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route", "status"),
+    [
+        ("GET", "/items/1", "/items/{item_id}", "200"),
+        ("GET", "/items/abc", "/items/{item_id}", "200"),
+        ("GET", "/users/7/orders", "/users/{user_id:int}/orders", "200"),
+        ("GET", "/users/me/orders", UNMATCHED, "404"),
+        ("GET", "/sub/files/a.txt", "/sub/files/{name}", "200"),
+        ("POST", "/api/v1/chat/s-123", "/api/v1/chat/{session_id}", "200"),
+        ("GET", "/api/v1/chat/s-123", "/api/v1/chat/{session_id}", "405"),
+        ("GET", "/wp-login.php", UNMATCHED, "404"),
+    ],
+)
+def test_route_templates_starlette(method: str, path: str, route: str, status: str) -> None:
+    app, registry = wrap(starlette_app())
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.request(method, path).status_code == int(status)
+    assert count(registry, route, status, method) == 3
+
+
+def test_add_middleware_on_fastapi_with_routers_and_mounted_subapp() -> None:
+    registry = CollectorRegistry()
+    recorder = Recorder(Config(), registry)
+    app = FastAPI()
+    router = APIRouter(prefix="/v1")
+
+    @router.post("/chat/{session_id}")
+    async def chat(session_id: str) -> dict[str, str]:
+        return {"session": session_id}
+
+    sub = FastAPI()
+
+    @sub.get("/reports/{report_id}")
+    async def report(report_id: int) -> dict[str, int]:
+        return {"id": report_id}
+
+    app.include_router(router)
+    app.mount("/admin", sub)
+    app.add_middleware(PrometheusMiddleware, recorder=recorder)
+    with TestClient(app) as client:
+        assert client.post("/v1/chat/abc").json() == {"session": "abc"}
+        assert client.post("/v1/chat/def").status_code == 200
+        assert client.get("/admin/reports/5").json() == {"id": 5}
+        assert client.get("/nothing/here").status_code == 404
+    assert count(registry, "/v1/chat/{session_id}", method="POST") == 2
+    assert count(registry, "/admin/reports/{report_id}") == 1
+    assert count(registry, UNMATCHED, "404") == 1
+
+
+def test_root_path_is_not_part_of_the_route() -> None:
+    app, registry = wrap(starlette_app())
+    with TestClient(app, root_path="/prefix") as client:
+        assert client.get("/items/9").status_code == 200
+    assert count(registry, "/items/{item_id}") == 1
+
+
+def test_plain_asgi_app_with_patterns_and_with_resolver() -> None:
+    async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app, registry = wrap(raw, route_patterns=["/orders/{order_id}", "/static/{path:path}"])
+    client = TestClient(app)  # a raw app without lifespan support
+    client.get("/orders/1")
+    client.get("/orders/2")
+    client.get("/static/css/site.css")
+    client.get("/other")
+    assert count(registry, "/orders/{order_id}") == 2
+    assert count(registry, "/static/{path:path}") == 1
+    assert count(registry, UNMATCHED) == 1
+
+    registry = CollectorRegistry()
+    resolved = PrometheusMiddleware(
+        raw,
+        recorder=Recorder(Config(), registry),
+        route_resolver=lambda scope: "/by-resolver" if scope["path"].startswith("/r") else None,
+    )
+    client = TestClient(resolved)
+    client.get("/r/1")
+    client.get("/x")
+    assert count(registry, "/by-resolver") == 1
+    assert count(registry, UNMATCHED) == 1
+
+
+def test_sizes_exact() -> None:
+    app, registry = wrap(starlette_app())
+    with TestClient(app) as client:
+        assert client.post("/echo", content=b"x" * 300).content == b"x" * 300
+    labels = {"http_request_method": "POST", "http_route": "/echo", "http_response_status_code": "200"}
+    assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 300
+    assert registry.get_sample_value("http_server_response_body_size_bytes_sum", labels) == 300
+    assert registry.get_sample_value("http_server_request_body_size_bytes_bucket", {**labels, "le": "256.0"}) == 0
+    assert registry.get_sample_value("http_server_request_body_size_bytes_bucket", {**labels, "le": "1024.0"}) == 1
+
+
+def test_streaming_duration_ends_at_last_chunk_and_ttfb() -> None:
+    async def stream(request: Request) -> Response:
+        async def chunks() -> Any:
+            for _ in range(3):
+                await asyncio.sleep(0.1)
+                yield b"data: x\n\n"
+
+        async def slow_background() -> None:
+            await asyncio.sleep(0.5)
+
+        return StreamingResponse(chunks(), media_type="text/plain", background=BackgroundTask(slow_background))
+
+    app, registry = wrap(Starlette(routes=[Route("/stream", stream)]))
+    with TestClient(app) as client:
+        assert client.get("/stream").content == b"data: x\n\n" * 3
+    labels = {"http_request_method": "GET", "http_route": "/stream", "http_response_status_code": "200"}
+    duration = registry.get_sample_value(f"{DURATION}_sum", labels)
+    ttfb = registry.get_sample_value("http_server_time_to_first_byte_seconds_sum", labels)
+    assert duration is not None and ttfb is not None
+    assert 0.3 <= duration < 0.8  # three 0.1 s sleeps; the 0.5 s background task is not counted
+    assert 0.1 <= ttfb < duration
+    assert registry.get_sample_value("http_server_response_body_size_bytes_sum", labels) == 27
+
+
+def test_non_streaming_response_has_no_ttfb_series() -> None:
+    app, registry = wrap(starlette_app())
+    with TestClient(app) as client:
+        client.get("/items/1")
+    labels = {"http_request_method": "GET", "http_route": "/items/{item_id}", "http_response_status_code": "200"}
+    assert registry.get_sample_value("http_server_time_to_first_byte_seconds_count", labels) is None
+
+
+def test_exception_recorded_as_500_reraised_and_gauge_back_to_zero() -> None:
+    app, registry = wrap(starlette_app())
+    with TestClient(app) as client, pytest.raises(KeyError, match="boom"):
+        client.get("/boom")
+    assert count(registry, "/boom", "500") == 1
+    exc = {"http_request_method": "GET", "http_route": "/boom", "error_type": "KeyError"}
+    assert registry.get_sample_value("http_server_exceptions_total", exc) == 1
+    active = {"http_request_method": "GET", "http_route": "/boom"}
+    assert registry.get_sample_value("http_server_active_requests", active) == 0
+
+
+def test_active_requests_during_request() -> None:
+    seen: list[float | None] = []
+    registry = CollectorRegistry()
+
+    async def slow(request: Request) -> Response:
+        labels = {"http_request_method": "GET", "http_route": "/slow"}
+        seen.append(registry.get_sample_value("http_server_active_requests", labels))
+        return PlainTextResponse("done")
+
+    app = PrometheusMiddleware(Starlette(routes=[Route("/slow", slow)]), recorder=Recorder(Config(), registry))
+    with TestClient(app) as client:
+        client.get("/slow")
+    assert seen == [1.0]
+    assert active(registry, "/slow") == 0
+
+
+def _streaming_app() -> Starlette:
+    async def stream(request: Request) -> Response:
+        async def chunks() -> Any:
+            for _ in range(100):
+                yield b"chunk"
+                await asyncio.sleep(0.01)
+
+        return StreamingResponse(chunks())
+
+    return Starlette(routes=[Route("/stream", stream)])
+
+
+def test_client_disconnect_asgi_2_4_send_raises() -> None:
+    app, registry = wrap(_streaming_app())
+    chunks = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal chunks
+        if message["type"] == "http.response.body":
+            chunks += 1
+            if chunks == 3:
+                raise OSError("client went away")
+
+    with pytest.raises(Exception) as info:
+        asyncio.run(call(app, http_scope("/stream", spec="2.4"), send=send))
+    assert type(info.value).__name__ == "ClientDisconnect"
+    assert count(registry, "/stream", "499") == 1
+    assert count(registry, "/stream", "200") is None
+    labels = {"http_request_method": "GET", "http_route": "/stream", "http_response_status_code": "499"}
+    assert registry.get_sample_value("http_server_response_body_size_bytes_sum", labels) == 15
+    assert active(registry, "/stream") == 0
+    assert (
+        registry.get_sample_value(
+            "http_server_exceptions_total",
+            {"http_request_method": "GET", "http_route": "/stream", "error_type": "ClientDisconnect"},
+        )
+        is None
+    )
+
+
+def test_client_disconnect_asgi_2_0_disconnect_message() -> None:
+    app, registry = wrap(_streaming_app())
+    asked = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        asked += 1
+        if asked == 1:
+            await asyncio.sleep(0.035)
+        return {"type": "http.disconnect"}
+
+    asyncio.run(call(app, http_scope("/stream", spec="2.0"), receive=receive))
+    assert count(registry, "/stream", "499") == 1
+    assert active(registry, "/stream") == 0
+
+
+def test_cancelled_request_is_499_and_gauge_back_to_zero() -> None:
+    async def hang(request: Request) -> Response:
+        await asyncio.sleep(10)
+        return PlainTextResponse("never")
+
+    app, registry = wrap(Starlette(routes=[Route("/hang", hang)]))
+
+    async def main() -> None:
+        task = asyncio.ensure_future(call(app, http_scope("/hang")))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert count(registry, "/hang", "499") == 1
+    assert active(registry, "/hang") == 0
+
+
+def test_label_cap_overflow() -> None:
+    async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    # Each request gets its own route from the resolver: the cap of 3 keeps 3 and folds the rest.
+    app, registry = wrap(raw, label_cap=3)
+    app.routes.resolver = lambda scope: scope["path"]
+    client = TestClient(app)  # a raw app without lifespan support
+    for i in range(5):
+        client.get(f"/r{i}")
+    for i in range(3):
+        assert count(registry, f"/r{i}") == 1
+    assert count(registry, OVERFLOW) == 2
+    assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "http_route"}) == 2
+
+
+def test_exclusions_and_metrics_endpoint() -> None:
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app, registry = wrap(Starlette(routes=[Route("/health", health), Route("/items/{i}", ok)]))
+    with TestClient(app) as client:
+        assert client.get("/health").text == "ok"
+        client.get("/items/1")
+        body = client.get("/metrics").text
+    assert 'http_route="/items/{i}"' in body
+    assert count(registry, "/health") is None
+    assert count(registry, "/metrics") is None
+    assert count(registry, UNMATCHED) is None
+
+    app, registry = wrap(Starlette(routes=[Route("/health", health)]), exclude_paths=["/health", "/ignored"])
+    with TestClient(app) as client:
+        assert client.get("/ignored").status_code == 404
+    assert count(registry, UNMATCHED, "404") is None
+
+
+def test_custom_metrics_path() -> None:
+    app, registry = wrap(starlette_app(), metrics_path="/internal/metrics")
+    with TestClient(app) as client:
+        client.get("/items/1")
+        assert "http_server_request_duration_seconds_count" in client.get("/internal/metrics").text
+        assert client.get("/metrics").status_code == 404
+
+
+def test_unknown_method_is_other() -> None:
+    app, registry = wrap(starlette_app())
+    with TestClient(app) as client:
+        client.request("FOOBAR", "/items/1")
+    assert count(registry, "/items/{item_id}", "405", "_OTHER") == 1
+
+
+def test_static_labels() -> None:
+    app, registry = wrap(starlette_app(), labels={"service": "chat", "env": "prod"})
+    with TestClient(app) as client:
+        client.get("/items/1")
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "/items/{item_id}",
+        "http_response_status_code": "200",
+        "service": "chat",
+        "env": "prod",
+    }
+    assert registry.get_sample_value(f"{DURATION}_count", labels) == 1
+
+
+def test_websocket_and_lifespan_pass_through() -> None:
+    events: list[str] = []
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(await websocket.receive_text())
+        await websocket.close()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    inner = Starlette(routes=[WebSocketRoute("/ws", ws)], lifespan=lifespan)
+    app, registry = wrap(inner)
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws") as sock:
+            sock.send_text("ping")
+            assert sock.receive_text() == "ping"
+    assert events == ["startup", "shutdown"]
+    assert all(not m.samples for m in registry.collect() if m.name == DURATION)
+
+
+def test_options_are_validated_as_config() -> None:
+    from exporter import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        PrometheusMiddleware(starlette_app(), registry=CollectorRegistry(), label_cap="many")
+    assert str(info.value) == "PrometheusMiddleware(...): label_cap: expected an integer, got str 'many'"
+
+
+def test_a_recording_failure_never_fails_the_request() -> None:
+    app, registry = wrap(starlette_app())
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("bug in a sink")
+
+    app.recorder.http = broken  # type: ignore[method-assign]
+    with TestClient(app) as client:
+        assert client.get("/items/1").text == "hello"
+
+
+def test_handlers_see_the_middleware_recorder() -> None:
+    from exporter.recorder import current_recorder
+
+    seen: list[Recorder] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(current_recorder())
+        return PlainTextResponse("x")
+
+    app, _ = wrap(Starlette(routes=[Route("/x", handler)]))
+    with TestClient(app) as client:
+        client.get("/x")
+    assert seen == [app.recorder]

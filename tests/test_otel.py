@@ -1,0 +1,480 @@
+"""OpenTelemetry integration: exemplars (down to a real Prometheus), GenAI span processor, OTel metrics out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.exposition import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from exporter.config import Config, ConfigError
+from exporter.middleware import PrometheusMiddleware
+from exporter.otel import (
+    GenAISpanProcessor,
+    OtelMetricsSink,
+    disable_exemplars,
+    enable_exemplars,
+    enable_otel_metrics,
+    llm_call_from_span,
+)
+from exporter.recorder import LLMCall, Recorder
+
+from .servers import ThreadServer, prometheus
+
+T0 = 1_700_000_000_000_000_000  # span start, ns since the epoch
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def rec(registry: CollectorRegistry) -> Recorder:
+    return Recorder(Config(), registry)
+
+
+@pytest.fixture
+def tracer_provider() -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    yield provider
+    provider.shutdown()
+
+
+def ids(span: trace.Span) -> dict[str, str]:
+    ctx = span.get_span_context()
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+def exemplars(registry: CollectorRegistry, sample_name: str) -> list[dict[str, str]]:
+    return [
+        dict(s.exemplar.labels)
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == sample_name and s.exemplar is not None
+    ]
+
+
+def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in registry.collect() for s in f.samples}
+
+
+# -- exemplars ------------------------------------------------------------------------------------------
+
+
+def test_exemplar_names_the_active_span_in_openmetrics(rec: Recorder, registry: CollectorRegistry) -> None:
+    assert enable_exemplars(rec) is True
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        rec.http("GET", "/chat", 200, 0.3, 10, 20)
+        rec.llm(LLMCall("gpt-4o", "openai", input_tokens=100, output_tokens=20, duration=1.5))
+    expected = ids(span)
+    assert exemplars(registry, "http_server_request_duration_seconds_bucket") == [expected]
+    assert exemplars(registry, "gen_ai_client_operation_duration_seconds_bucket") == [expected]
+    assert exemplars(registry, "gen_ai_client_token_usage_bucket") == [expected, expected]  # input, output
+    text = generate_latest(registry).decode()
+    line = f'# {{trace_id="{expected["trace_id"]}",span_id="{expected["span_id"]}"}} 0.3'
+    assert 'http_server_request_duration_seconds_bucket{http_request_method="GET"' in text
+    assert line in text
+
+
+def test_no_exemplar_without_a_span_or_when_not_sampled(rec: Recorder, registry: CollectorRegistry) -> None:
+    assert enable_exemplars(rec) is True
+    assert rec.exemplar is not None and rec.exemplar() is None
+    rec.http("GET", "/chat", 200, 0.3, 10, 20)
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("test")
+    with unsampled.start_as_current_span("request"):
+        assert rec.exemplar() is None
+        rec.http("GET", "/chat", 200, 0.3, 10, 20)
+    assert (
+        registry.get_sample_value(
+            "http_server_request_duration_seconds_count",
+            {"http_request_method": "GET", "http_route": "/chat", "http_response_status_code": "200"},
+        )
+        == 2.0
+    )
+    assert exemplars(registry, "http_server_request_duration_seconds_bucket") == []
+
+
+def test_disable_exemplars(rec: Recorder, registry: CollectorRegistry) -> None:
+    enable_exemplars(rec)
+    disable_exemplars(rec)
+    with TracerProvider().get_tracer("test").start_as_current_span("request"):
+        rec.http("GET", "/chat", 200, 0.3, 10, 20)
+    assert exemplars(registry, "http_server_request_duration_seconds_bucket") == []
+
+
+def test_exemplars_off_without_the_extra(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)  # what `import` sees when it is not installed
+    assert enable_exemplars(rec) is False
+    assert rec.exemplar is None
+
+
+def test_exemplars_off_in_multiprocess_mode(rec: Recorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert enable_exemplars(rec) is False
+    assert rec.exemplar is None
+
+
+def test_import_exporter_does_not_import_opentelemetry() -> None:
+    code = "import sys, exporter; print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.e2e
+def test_prometheus_stores_the_trace_id_of_a_request(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    rec = Recorder(Config(), registry)
+    seen: list[dict[str, str]] = []
+
+    async def work(request: Request) -> PlainTextResponse:
+        seen.append(ids(trace.get_current_span()))  # the span OTel's ASGI middleware started for this request
+        return PlainTextResponse("ok")
+
+    provider = TracerProvider()
+    inner = PrometheusMiddleware(Starlette(routes=[Route("/work", work)]), recorder=rec)
+    assert rec.exemplar is not None  # the middleware turned exemplars on (config.otel.exemplars defaults to true)
+    app = OpenTelemetryMiddleware(inner, tracer_provider=provider, exclude_spans=["receive", "send"])
+    try:
+        with ThreadServer(app) as server:
+            urllib.request.urlopen(f"{server.url}/work", timeout=10).close()
+            assert len(seen) == 1
+            config = (
+                "global: {scrape_interval: 1s}\n"
+                "scrape_configs:\n"
+                f"  - job_name: app\n    static_configs: [{{targets: ['127.0.0.1:{server.port}']}}]\n"
+            )
+            with prometheus(config, tmp_path / "prometheus", "--enable-feature=exemplar-storage") as url:
+                data = _wait_for_exemplars(url, 'http_server_request_duration_seconds_bucket{http_route="/work"}')
+    finally:
+        provider.shutdown()
+    assert [e["labels"] for series in data for e in series["exemplars"]] == [seen[0]]
+    assert {series["seriesLabels"]["job"] for series in data} == {"app"}
+
+
+def _wait_for_exemplars(base: str, query: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        now = time.time()
+        params = urllib.parse.urlencode({"query": query, "start": now - 600, "end": now + 60})
+        with urllib.request.urlopen(f"{base}/api/v1/query_exemplars?{params}", timeout=10) as resp:
+            body = json.load(resp)
+        assert body["status"] == "success", body
+        if body["data"]:
+            return list(body["data"])
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no exemplars for {query} after {timeout}s")
+        time.sleep(0.5)
+
+
+# -- GenAI span processor -------------------------------------------------------------------------------
+
+
+def end_span(
+    provider: TracerProvider,
+    attributes: dict[str, Any],
+    *,
+    seconds: float = 1.5,
+    error: BaseException | None = None,
+    name: str = "chat gpt-4o",
+) -> trace.Span:
+    span = provider.get_tracer("test").start_span(name, kind=SpanKind.CLIENT, attributes=attributes, start_time=T0)
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+    span.end(end_time=T0 + int(seconds * 1e9))
+    return span
+
+
+CURRENT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.response.model": "gpt-4o-2024-08-06",
+    "gen_ai.usage.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 200,
+}
+OLDER = {  # before gen_ai.provider.name / input_tokens, and before gen_ai.operation.name existed
+    "gen_ai.system": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.usage.prompt_tokens": 500,
+    "gen_ai.usage.completion_tokens": 100,
+}
+
+
+def price(rec: Recorder, model: str, input_tokens: int, output_tokens: int) -> tuple[float, float]:
+    cost = rec.pricing.cost(model, input_tokens, output_tokens, 0)
+    assert cost is not None
+    return cost.input_usd, cost.output_usd
+
+
+def test_genai_spans_become_token_and_cost_metrics(rec: Recorder, registry: CollectorRegistry) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    end_span(provider, CURRENT, seconds=1.5)
+    end_span(provider, OLDER, seconds=0.5)
+
+    openai = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
+    value = registry.get_sample_value
+    assert value("llm_tokens_total", {**openai, "gen_ai_token_type": "input"}) == 1500
+    assert value("llm_tokens_total", {**openai, "gen_ai_token_type": "output"}) == 300
+    in_usd, out_usd = price(rec, "gpt-4o", 1000, 200)
+    in_old, out_old = price(rec, "gpt-4o", 500, 100)
+    assert value("llm_cost_usd_total", {**openai, "gen_ai_token_type": "input"}) == pytest.approx(in_usd + in_old)
+    assert value("llm_cost_usd_total", {**openai, "gen_ai_token_type": "output"}) == pytest.approx(out_usd + out_old)
+    assert value("llm_requests_total", {**openai, "outcome": "ok"}) == 2
+    duration = {**openai, "gen_ai_operation_name": "chat", "error_type": ""}
+    assert value("gen_ai_client_operation_duration_seconds_count", duration) == 2
+    assert value("gen_ai_client_operation_duration_seconds_sum", duration) == 2.0
+    usage = {**openai, "gen_ai_operation_name": "chat", "gen_ai_token_type": "input"}
+    assert value("gen_ai_client_token_usage_sum", usage) == 1500
+    assert value("gen_ai_client_token_usage_count", usage) == 2
+    provider.shutdown()
+
+
+def test_cost_is_the_one_the_pricing_table_gives(rec: Recorder, registry: CollectorRegistry) -> None:
+    """Against the table itself: price per 1M tokens, input and output."""
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    end_span(provider, CURRENT)
+    entry = rec.pricing.lookup("gpt-4o")
+    assert entry is not None
+    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
+    value = registry.get_sample_value
+    assert value("llm_cost_usd_total", {**labels, "gen_ai_token_type": "input"}) == pytest.approx(
+        1000 * entry.input / 1e6
+    )
+    assert value("llm_cost_usd_total", {**labels, "gen_ai_token_type": "output"}) == pytest.approx(
+        200 * entry.output / 1e6
+    )
+    provider.shutdown()
+
+
+def test_errors_from_error_type_or_span_status(rec: Recorder, registry: CollectorRegistry) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": "claude"}
+    end_span(provider, {**base, "error.type": "timeout"}, error=TimeoutError("slow"))
+    end_span(provider, base, error=ValueError("bad"))
+    end_span(provider, {**base, "gen_ai.usage.input_tokens": 10})
+    value = registry.get_sample_value
+    labels = {"gen_ai_provider_name": "anthropic", "gen_ai_request_model": "claude"}
+    assert value("llm_requests_total", {**labels, "outcome": "error"}) == 2
+    assert value("llm_requests_total", {**labels, "outcome": "ok"}) == 1
+    for error in ("timeout", "ValueError"):
+        d = {**labels, "gen_ai_operation_name": "chat", "error_type": error}
+        assert value("gen_ai_client_operation_duration_seconds_count", d) == 1
+    provider.shutdown()
+
+
+def test_non_genai_and_agent_spans_change_nothing(rec: Recorder, registry: CollectorRegistry) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    before = samples(registry)
+    end_span(provider, {}, name="empty")
+    end_span(provider, {"http.request.method": "GET", "http.route": "/chat"}, name="GET /chat")
+    # Agent and tool spans may sum the usage of the model calls under them: counting them would count twice.
+    agent = {**CURRENT, "gen_ai.operation.name": "invoke_agent"}
+    end_span(provider, agent, name="invoke_agent helper")
+    end_span(provider, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, name="tool")
+    assert samples(registry) == before
+    provider.shutdown()
+
+
+def test_genai_span_is_the_exemplar_of_its_own_metrics(rec: Recorder, registry: CollectorRegistry) -> None:
+    enable_exemplars(rec)
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("request"):
+        with tracer.start_as_current_span("chat gpt-4o", attributes=CURRENT) as span:
+            pass
+    # The span has ended (so is no longer current) when on_end runs; the exemplar still names it.
+    assert exemplars(registry, "gen_ai_client_token_usage_bucket") == [ids(span), ids(span)]
+    provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        (
+            CURRENT,
+            LLMCall("gpt-4o", "openai", "chat", 1000, 200, duration=1.5, timestamp=(T0 + 1_500_000_000) / 1e9),
+        ),
+        (
+            {**OLDER, "llm.request.type": "embedding"},
+            LLMCall("gpt-4o", "openai", "embeddings", 500, 100, duration=1.5, timestamp=(T0 + 1_500_000_000) / 1e9),
+        ),
+        (  # only the response model; cached input tokens (current name); nonsense usage values ignored
+            {
+                "gen_ai.operation.name": "generate_content",
+                "gen_ai.system": "gcp.gemini",
+                "gen_ai.response.model": "gemini-2.0-flash",
+                "gen_ai.usage.input_tokens": 300,
+                "gen_ai.usage.cache_read.input_tokens": 100,
+                "gen_ai.usage.output_tokens": "many",
+            },
+            LLMCall(
+                "gemini-2.0-flash",
+                "gcp.gemini",
+                "generate_content",
+                300,
+                0,
+                cached_input_tokens=100,
+                duration=1.5,
+                timestamp=(T0 + 1_500_000_000) / 1e9,
+            ),
+        ),
+    ],
+)
+def test_llm_call_from_span(attributes: dict[str, Any], expected: LLMCall, tracer_provider: TracerProvider) -> None:
+    span = end_span(tracer_provider, attributes)
+    operation = "embeddings" if "llm.request.type" in attributes else str(attributes.get("gen_ai.operation.name"))
+    assert llm_call_from_span(span, operation) == expected  # type: ignore[arg-type]
+
+
+def test_processor_errors_never_reach_the_application(registry: CollectorRegistry) -> None:
+    class Broken(Recorder):
+        def llm(self, call: LLMCall) -> None:  # type: ignore[override]
+            raise RuntimeError("boom")
+
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(Broken(Config(), registry)))
+    end_span(provider, CURRENT)  # must not raise
+    provider.shutdown()
+
+
+# -- OpenTelemetry metrics out --------------------------------------------------------------------------
+
+
+def otel_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return {
+        m.name: list(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
+
+
+def point(points: list[Any], **attrs: Any) -> Any:
+    found = [p for p in points if dict(p.attributes) == attrs]
+    assert len(found) == 1, [dict(p.attributes) for p in points]
+    return found[0]
+
+
+def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None:
+    rec = Recorder(Config(labels={"service": "chat"}), registry)
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    sink = enable_otel_metrics(rec, meters)
+    assert enable_otel_metrics(rec, meters) is sink and rec.sinks == (sink,)
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    end_span(provider, CURRENT, seconds=1.5)
+    end_span(provider, OLDER, seconds=0.5)
+    end_span(provider, {**CURRENT, "error.type": "timeout"}, seconds=2.0, error=TimeoutError("slow"))
+    rec.http("GET", "/chat", 200, 0.25, 10, 20)
+    rec.http("POST", "/chat", 503, 0.5, 10, 20)
+    rec.confidence(0.9, "booking", "gpt-4o")
+    rec.evaluation("faithfulness", 0.75, "gpt-4o")
+    rec.feedback(4, "gpt-4o")
+    rec.event("human_handoff")
+
+    points = otel_points(reader)
+    prom = registry.get_sample_value
+    svc = {"service": "chat"}
+    model = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", **svc}
+    prom_model = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", **svc}
+    for token_type in ("input", "output"):
+        tokens = point(points["llm.tokens"], **model, **{"gen_ai.token.type": token_type}).value
+        assert tokens == prom("llm_tokens_total", {**prom_model, "gen_ai_token_type": token_type})
+        cost = point(points["llm.cost.usd"], **model, **{"gen_ai.token.type": token_type}).value
+        assert cost == pytest.approx(prom("llm_cost_usd_total", {**prom_model, "gen_ai_token_type": token_type}))
+        usage = point(
+            points["gen_ai.client.token.usage"],
+            **model,
+            **{"gen_ai.operation.name": "chat", "gen_ai.token.type": token_type},
+        )
+        prom_usage = {**prom_model, "gen_ai_operation_name": "chat", "gen_ai_token_type": token_type}
+        assert (usage.count, usage.sum) == (
+            prom("gen_ai_client_token_usage_count", prom_usage),
+            prom("gen_ai_client_token_usage_sum", prom_usage),
+        )
+    assert point(points["llm.tokens"], **model, **{"gen_ai.token.type": "input"}).value == 2500
+    assert point(points["llm.requests"], **model, outcome="ok").value == 2
+    assert point(points["llm.requests"], **model, outcome="error").value == 1
+
+    durations = points["gen_ai.client.operation.duration"]
+    ok = point(durations, **model, **{"gen_ai.operation.name": "chat"})
+    assert (ok.count, ok.sum) == (2, 2.0)
+    assert list(ok.explicit_bounds) == list(rec.config.buckets.llm_duration)
+    failed = point(durations, **model, **{"gen_ai.operation.name": "chat", "error.type": "timeout"})
+    assert (failed.count, failed.sum) == (1, 2.0)
+
+    http = points["http.server.request.duration"]
+    get = point(http, **svc, **{"http.request.method": "GET", "http.route": "/chat", "http.response.status_code": 200})
+    assert (get.count, get.sum) == (1, 0.25)
+    post = point(
+        http,
+        **svc,
+        **{"http.request.method": "POST", "http.route": "/chat", "http.response.status_code": 503, "error.type": "503"},
+    )
+    assert (post.count, post.sum) == (1, 0.5)
+    assert list(get.explicit_bounds) == list(rec.config.buckets.http_duration)
+
+    assert point(points["llm.confidence"], **svc, **{"gen_ai.request.model": "gpt-4o", "label": "booking"}).sum == 0.9
+    assert point(points["llm.predictions"], **svc, **{"gen_ai.request.model": "gpt-4o", "label": "booking"}).value == 1
+    evaluation = point(
+        points["llm.evaluation.score"], **svc, evaluation="faithfulness", **{"gen_ai.request.model": "gpt-4o"}
+    )
+    assert evaluation.sum == 0.75
+    assert point(points["llm.feedback.rating"], **svc, **{"gen_ai.request.model": "gpt-4o"}).sum == 4
+    assert point(points["llm.events"], **svc, event="human_handoff").value == 1
+    provider.shutdown()
+    meters.shutdown()
+
+
+def test_otel_metrics_exemplars_and_label_cap(registry: CollectorRegistry) -> None:
+    rec = Recorder(Config(label_cap=2), registry)
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    enable_otel_metrics(rec, meters)
+    with TracerProvider().get_tracer("test").start_as_current_span("request") as span:
+        rec.http("GET", "/a", 200, 0.1, 0, 0)
+    rec.http("GET", "/b", 200, 0.1, 0, 0)
+    rec.http("GET", "/c", 200, 0.1, 0, 0)  # third route: past the cap of 2
+    http = otel_points(reader)["http.server.request.duration"]
+    routes = sorted(p.attributes["http.route"] for p in http)
+    assert routes == ["/a", "/b", "__overflow__"]
+    assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "http_route"}) == 1
+    first = point(http, **{"http.request.method": "GET", "http.route": "/a", "http.response.status_code": 200})
+    assert [format(e.trace_id, "032x") for e in first.exemplars] == [ids(span)["trace_id"]]
+    meters.shutdown()
+
+
+def test_otel_metrics_without_the_extra_is_a_config_error(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.metrics", None)
+    monkeypatch.delattr(sys.modules["opentelemetry"], "metrics", raising=False)
+    with pytest.raises(ConfigError, match="otel.*metrics.*pip install"):
+        enable_otel_metrics(rec)
+    assert not any(isinstance(s, OtelMetricsSink) for s in rec.sinks)
