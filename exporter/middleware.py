@@ -93,7 +93,7 @@ class PrometheusMiddleware:
         rec = self.recorder
         route = rec.route(self.routes(scope))
         active = rec.active(method, route)
-        active.inc()
+        active(1)
         token = _current.set(rec)
         perf_counter = time.perf_counter
         start = perf_counter()
@@ -186,7 +186,7 @@ class PrometheusMiddleware:
                     status = 500
                 finish(perf_counter())
         finally:
-            active.dec()
+            active(-1)
             _current.reset(token)
 
     def _lifespan_send(self, send: Send) -> Send:

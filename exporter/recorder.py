@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .config import Config
-from .metrics import Metrics
+from .metrics import Metrics, adder, observer
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
@@ -95,9 +95,9 @@ class Recorder:
         # Set by the otel module when exemplars are on: returns {"trace_id": ..., "span_id": ...} or None.
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
         self._pricing: PricingTable | None = None
-        self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._ttfb_children: dict[tuple[str, str, int], Any] = {}
-        self._active_children: dict[tuple[str, str], Any] = {}
+        self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._llm_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
@@ -127,14 +127,14 @@ class Recorder:
         their child caches are keyed by it, which keeps them bounded whatever a route resolver returns."""
         return self.guard("http_route", route)
 
-    def active(self, method: str, route: str) -> Any:
-        """The in-flight gauge child for (method, route); callers ``inc()`` and ``dec()`` it."""
-        child = self._active_children.get((method, route))
-        if child is None:
+    def active(self, method: str, route: str) -> Callable[[float], None]:
+        """Adds to the in-flight gauge of (method, route): ``add(1)`` at the start, ``add(-1)`` at the end."""
+        add = self._active_children.get((method, route))
+        if add is None:
             m = self.metrics
-            child = m.http_active.labels(method, route, *m.static)
-            self._active_children[(method, route)] = child
-        return child
+            add = adder(m.http_active.labels(method, route, *m.static))
+            self._active_children[(method, route)] = add
+        return add
 
     def http(
         self,
@@ -151,14 +151,14 @@ class Recorder:
         children = self._http_children.get(key)
         if children is None:
             children = self._http_children_for(key)
-        duration_h, request_h, response_h = children
+        duration_h, observe_duration, observe_request, observe_response = children
         exemplar = self.exemplar() if self.exemplar is not None else None
         if exemplar:
             duration_h.observe(duration, exemplar)
         else:
-            duration_h.observe(duration)
-        request_h.observe(request_bytes)
-        response_h.observe(response_bytes)
+            observe_duration(duration)
+        observe_request(request_bytes)
+        observe_response(response_bytes)
         if ttfb is not None:
             ttfb_h = self._ttfb_children.get(key)
             if ttfb_h is None:
@@ -176,13 +176,15 @@ class Recorder:
         method, route, status = key
         return method, route, self.guard("http_response_status_code", str(status))
 
-    def _http_children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any]:
+    def _http_children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any]:
         m = self.metrics
         values = self._http_values(key)
+        duration = m.http_duration.labels(*values, *m.static)
         children = (
-            m.http_duration.labels(*values, *m.static),
-            m.http_request_size.labels(*values, *m.static),
-            m.http_response_size.labels(*values, *m.static),
+            duration,
+            observer(duration),
+            observer(m.http_request_size.labels(*values, *m.static)),
+            observer(m.http_response_size.labels(*values, *m.static)),
         )
         # The key space is bounded: methods are normalised, routes capped by route(), statuses are 3 digits.
         self._http_children[key] = children
