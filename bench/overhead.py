@@ -55,7 +55,6 @@ def bare() -> Any:
 
 def ours(**options: Any) -> Any:
     app = make_app()
-    options = {"capture": {"enabled": False}, "otel": {"exemplars": False}, **options}  # TEMP until capture exists
     rec = Recorder(Config.from_mapping(options), CollectorRegistry())
     app.add_middleware(PrometheusMiddleware, recorder=rec)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -16,8 +17,11 @@ import yaml
 
 from .config import Config, ConfigError, to_dict
 
-APP_ENV = "LLM_EXPORTER_APP"
-SECRET_KEYS = ("token", "password", "bearer_token")
+APP_ENV = "_LLM_EXPORTER_RUN_TARGET"  # outside the LLM_EXPORTER_ prefix, which is config
+# Keys whose values are never printed: ``token``, ``bearer_token``, ``basic_password``, ``api_key``...
+_SECRET_KEY = re.compile(r"(^|_)(token|password|secret|api_key)$")
+# Credentials inside a URI (``https://user:pass@mlflow.example``).
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class UsageError(Exception):
@@ -29,7 +33,11 @@ def effective_config(config: Config) -> dict[str, Any]:
 
     def mask(data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: ("***" if k in SECRET_KEYS and v else mask(v)) for k, v in data.items()}
+            return {k: ("***" if _SECRET_KEY.search(str(k)) and v else mask(v)) for k, v in data.items()}
+        if isinstance(data, list):
+            return [mask(v) for v in data]
+        if isinstance(data, str):
+            return _USERINFO.sub("***@", data)
         return data
 
     return mask(to_dict(config))  # type: ignore[no-any-return]
@@ -47,7 +55,7 @@ def check(config_path: str | None) -> str:
 
 
 def wrapped_app() -> Any:
-    """uvicorn factory: the target app from ``$LLM_EXPORTER_APP`` wrapped by the middleware (one per worker)."""
+    """uvicorn factory: the ``MODULE:APP`` that ``run`` was given, wrapped by the middleware (once per worker)."""
     from uvicorn.importer import ImportFromStringError, import_from_string
 
     from .middleware import PrometheusMiddleware
@@ -57,12 +65,9 @@ def wrapped_app() -> Any:
         app = import_from_string(target)
     except ImportFromStringError as exc:
         raise UsageError(str(exc)) from None
-    config = Config.load()
-    if config.metrics_port is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from dataclasses import replace
-
-        config = replace(config, metrics_port=None, exclude_paths=(*config.exclude_paths, config.metrics_path))
-    return PrometheusMiddleware(app, config=config)
+    # With metrics_port set the middleware serves nothing on the app port; the port itself is served by
+    # run() (multiprocess: one exposition for all workers, from the parent).
+    return PrometheusMiddleware(app, config=Config.load())
 
 
 def run(
@@ -85,21 +90,36 @@ def run(
     if metrics_port is not None:
         os.environ["LLM_EXPORTER_METRICS_PORT"] = str(metrics_port)
     config = Config.load()  # fail here, once, with a clear message, rather than in every worker
-    sys.path.insert(0, os.getcwd())
+    if config.metrics_port is not None and config.metrics_port == port:
+        raise UsageError(f"--metrics-port must differ from --port (both {port})")
+    from .exposition import MULTIPROC_ENV, metrics_app, multiprocess_dir, start_metrics_server, wipe_multiprocess_dir
+
+    shared = multiprocess_dir()
+    if shared is not None:
+        if not os.path.isdir(shared):
+            raise UsageError(f"{MULTIPROC_ENV}={shared}: not a directory")
+        # Before the app is imported (with one worker this process records too): counts of an earlier run
+        # would otherwise be added to this one's.
+        wipe_multiprocess_dir(shared)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         import_from_string(target)
     except ImportFromStringError as exc:
         raise UsageError(str(exc)) from None
     os.environ[APP_ENV] = target
     own_dir = None
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if shared is None and workers > 1:
         own_dir = tempfile.mkdtemp(prefix="llm-exporter-prom-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+        os.environ[MULTIPROC_ENV] = own_dir
     try:
-        if workers > 1 and config.metrics_port is not None:
-            from .exposition import metrics_app, start_metrics_server
-
-            start_metrics_server(config.metrics_port, host, metrics_app(auth=config.auth))
+        if config.metrics_port is not None:
+            # Served from this process: with one worker the middleware finds the port taken by this same
+            # exposition and reuses it; with several, this is the one place that sees every worker's files.
+            try:
+                start_metrics_server(config.metrics_port, host, metrics_app(auth=config.auth))
+            except OSError as exc:
+                raise UsageError(str(exc)) from None
         uvicorn.run("exporter.cli:wrapped_app", factory=True, host=host, port=port, workers=workers, log_level="info")
     finally:
         if own_dir is not None:
@@ -107,7 +127,14 @@ def run(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm-exporter", description=__doc__.split("\n")[0] if __doc__ else None)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="llm-exporter",
+        description="Prometheus metrics, MLflow summaries and drift detection for LLM features behind any ASGI app.",
+        epilog="Start with `llm-exporter demo`; `llm-exporter COMMAND --help` shows a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run a simulated LLM chat service with its own traffic (start here)")
@@ -119,11 +146,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("run", help="serve MODULE:APP with uvicorn, wrapped by the middleware")
-    p.add_argument("target", metavar="MODULE:APP")
+    p.add_argument("target", metavar="MODULE:APP", help="the ASGI app to wrap, e.g. myservice.main:app")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--metrics-port", type=int, default=None)
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (>1: multiprocess metrics)")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port instead")
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_run)
 
@@ -154,6 +181,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    for option, value in (("--port", args.port), ("--metrics-port", args.metrics_port)):
+        if value is not None and not 0 < value < 65536:
+            raise UsageError(f"{option} must be a port between 1 and 65535, got {value}")
     run(
         args.target,
         host=args.host,

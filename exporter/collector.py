@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from .config import Config, ConfigError
 from .events import FieldError, parse_events
@@ -183,7 +184,9 @@ class Collector:
             )
             for result in ("accepted", "rejected")
         }
-        return {"status": "ok", "events": events, "sinks": sinks}
+        # Still "ok" to accept events when a sink struggles (MLflow down spools to disk), but say so.
+        degraded = any(isinstance(r, dict) and r.get("status", "ok") != "ok" for r in sinks.values())
+        return {"status": "degraded" if degraded else "ok", "events": events, "sinks": sinks}
 
     # -- lifespan ---------------------------------------------------------------------------------------
 
@@ -205,7 +208,7 @@ def _no_constant(name: str) -> Any:
 
 
 async def _json(send: Send, status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(data, separators=(",", ":")).encode()
+    body = json.dumps(data, separators=(",", ":"), default=str).encode()  # default: a sink's health may hold dates
     start: Message = {
         "type": "http.response.start",
         "status": status,

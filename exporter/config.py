@@ -120,28 +120,40 @@ class MlflowConfig:
     queue_size: int = 1000
     retry_max_seconds: float = 60.0
     per_request_sample_rate: float = 0.0
+    # Names this process in run names and keys; default ``<hostname>-<pid>``. Set it to something stable
+    # (the pod name) to continue the same day's run after a restart.
+    instance: str | None = None
+    retry_min_seconds: float = 1.0
+    request_timeout_seconds: int = 5  # MLflow HTTP timeout (MLFLOW_HTTP_REQUEST_TIMEOUT is whole seconds)
+    shutdown_timeout_seconds: float = 10.0
+    late_windows: int = 1440  # closed windows that still accept late evaluation results
+
+
+# Built-in drift features (numeric, then categorical); user features come through ``Recorder.feature``.
+DRIFT_FEATURES = ("input_tokens", "output_tokens", "request_duration", "confidence", "predicted_label", "model")
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     enabled: bool = True
-    features: tuple[str, ...] = (
-        "input_tokens",
-        "output_tokens",
-        "request_duration",
-        "confidence",
-        "predicted_label",
-        "model",
-    )
-    bins: int = 10
+    features: tuple[str, ...] = DRIFT_FEATURES  # the built-in features to track
+    bins: int = 10  # PSI / Jensen-Shannon bins for numeric features
+    resolution: int = 100  # fine quantile bins kept per numeric feature (KS is computed on these)
     window_seconds: float = 3600.0
     score_interval_seconds: float = 60.0
     min_samples: int = 200
     baseline_size: int = 1000
     baseline_file: str | None = None
-    baseline_mlflow_run: str | None = None
+    baseline_mlflow_run: str | None = None  # a run id, or a full artifact URI (runs:/<id>/path.json)
+    baseline_mlflow_artifact: str = "drift/baseline.json"  # artifact path inside the run
+    epsilon: float = 1e-4  # PSI: proportion used for empty bins
+    # Alert thresholds, exported as llm_drift_threshold{method}. KS 0.18 and JS 0.19 are about what a PSI
+    # of 0.2 means for a normal distribution whose mean moved by 0.45 standard deviations.
     psi_threshold: float = 0.2
+    ks_threshold: float = 0.18
+    js_threshold: float = 0.19
     max_categories: int = 50
+    max_user_features: int = 50
 
 
 @dataclass(frozen=True)
@@ -366,6 +378,16 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("mlflow.spool_max_bytes", "expected an integer >= 0")
     if not 0.0 <= m.per_request_sample_rate <= 1.0:
         bad("mlflow.per_request_sample_rate", f"expected a number between 0 and 1, got {m.per_request_sample_rate}")
+    if not 0 < m.retry_min_seconds <= m.retry_max_seconds:
+        bad("mlflow.retry_min_seconds", "expected a number > 0 and <= mlflow.retry_max_seconds")
+    if m.request_timeout_seconds < 1:
+        bad("mlflow.request_timeout_seconds", "expected an integer >= 1")
+    if m.shutdown_timeout_seconds <= 0:
+        bad("mlflow.shutdown_timeout_seconds", f"expected a number > 0, got {m.shutdown_timeout_seconds}")
+    if m.late_windows < 0:
+        bad("mlflow.late_windows", "expected an integer >= 0")
+    if not m.experiment.strip():
+        bad("mlflow.experiment", "expected a non-empty experiment name")
     d = cfg.drift
     if d.bins < 2:
         bad("drift.bins", f"expected an integer >= 2, got {d.bins}")
@@ -377,3 +399,20 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("drift.min_samples", "expected an integer >= 1")
     if d.baseline_size < 1:
         bad("drift.baseline_size", "expected an integer >= 1")
+    for i, name in enumerate(d.features):
+        if name not in DRIFT_FEATURES:
+            known = ", ".join(DRIFT_FEATURES)
+            bad(f"drift.features[{i}]", f"unknown built-in feature {name!r}; expected some of: {known}")
+    if d.resolution < d.bins:
+        bad("drift.resolution", f"expected an integer >= drift.bins ({d.bins}), got {d.resolution}")
+    if not 0.0 < d.epsilon < 1.0:
+        bad("drift.epsilon", f"expected a number between 0 and 1 (exclusive), got {d.epsilon}")
+    for key in ("psi_threshold", "ks_threshold", "js_threshold"):
+        if getattr(d, key) <= 0:
+            bad(f"drift.{key}", f"expected a number > 0, got {getattr(d, key)}")
+    if d.max_categories < 1:
+        bad("drift.max_categories", "expected an integer >= 1")
+    if d.max_user_features < 0:
+        bad("drift.max_user_features", "expected an integer >= 0")
+    if d.baseline_file is not None and d.baseline_mlflow_run is not None:
+        bad("drift.baseline_mlflow_run", "set either drift.baseline_file or drift.baseline_mlflow_run, not both")

@@ -1,12 +1,8 @@
-"""``llm-exporter demo``: a simulated LLM chat service, wrapped by the middleware, with its own traffic.
+"""``llm-exporter demo``: the simulated chat service (``exporter.demo_service``), wrapped by the
+middleware, served by uvicorn, with its own traffic (``exporter.demo_traffic``).
 
-The service speaks the OpenAI chat completions API (JSON and ``stream: true`` SSE with a final usage
-chunk). It never records tokens itself: the middleware reads them from the responses, exactly as it
-would for a real service. Handlers add what only they know through the ``llm`` API: the intent and
-its confidence, evaluation scores, feedback and business events.
-
-The traffic generator (:mod:`exporter.demo_traffic`) calls the service over HTTP and, after a while,
-sends much longer prompts, so drift shows up in ``llm_drift_score``.
+It runs on a fresh machine with nothing set up: MLflow mirroring goes to ``sqlite:///mlflow.db`` in the
+working directory, and the traffic calls the service over loopback only.
 """
 
 from __future__ import annotations
@@ -14,260 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import math
-import random
 import signal
 import socket
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from .config import Config, DriftConfig, MlflowConfig
-from .recorder import Recorder, current_recorder, recorder_for
+from .demo_service import MODELS, ChatService
+from .recorder import Recorder, recorder_for
 
 DEMO_MLFLOW_URI = "sqlite:///mlflow.db"
-
-
-@dataclass(frozen=True)
-class DemoModel:
-    name: str
-    weight: float  # share of the traffic
-    ttft: float  # median seconds to the first token
-    tokens_per_second: float
-
-
-# One model has no price in the table, so the demo shows llm_exporter_unpriced_tokens_total too.
-MODELS = (
-    DemoModel("gpt-4o-mini", 0.55, 0.35, 90.0),
-    DemoModel("gpt-4o", 0.25, 0.55, 60.0),
-    DemoModel("gpt-4.1-nano", 0.12, 0.25, 140.0),
-    DemoModel("acme-support-7b", 0.08, 0.15, 45.0),
-)
-MODEL_BY_NAME = {m.name: m for m in MODELS}
-
-INTENTS: dict[str, tuple[str, ...]] = {
-    "booking": ("book", "appointment", "schedule", "reserve"),
-    "pricing": ("price", "cost", "how much", "quote"),
-    "opening_hours": ("open", "hours", "close"),
-    "cancellation": ("cancel", "refund"),
-    "complaint": ("terrible", "complain", "wrong", "angry"),
-}
-REPLY_WORDS = (
-    "sure happy to help with that our team can see you on tuesday or thursday morning the price depends on "
-    "the service and we will confirm it by email please let me know which time suits you best thank you "
-    "for your patience we are open from nine to six on weekdays and a colleague will follow up shortly"
-).split()
-
-ERROR_RATE = 0.04  # share of completions answered with a 5xx, like an overloaded upstream
-EVALUATED_SHARE = 0.3  # share of answers an (imaginary) LLM judge scores
-APPOINTMENT_SHARE = 0.6  # share of booking intents that end in an appointment request
-
-
-def classify(text: str, rng: random.Random) -> tuple[str, float]:
-    """A keyword 'intent model': a clear keyword gives high confidence, none gives a guess."""
-    lowered = text.lower()
-    for intent, words in INTENTS.items():
-        if any(w in lowered for w in words):
-            return intent, round(rng.betavariate(12, 1.5), 4)
-    return "general", round(rng.betavariate(3, 3), 4)
-
-
-def count_tokens(messages: list[dict[str, Any]]) -> int:
-    """~1.3 tokens per word plus a few per message, close to what a BPE tokenizer gives for English."""
-    words = sum(len(str(m.get("content", "")).split()) for m in messages)
-    return math.ceil(words * 1.3) + 3 * len(messages) + 3
-
-
-def _error(status: int, message: str, kind: str, code: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status)
-
-
-class ChatService:
-    """The simulated service's handlers. ``time_scale`` < 1 makes every simulated delay shorter."""
-
-    def __init__(self, *, seed: int | None = None, time_scale: float = 1.0) -> None:
-        self.rng = random.Random(seed)
-        self.time_scale = time_scale
-
-    def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/", self.index),
-                Route("/health", self.health),
-                Route("/v1/models", self.models),
-                Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/feedback", self.feedback, methods=["POST"]),
-            ]
-        )
-
-    async def index(self, request: Request) -> Response:
-        return PlainTextResponse("llm-exporter demo chat service: POST /v1/chat/completions; metrics at /metrics\n")
-
-    async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def models(self, request: Request) -> Response:
-        data = [{"id": m.name, "object": "model", "owned_by": "llm-exporter-demo"} for m in MODELS]
-        return JSONResponse({"object": "list", "data": data})
-
-    async def feedback(self, request: Request) -> Response:
-        body = await _json_body(request)
-        if body is None:
-            return _error(400, "expected a JSON object", "invalid_request_error", "invalid_json")
-        rating, model = body.get("rating"), body.get("model")
-        if isinstance(rating, bool) or not isinstance(rating, int | float) or not 1 <= rating <= 5:
-            return _error(400, "rating: expected a number from 1 to 5", "invalid_request_error", "invalid_rating")
-        if not isinstance(model, str) or model not in MODEL_BY_NAME:
-            return _error(400, "model: expected one of /v1/models", "invalid_request_error", "invalid_model")
-        _llm().feedback(float(rating), model=model)
-        return JSONResponse({"status": "recorded"}, 202)
-
-    async def chat(self, request: Request) -> Response:
-        body = await _json_body(request)
-        if body is None:
-            return _error(400, "expected a JSON object", "invalid_request_error", "invalid_json")
-        model = MODEL_BY_NAME.get(str(body.get("model")))
-        if model is None:
-            return _error(
-                404, f"the model {body.get('model')!r} does not exist", "invalid_request_error", "model_not_found"
-            )
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            return _error(
-                400, "messages: expected a non-empty list of objects", "invalid_request_error", "invalid_messages"
-            )
-        rng = self.rng
-        if rng.random() < ERROR_RATE:
-            await self._sleep(rng.uniform(0.05, 0.6))
-            if rng.random() < 0.7:
-                return _error(503, "The model is overloaded, please retry", "server_error", "overloaded")
-            return _error(500, "The server had an error processing your request", "server_error", "internal_error")
-
-        prompt_tokens = count_tokens(messages)
-        intent, confidence = classify(str(messages[-1].get("content", "")), rng)
-        llm = _llm()
-        llm.confidence(confidence, label=intent, model=model.name)
-        if intent == "booking" and rng.random() < APPOINTMENT_SHARE:
-            llm.event("appointment_requested")
-        if intent == "complaint" or confidence < 0.35:
-            llm.event("human_handoff")
-        # Longer prompts (pasted documents) get longer answers.
-        output_tokens = max(8, int(rng.lognormvariate(math.log(60 + prompt_tokens * 0.08), 0.5)))
-        words = [rng.choice(REPLY_WORDS) for _ in range(output_tokens)]
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": output_tokens,
-            "total_tokens": prompt_tokens + output_tokens,
-            "prompt_tokens_details": {"cached_tokens": self._cached(prompt_tokens)},
-        }
-        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        long_prompt = prompt_tokens > 400
-        if body.get("stream") is True:
-            options = body.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            stream = self._stream(completion_id, model, words, usage if include_usage else None, long_prompt)
-            return StreamingResponse(stream, media_type="text/event-stream", headers={"cache-control": "no-cache"})
-        await self._sleep(self._ttft(model) + output_tokens / model.tokens_per_second)
-        self._judge(model.name, long_prompt)
-        return JSONResponse(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model.name,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": " ".join(words)},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage,
-            }
-        )
-
-    async def _stream(
-        self, completion_id: str, model: DemoModel, words: list[str], usage: dict[str, Any] | None, long_prompt: bool
-    ) -> AsyncIterator[bytes]:
-        created = int(time.time())
-
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            data = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model.name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            }
-            return _sse(data)
-
-        yield chunk({"role": "assistant", "content": ""})
-        await self._sleep(self._ttft(model))
-        # A few words per chunk, paced at the model's speed: one timer per chunk, not per token.
-        step = 4
-        for i in range(0, len(words), step):
-            part = words[i : i + step]
-            yield chunk({"content": (" " if i else "") + " ".join(part)})
-            await self._sleep(len(part) / model.tokens_per_second)
-        yield chunk({}, "stop")
-        if usage is not None:
-            yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                        "model": model.name, "choices": [], "usage": usage})  # fmt: skip
-        yield b"data: [DONE]\n\n"
-        self._judge(model.name, long_prompt)
-
-    def _judge(self, model: str, long_prompt: bool) -> None:
-        """Scores from an imaginary LLM judge on a sample of answers; long pasted prompts score lower."""
-        rng = self.rng
-        if rng.random() >= EVALUATED_SHARE:
-            return
-        llm = _llm()
-        penalty = 2.0 if long_prompt else 0.0
-        llm.evaluation("answer_relevancy", round(rng.betavariate(8, 1.5 + penalty), 4), model=model)
-        llm.evaluation("faithfulness", round(rng.betavariate(9, 1.2 + penalty), 4), model=model)
-
-    def _ttft(self, model: DemoModel) -> float:
-        return model.ttft * self.rng.lognormvariate(0.0, 0.35)
-
-    def _cached(self, prompt_tokens: int) -> int:
-        # OpenAI caches prompts of 1024+ tokens in 128-token steps; about half the long prompts hit the cache.
-        if prompt_tokens < 1024 or self.rng.random() < 0.5:
-            return 0
-        return 1024 + 128 * self.rng.randrange((prompt_tokens - 1024) // 128 + 1)
-
-    async def _sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds * self.time_scale)
-
-
-def _sse(data: dict[str, Any]) -> bytes:
-    import json
-
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-
-
-async def _json_body(request: Request) -> dict[str, Any] | None:
-    try:
-        body = await request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _llm() -> Any:
-    """The ``llm`` API (records on the request's recorder, set by the middleware)."""
-    return current_recorder()
-
-
-# -- configuration and serving ------------------------------------------------------------------------
 
 
 def demo_config(config: Config | None = None, *, mlflow: bool = True) -> Config:
@@ -314,8 +71,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build(config: Config, *, seed: int | None = None, time_scale: float = 1.0) -> tuple[Any, Recorder]:
-    """The demo app wrapped by the middleware, and its recorder (own registry, process metrics included)."""
+def build(config: Config, *, seed: int | None = None, time_scale: float = 1.0) -> tuple[Any, Recorder, ChatService]:
+    """The demo app wrapped by the middleware, its recorder (own registry, process metrics included) and
+    the service behind it."""
     from .middleware import PrometheusMiddleware
 
     registry = CollectorRegistry()
@@ -323,7 +81,8 @@ def build(config: Config, *, seed: int | None = None, time_scale: float = 1.0) -
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     recorder = recorder_for(registry, config)
-    return PrometheusMiddleware(ChatService(seed=seed, time_scale=time_scale).app(), recorder=recorder), recorder
+    service = ChatService(seed=seed, time_scale=time_scale)
+    return PrometheusMiddleware(service.app(), recorder=recorder), recorder, service
 
 
 def run_demo(
@@ -341,8 +100,6 @@ def run_demo(
 
     ``shift_after`` is when prompts get longer (default: half the duration, or 120 s).
     """
-    from .demo_run import DemoRun
-
     if rps <= 0:
         print(f"llm-exporter demo: --rps must be > 0, got {rps}", file=sys.stderr)
         return 2
@@ -361,18 +118,174 @@ def run_demo(
         return 2
     if shift_after is None:
         shift_after = duration / 2 if duration is not None else 120.0
-    app, recorder = build(cfg, seed=seed)
-    run = DemoRun(app, recorder, cfg, sock, rps=rps, duration=duration, shift_after=shift_after, seed=seed)
     with contextlib.closing(sock):
+        app, recorder, service = build(cfg, seed=seed)
+        run = DemoRun(
+            app, recorder, service, cfg, sock, host=host, rps=rps, duration=duration, shift_after=shift_after, seed=seed
+        )
         return asyncio.run(run.main())
 
 
-@contextlib.contextmanager
-def _ignore(*exceptions: type[BaseException]) -> Iterator[None]:
-    try:
-        yield
-    except exceptions:
-        pass
+class _Server:
+    """uvicorn's Server without its signal handling: the demo handles SIGINT/SIGTERM itself, so it can
+    stop the traffic first and print its summary instead of re-raising the signal."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+            def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+                pass
+
+        return Server(config)
 
 
-__all__ = ["MODELS", "ChatService", "build", "demo_config", "run_demo"]
+class DemoRun:
+    """One run of the demo: the server, the traffic, the signals, the summary."""
+
+    def __init__(
+        self,
+        app: Any,
+        recorder: Recorder,
+        service: ChatService,
+        config: Config,
+        sock: socket.socket,
+        *,
+        host: str,
+        rps: float,
+        duration: float | None,
+        shift_after: float,
+        seed: int | None,
+    ) -> None:
+        from .demo_traffic import Traffic
+
+        self.app = app
+        self.recorder = recorder
+        self.service = service
+        self.config = config
+        self.sock = sock
+        self.duration = duration
+        self.shift_after = shift_after
+        self.port = int(sock.getsockname()[1])
+        # A wildcard address is reached through loopback; the traffic never leaves the machine.
+        local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        self.base = f"http://[{local}]:{self.port}" if ":" in local else f"http://{local}:{self.port}"
+        self.metrics_url = (
+            f"{self.base}{config.metrics_path}"
+            if config.metrics_port is None
+            else f"http://{local}:{config.metrics_port}{config.metrics_path}"
+        )
+        self.traffic = Traffic(self.base, [(m.name, m.weight) for m in MODELS], rps=rps, shift_after=shift_after,
+                               seed=seed)  # fmt: skip
+        self.rps = rps
+
+    async def main(self) -> int:
+        import uvicorn
+
+        server = _Server(uvicorn.Config(self.app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
+        stop = asyncio.Event()
+        hurry = asyncio.Event()
+        remove_handlers = self._handle_signals(stop, hurry)
+        began = time.monotonic()
+        try:
+            serving = asyncio.create_task(server.serve(sockets=[self.sock]))
+            while not server.started:
+                if serving.done():
+                    await serving
+                    return 1
+                await asyncio.sleep(0.02)
+            self._banner()
+            traffic = asyncio.create_task(self.traffic.run(stop, hurry))
+            try:
+                await asyncio.wait_for(stop.wait(), self.duration)
+            except asyncio.TimeoutError:
+                pass
+            stop.set()
+            await traffic
+            self.service.closing.set()
+            server.should_exit = True
+            await serving
+        finally:
+            remove_handlers()
+        self._summary(time.monotonic() - began)
+        return 0
+
+    def _handle_signals(self, stop: asyncio.Event, hurry: asyncio.Event) -> Any:
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                hurry.set()  # a second Ctrl-C: don't wait for the calls in flight
+            stop.set()
+
+        installed: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):
+                pass  # not the main thread (tests, embedding) or no signal support: stopped by duration
+
+        def remove() -> None:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+        return remove
+
+    def _banner(self) -> None:
+        cfg = self.config
+        lines = [
+            f"llm-exporter demo: a simulated LLM chat service with {self.rps:g} requests/s of built-in traffic",
+            f"  chat API  {self.base}/v1/chat/completions",
+            f"  metrics   {self.metrics_url}",
+        ]
+        if cfg.mlflow.enabled:
+            uri = cfg.mlflow.tracking_uri or "(MLflow's default tracking URI)"
+            lines.append(f"  MLflow    {uri}  (browse: mlflow ui --backend-store-uri {uri})")
+        drift = ", so llm_drift_score rises" if cfg.drift.enabled else ""
+        lines.append(f"  after {self.shift_after:g} s prompts get much longer{drift}")
+        lines.append(
+            "Press Ctrl-C to stop." if self.duration is None else f"Running for {self.duration:g} s (Ctrl-C stops)."
+        )
+        print("\n".join(lines), flush=True)
+
+    def _summary(self, elapsed: float) -> None:
+        s = self.traffic.stats
+        ok = sum(n for code, n in s.statuses.items() if code < 400)
+        errors = sum(n for code, n in s.statuses.items() if code >= 500)
+        cancelled = s.sent - sum(s.statuses.values()) - s.failed
+        tokens = _totals(self.recorder.registry, "llm_tokens_total", "gen_ai_token_type")
+        cost = sum(_totals(self.recorder.registry, "llm_cost_usd_total", "gen_ai_token_type").values())
+        unpriced = sum(_totals(self.recorder.registry, "llm_exporter_unpriced_tokens_total", "").values())
+        print(
+            "\n".join(
+                [
+                    f"llm-exporter demo: stopped after {elapsed:.0f} s",
+                    f"  requests  {s.sent} sent ({s.streamed} streamed): {ok} ok, {errors} server errors, "
+                    f"{s.failed} without answer, {cancelled} cancelled at stop, {s.skipped} skipped",
+                    f"  feedback  {s.feedback} ratings",
+                    f"  tokens    {int(sum(tokens.values())):,} (input {int(tokens.get('input', 0)):,}, "
+                    f"output {int(tokens.get('output', 0)):,}); {int(unpriced):,} of an unpriced model",
+                    f"  cost      ${cost:.4f}",
+                ]
+            ),
+            flush=True,
+        )
+
+
+def _totals(registry: CollectorRegistry, sample: str, by: str) -> dict[str, float]:
+    """Sum of a sample over all series, grouped by one label ('' groups everything together)."""
+    out: dict[str, float] = {}
+    for family in registry.collect():
+        for s in family.samples:
+            if s.name == sample:
+                key = s.labels.get(by, "") if by else ""
+                out[key] = out.get(key, 0.0) + s.value
+    return out
+
+
+__all__ = ["MODELS", "ChatService", "DemoRun", "build", "demo_config", "run_demo"]

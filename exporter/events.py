@@ -247,7 +247,7 @@ def _llm(f: _Fields) -> list[Observation]:
     model = f.string("model", required=True)
     input_tokens = f.integer("input_tokens")
     cached = f.integer("cached_input_tokens")
-    if cached > input_tokens and "input_tokens" in f.data:
+    if cached > input_tokens:
         f.error("cached_input_tokens", f"expected at most input_tokens ({input_tokens}); input_tokens includes them")
     call = LLMCall(
         model=model,

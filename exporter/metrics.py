@@ -173,6 +173,9 @@ class Metrics:
         self.drift_unseen = counter(
             "llm_drift_unseen_categories", "Categorical observations not seen in the baseline.", ("feature",)
         )
+        self.drift_threshold = gauge(
+            "llm_drift_threshold", "Alert threshold for llm_drift_score, by method (from config).", ("method",), "max"
+        )
 
         # The exporter's own health.
         self.label_overflow = counter(

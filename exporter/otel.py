@@ -171,8 +171,9 @@ class GenAISpanProcessor(_SpanProcessorBase):
             return  # not a GenAI span: the common case, two dictionary misses
         try:
             if operation is None:
-                operation = _LEGACY_OPERATIONS.get(str(attrs.get("llm.request.type")), "chat")
-            elif operation not in self.operations:
+                legacy = attrs.get("llm.request.type")
+                operation = "chat" if legacy is None else _LEGACY_OPERATIONS.get(str(legacy), str(legacy))
+            if operation not in self.operations:
                 return
             self._record(llm_call_from_span(span, str(operation)), span)
         except Exception:  # an exception here would surface in the application's span.end()
@@ -267,7 +268,7 @@ class OtelMetricsSink(Sink):
     def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
         attrs: dict[str, Any] = {
             "http.request.method": method,
-            "http.route": self.cap("http.route", route),
+            "http.route": route,  # already capped: the middleware passes Recorder.route()'s value
             "http.response.status_code": status,
             **self.static,
         }
@@ -311,9 +312,9 @@ class OtelMetricsSink(Sink):
     def on_feedback(self, model: str, rating: float, ts: float) -> None:
         self.feedback.record(rating, {"gen_ai.request.model": model, **self.static})
 
-    def on_event(self, name: str, tenant: str | None, ts: float) -> None:
+    def on_event(self, name: str, tenant: str | None, ts: float, count: int = 1) -> None:
         tenant_attr = {"tenant": self.cap("tenant", tenant or "")} if self.tenant else {}
-        self.events.add(1, {"event": name, **tenant_attr, **self.static})
+        self.events.add(count, {"event": name, **tenant_attr, **self.static})
 
 
 def enable_otel_metrics(recorder: Recorder, meter_provider: MeterProvider | None = None) -> OtelMetricsSink:

@@ -72,7 +72,7 @@ class Sink:
     def on_feedback(self, model: str, rating: float, ts: float) -> None:
         pass
 
-    def on_event(self, name: str, tenant: str | None, ts: float) -> None:
+    def on_event(self, name: str, tenant: str | None, ts: float, count: int = 1) -> None:
         pass
 
     def on_feature(self, name: str, value: float | str, ts: float) -> None:
@@ -281,7 +281,7 @@ class Recorder:
         if self.sinks:
             ts = time.time()
             for sink in self.sinks:
-                sink.on_event(name, tenant, ts)
+                sink.on_event(name, tenant, ts, count)
 
     def feature(self, name: str, value: float | str) -> None:
         """A user-registered drift feature (numeric or categorical); only sinks see it."""

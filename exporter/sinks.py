@@ -15,3 +15,7 @@ def attach_default_sinks(recorder: Recorder) -> None:
         from .mlflow_bridge import MlflowSink
 
         recorder.add_sink(MlflowSink(recorder))
+    if cfg.otel.metrics:
+        from .otel import enable_otel_metrics
+
+        enable_otel_metrics(recorder)

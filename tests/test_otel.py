@@ -42,6 +42,7 @@ from exporter.recorder import LLMCall, Recorder
 from .servers import ThreadServer, prometheus
 
 T0 = 1_700_000_000_000_000_000  # span start, ns since the epoch
+MODEL = "gen_ai.request.model"
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_exemplar_names_the_active_span_in_openmetrics(rec: Recorder, registry: 
     assert exemplars(registry, "gen_ai_client_operation_duration_seconds_bucket") == [expected]
     assert exemplars(registry, "gen_ai_client_token_usage_bucket") == [expected, expected]  # input, output
     text = generate_latest(registry).decode()
-    line = f'# {{trace_id="{expected["trace_id"]}",span_id="{expected["span_id"]}"}} 0.3'
+    line = f'# {{span_id="{expected["span_id"]}",trace_id="{expected["trace_id"]}"}} 0.3 '
     assert 'http_server_request_duration_seconds_bucket{http_request_method="GET"' in text
     assert line in text
 
@@ -298,6 +299,7 @@ def test_non_genai_and_agent_spans_change_nothing(rec: Recorder, registry: Colle
     agent = {**CURRENT, "gen_ai.operation.name": "invoke_agent"}
     end_span(provider, agent, name="invoke_agent helper")
     end_span(provider, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, name="tool")
+    end_span(provider, {**OLDER, "llm.request.type": "rerank"}, name="rerank")  # not a model-call operation
     assert samples(registry) == before
     provider.shutdown()
 
@@ -460,13 +462,20 @@ def test_otel_metrics_exemplars_and_label_cap(registry: CollectorRegistry) -> No
     meters = MeterProvider(metric_readers=[reader])
     enable_otel_metrics(rec, meters)
     with TracerProvider().get_tracer("test").start_as_current_span("request") as span:
-        rec.http("GET", "/a", 200, 0.1, 0, 0)
-    rec.http("GET", "/b", 200, 0.1, 0, 0)
-    rec.http("GET", "/c", 200, 0.1, 0, 0)  # third route: past the cap of 2
-    http = otel_points(reader)["http.server.request.duration"]
-    routes = sorted(p.attributes["http.route"] for p in http)
+        rec.http("GET", rec.route("/a"), 200, 0.1, 0, 0)  # as the middleware calls it
+    rec.http("GET", rec.route("/b"), 200, 0.1, 0, 0)
+    rec.http("GET", rec.route("/c"), 200, 0.1, 0, 0)  # third route: past the cap of 2
+    for model in ("m1", "m2", "m3", "m3"):
+        rec.llm(LLMCall(model, "openai", duration=1.0))
+    points = otel_points(reader)
+    routes = sorted(p.attributes["http.route"] for p in points["http.server.request.duration"])
     assert routes == ["/a", "/b", "__overflow__"]
-    assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "http_route"}) == 1
+    models = {p.attributes[MODEL]: p.count for p in points["gen_ai.client.operation.duration"]}
+    assert models == {"m1": 1, "m2": 1, "__overflow__": 2}
+    overflow = registry.get_sample_value
+    assert overflow("llm_exporter_label_overflow_total", {"label": "http_route"}) == 1
+    assert overflow("llm_exporter_label_overflow_total", {"label": "gen_ai_request_model"}) == 2  # not counted twice
+    http = points["http.server.request.duration"]
     first = point(http, **{"http.request.method": "GET", "http.route": "/a", "http.response.status_code": 200})
     assert [format(e.trace_id, "032x") for e in first.exemplars] == [ids(span)["trace_id"]]
     meters.shutdown()

@@ -1,0 +1,368 @@
+"""Zero-code capture: LLM usage read from the responses an app returns, as the middleware sends them.
+
+The middleware calls :func:`start_capture` at ``http.response.start``, :meth:`ResponseCapture.feed` with
+every body chunk it forwards, and :meth:`ResponseCapture.finish` at the end. Capture only reads: chunks
+are never held back or changed. Memory is bounded: a JSON body is kept up to ``max_json_bytes``; an SSE
+stream keeps only its current partial line (same cap) and references to the last events that carry
+usage, which are parsed once, at the end. Results do not depend on where chunk boundaries fall.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from .recorder import LLMCall, Recorder
+from .usage import ANTHROPIC, GEMINI, Reading, error_type, has_output, model_of, read, stream_kind
+
+if TYPE_CHECKING:
+    from .config import CaptureConfig
+
+log = logging.getLogger(__name__)
+
+_NL = 10  # b"\n"[0]
+# Byte markers that must be present for a body to carry usage: cheap checks before any JSON parsing.
+_USAGE = b'"usage'  # "usage" (OpenAI, Anthropic) and "usageMetadata" (Gemini)
+_ERROR = b'"error'
+_END_OF_TYPE = (b"", b";", b" ", b"\t")
+_LLM_HINTS = (_USAGE, b'"model"', b'"candidates"', b'"choices"')
+
+
+def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | None:
+    """A capture for a JSON or SSE response, ``None`` for anything else (or when capture is off)."""
+    if not config.enabled:
+        return None
+    ctype = None
+    for name, value in headers:
+        # Lengths first: most headers are rejected without lowercasing anything.
+        n = len(name)
+        if n == 12:
+            if name.lower() == b"content-type":
+                ctype = value
+        elif n == 16 and name.lower() == b"content-encoding" and value.strip().lower() not in (b"identity", b""):
+            return None  # a compressed body can't be read without decompressing it
+    if ctype is None:
+        return None
+    ctype = ctype.lstrip()[:18].lower()
+    # The media type must end where the name does: not application/jsonl or application/json-seq.
+    if ctype[:16] == b"application/json" and ctype[16:17] in _END_OF_TYPE:
+        return JsonCapture(config.max_json_bytes)
+    if ctype[:17] == b"text/event-stream" and ctype[17:18] in _END_OF_TYPE:
+        return SseCapture(config.max_json_bytes)
+    return None
+
+
+class ResponseCapture:
+    """Reads one response body. ``feed`` and ``finish`` never raise."""
+
+    __slots__ = ()
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+        raise NotImplementedError
+
+
+def _record(recorder: Recorder, reading: Reading, start: float, end: float, ttft: float | None, status: int) -> None:
+    error = reading.error_type
+    if error is None and status >= 400:
+        error = str(status)  # OpenTelemetry's error.type for an HTTP error status
+    recorder.llm(
+        LLMCall(
+            model=reading.model or "unknown",
+            provider=reading.provider,
+            operation=reading.operation,
+            input_tokens=reading.input_tokens,
+            output_tokens=reading.output_tokens,
+            cached_input_tokens=reading.cached_input_tokens,
+            duration=max(end - start, 0.0),
+            ttft=None if ttft is None else max(ttft - start, 0.0),
+            error_type=error,
+        )
+    )
+
+
+def _failed(recorder: Recorder, fmt: str) -> None:
+    m = recorder.metrics
+    m.capture_errors.labels(fmt, *m.static).inc()
+
+
+class JsonCapture(ResponseCapture):
+    """A JSON body: an LLM response, or a JSON array of Gemini stream responses."""
+
+    __slots__ = ("_cap", "_parts", "_size", "_over", "_suspect", "_array", "_prev", "_ttft")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._over = False
+        self._suspect = False  # an over-size body that looked like LLM output
+        self._array: bool | None = None  # a JSON array (a Gemini stream); None until the first byte is seen
+        self._prev = b""  # the end of the previous chunk, for markers split across chunks
+        self._ttft: float | None = None
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        if self._over:
+            return
+        try:
+            size = self._size + len(chunk)
+            if size > self._cap:
+                body = b"".join(self._parts) + chunk[: max(self._cap - self._size, 0)]
+                self._suspect = any(hint in body for hint in _LLM_HINTS)
+                self._over = True
+                self._parts = []
+                return
+            self._size = size
+            self._parts.append(chunk)
+            if self._array is None:
+                head = chunk.lstrip()
+                if head:
+                    self._array = head[0] == 0x5B  # "["
+            if self._array and self._ttft is None:
+                # A streamed array: the first "text" part marks the first token.
+                if b'"text"' in self._prev + chunk:
+                    self._ttft = now
+                self._prev = chunk[-5:]
+        except Exception:
+            self._over = True
+            self._parts = []
+
+    def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+        try:
+            if self._over:
+                if self._suspect:
+                    _failed(recorder, "json")
+                return
+            parts = self._parts
+            if not parts:
+                return
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            # Usage comes last in all three providers' responses: searching backwards finds it at once.
+            if body.rfind(_USAGE) < 0:
+                return  # not an LLM response: nothing to parse
+            try:
+                obj = json.loads(body)
+            except ValueError:
+                _failed(recorder, "json")
+                return
+            reading: Reading | None = None
+            if isinstance(obj, list):
+                for item in obj:
+                    r = read(item)
+                    if r is not None:
+                        reading = r if reading is None else reading.merge(r)
+            else:
+                reading = read(obj)
+            # Usage without a model is some other API's "usage" field, except in Gemini's distinct shape.
+            if reading is None or not reading.has_usage or (reading.model is None and reading.provider != GEMINI):
+                return
+            _record(recorder, reading, start, end, self._ttft if self._array else None, status)
+        except Exception:
+            log.exception("llm-exporter: reading a JSON response failed")
+            _failed(recorder, "json")
+
+
+_UNDECIDED, _LLM, _IGNORE = 0, 1, 2
+
+
+class SseCapture(ResponseCapture):
+    """A ``text/event-stream`` body: OpenAI chat / completions / Responses, Anthropic or Gemini events.
+
+    Until the first output token, every ``data:`` line is parsed (a handful of events). After that a
+    chunk costs two substring checks; events that may carry usage or an error are kept by reference
+    (the first and the last) and parsed in :meth:`finish`. A line longer than the cap is dropped,
+    and the stream is counted as unreadable if no usage could be read.
+    """
+
+    __slots__ = (
+        "_cap",
+        "_tail",
+        "_tail_len",
+        "_skip",
+        "_state",
+        "_provider",
+        "_operation",
+        "_model",
+        "_ttft",
+        "_first",
+        "_last",
+        "_error",
+        "_over",
+    )
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._tail: list[bytes] = []  # the current partial line, in pieces (joined once it is complete)
+        self._tail_len = 0
+        self._skip = False  # dropping the rest of an over-long line
+        self._state = _UNDECIDED
+        self._provider = ""
+        self._operation = "chat"
+        self._model: str | None = None
+        self._ttft: float | None = None
+        # Blocks of complete lines with usage or error markers: the first and last of each kind.
+        self._first: bytes | None = None
+        self._last: bytes | None = None
+        self._error: bytes | None = None
+        self._over = False
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        if self._state == _IGNORE or not chunk:
+            return
+        try:
+            if self._tail or self._skip or chunk[-1] != _NL:
+                chunk = self._complete(chunk)
+                if not chunk:
+                    return
+            if len(chunk) > self._cap:  # it may hold a line over the cap: such lines are dropped
+                chunk = self._short_lines(chunk)
+                if not chunk:
+                    return
+            if self._ttft is None:
+                self._parse_lines(chunk, now)
+                if self._state == _IGNORE:
+                    return
+            if _USAGE in chunk:
+                if self._first is None:
+                    self._first = self._keep(chunk, _USAGE)
+                self._last = self._keep(chunk, _USAGE)
+            if _ERROR in chunk:
+                # The last one: an error ends a stream, and events before it may carry '"error": null'.
+                self._error = self._keep(chunk, _ERROR)
+        except Exception:
+            self._over = True  # unreadable; finish() counts it if this was an LLM stream
+
+    def _complete(self, chunk: bytes) -> bytes:
+        """The complete lines available once ``chunk`` is appended; the rest waits for its newline."""
+        if self._skip:
+            i = chunk.find(b"\n")
+            if i < 0:
+                return b""
+            chunk = chunk[i + 1 :]
+            self._skip = False
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            self._tail_len += len(chunk)
+            if self._tail_len > self._cap:
+                self._drop_line()
+            else:
+                self._tail.append(chunk)
+            return b""
+        head = chunk[:cut] if cut < len(chunk) else chunk
+        if self._tail:
+            self._tail.append(head)
+            head = b"".join(self._tail)
+            self._tail = []
+        rest = chunk[cut:]
+        self._tail_len = len(rest)
+        if rest:
+            if self._tail_len > self._cap:
+                self._drop_line()
+            else:
+                self._tail.append(rest)
+        return head
+
+    def _drop_line(self) -> None:
+        self._over = True
+        self._skip = True
+        self._tail = []
+        self._tail_len = 0
+
+    def _short_lines(self, block: bytes) -> bytes:
+        # Wherever chunk boundaries fall, a line over the cap is dropped whole and flagged: either
+        # here or, when it arrives in pieces, by _complete.
+        lines = block.split(b"\n")
+        kept = [ln for ln in lines if len(ln) <= self._cap]
+        if len(kept) == len(lines):
+            return block
+        self._over = True
+        return b"\n".join(kept)
+
+    def _keep(self, block: bytes, marker: bytes) -> bytes:
+        # A block normally holds one event; a big one (many events in one write) keeps only what is needed.
+        if len(block) <= self._cap:
+            return block
+        lines = [ln for ln in block.split(b"\n") if marker in ln]
+        return b"\n".join(lines[:1] + lines[-1:])
+
+    def _parse_lines(self, block: bytes, now: float) -> None:
+        for line in block.split(b"\n"):
+            if line[:5] != b"data:":
+                continue
+            payload = line[5:].strip()
+            if not payload or payload == b"[DONE]":
+                continue
+            try:
+                obj = json.loads(payload)
+            except ValueError:
+                obj = None
+            if self._state == _UNDECIDED:
+                kind = stream_kind(obj)
+                if kind is None:  # plain-text events, or JSON that isn't LLM output: not ours
+                    self._state = _IGNORE
+                    return
+                self._state = _LLM
+                self._provider, self._operation = kind
+            if not isinstance(obj, dict):
+                continue
+            if self._model is None:
+                self._model = model_of(obj)
+            if has_output(obj):
+                self._ttft = now
+                return
+
+    def _readings(self) -> Reading | None:
+        """The merged usage of the kept events; ``None`` when one of them could not be parsed."""
+        reading = Reading(self._provider, model=self._model, operation=self._operation)
+        lines: list[bytes] = []
+        if self._provider == ANTHROPIC and self._first is not None:
+            # Anthropic splits usage over message_start (input) and message_delta (output): the first
+            # usage event matters too. The others repeat cumulative usage, so their last event is enough.
+            lines += _usage_lines(self._first)[:1]
+        if self._last is not None:
+            lines += _usage_lines(self._last)[-1:]
+        for line in lines:
+            try:
+                r = read(json.loads(line[5:]))
+            except ValueError:
+                return None
+            if r is not None:
+                reading = reading.merge(r)
+        if self._error is not None:
+            for line in reversed(self._error.split(b"\n")):
+                if _ERROR in line and line[:5] == b"data:":
+                    try:
+                        obj = json.loads(line[5:])
+                    except ValueError:
+                        continue
+                    found = error_type(obj) if isinstance(obj, dict) else None
+                    if found is None and isinstance(obj, dict) and isinstance(obj.get("response"), dict):
+                        found = error_type(obj["response"])  # OpenAI Responses: response.failed
+                    if found:
+                        reading.error_type = found
+                        break
+        return reading
+
+    def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+        try:
+            if self._state != _LLM:
+                if self._state == _UNDECIDED and self._over:
+                    _failed(recorder, "sse")  # an over-long first event: can't tell, so say so
+                return
+            reading = self._readings()
+            if reading is None or (self._over and not reading.has_usage):
+                _failed(recorder, "sse")
+                return
+            if reading.model is None and self._provider != GEMINI and not reading.has_usage:
+                return  # never saw anything identifying a model call
+            _record(recorder, reading, start, end, self._ttft, status)
+        except Exception:
+            log.exception("llm-exporter: reading an SSE response failed")
+            _failed(recorder, "sse")
+
+
+def _usage_lines(block: bytes) -> list[bytes]:
+    return [ln for ln in block.split(b"\n") if _USAGE in ln and ln[:5] == b"data:"]

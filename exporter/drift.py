@@ -1,0 +1,494 @@
+"""Drift detection: the recent window of each feature against its baseline, exported as gauges.
+
+The request path only increments one bin counter per feature (a bisect over the baseline's bin edges,
+or a dictionary look-up for categories) in a ring of time slots, one slot per scoring interval across
+the sliding window; memory per feature is fixed once the baseline is. A daemon thread scores every
+``score_interval_seconds``: PSI, KS (numeric) and Jensen-Shannon distance, set as
+``llm_drift_score{feature, method}`` once the window holds ``min_samples`` observations.
+
+Counters are incremented without a lock: under heavy thread contention an increment can very rarely be
+lost, which moves a distribution by far less than its sampling noise, and keeps the hot path at a few
+hundred nanoseconds. Slot rotation, baseline fixing and feature creation are rare and locked.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .config import DRIFT_FEATURES, ConfigError, DriftConfig
+from .drift_io import add_parser, baseline_document, load_baseline
+from .drift_stats import (
+    Baseline,
+    CategoricalBaseline,
+    NumericBaseline,
+    js_distance,
+    ks,
+    mass_groups,
+    psi,
+    regroup,
+)
+from .recorder import Cost, LLMCall, Sink
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+__all__ = ["DriftSink", "add_parser", "load_baseline"]
+
+log = logging.getLogger("exporter.drift")
+
+NUMERIC = frozenset(("input_tokens", "output_tokens", "request_duration", "confidence"))
+MAX_SLOTS = 120  # a finer ring buys little: a slot is at least window / 120 wide
+MAX_NAME = 200
+_NEVER = -(1 << 62)
+
+
+class _Ring:
+    """Time slots shared by every feature: row ``i`` of each feature counts absolute slot ``epochs[i]``
+    (``int(ts / width)``). Rows are zeroed for all features at once when a slot is reused."""
+
+    def __init__(self, cfg: DriftConfig, clock: Callable[[], float], on_first_claim: Callable[[], None]) -> None:
+        self.size = min(MAX_SLOTS, max(1, round(cfg.window_seconds / cfg.score_interval_seconds)))
+        self.width = cfg.window_seconds / self.size
+        self.epochs = [_NEVER] * self.size
+        self.lock = threading.Lock()
+        self.members: list[_Feature] = []
+        self.clock = clock
+        self._on_first_claim: Callable[[], None] | None = on_first_claim
+
+    def claim(self, i: int, n: int) -> bool:
+        """Make row ``i`` hold slot ``n``; False when the observation must be dropped."""
+        with self.lock:
+            current = self.epochs[i]
+            if current != n:
+                if n < current:
+                    return False  # older than what the row already holds: far outside the window
+                if n > int(self.clock() / self.width) + 1:
+                    return False  # a timestamp from the future would wipe live data
+                for feature in self.members:
+                    feature.clear(i)
+                self.epochs[i] = n
+            start, self._on_first_claim = self._on_first_claim, None
+        if start is not None:
+            start()
+        return True
+
+    def join(self, feature: _Feature, bins: int) -> None:
+        with self.lock:
+            feature.rows = [array("I", bytes(4 * bins)) for _ in range(self.size)]
+            feature.zeros = array("I", bytes(4 * bins))
+            self.members.append(feature)
+
+    def window(self, now: float) -> list[int]:
+        """Rows inside the window that ends at ``now``: the current slot and the ``size - 1`` before it."""
+        n = int(now / self.width)
+        return [i for i, e in enumerate(self.epochs) if n - self.size < e <= n]
+
+
+class _Feature:
+    kind = ""
+
+    def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
+        self.name = name
+        self.ring = ring
+        self.cfg = cfg
+        self.rows: list[array[int]] = []
+        self.zeros: array[int] = array("I")
+        self.lock = threading.Lock()
+        self.baseline: Baseline | None = None
+        self.unseen = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.baseline is not None
+
+    def clear(self, i: int) -> None:
+        self.rows[i][:] = self.zeros
+
+    def window_counts(self, slots: list[int]) -> list[int]:
+        rows = self.rows
+        return [sum(column) for column in zip(*(rows[i] for i in slots), strict=True)] if slots else []
+
+    def observe(self, value: Any, ts: float) -> None:
+        raise NotImplementedError
+
+    def collect(self) -> None:
+        """Build the baseline from the next ``baseline_size`` observations."""
+        raise NotImplementedError
+
+    def set_baseline(self, baseline: Baseline) -> None:
+        raise NotImplementedError
+
+    def scores(self, recent: list[int]) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class _Numeric(_Feature):
+    kind = "numeric"
+
+    def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
+        super().__init__(name, ring, cfg)
+        self.edges: list[float] | None = None  # set last: the hot path counts once it is not None
+        self.pending: list[float] | None = None
+        self.groups: list[int] = []
+        self.coarse: list[float] = []
+
+    def collect(self) -> None:
+        self.pending = []
+
+    def observe(self, x: float, ts: float) -> None:
+        edges = self.edges
+        if edges is None:
+            if self.pending is not None:
+                self._collect(x)
+            return
+        if x != x:  # NaN has no bin
+            return
+        ring = self.ring
+        n = int(ts / ring.width)
+        i = n % ring.size
+        if ring.epochs[i] != n and not ring.claim(i, n):
+            return
+        self.rows[i][bisect_right(edges, x)] += 1
+
+    def _collect(self, x: float) -> None:
+        if not math.isfinite(x):
+            return
+        with self.lock:
+            pending = self.pending
+            if pending is None:
+                return
+            pending.append(float(x))
+            if len(pending) >= self.cfg.baseline_size:
+                self.pending = None
+                # Sorting baseline_size values happens once, on the request that completes the baseline.
+                self.set_baseline(NumericBaseline.from_values(pending, self.cfg.resolution))
+
+    def set_baseline(self, baseline: Baseline) -> None:
+        assert isinstance(baseline, NumericBaseline)
+        self.groups = mass_groups(baseline.counts, self.cfg.bins)
+        self.coarse = regroup(baseline.counts, self.groups)
+        self.ring.join(self, len(baseline.counts))
+        self.baseline = baseline
+        self.edges = list(baseline.edges)
+
+    def scores(self, recent: list[int]) -> dict[str, float]:
+        assert isinstance(self.baseline, NumericBaseline)
+        coarse = regroup(recent, self.groups)
+        return {
+            "psi": psi(self.coarse, coarse, self.cfg.epsilon),
+            "ks": ks(self.baseline.counts, recent),
+            "js": js_distance(self.coarse, coarse),
+        }
+
+
+class _Categorical(_Feature):
+    kind = "categorical"
+
+    def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
+        super().__init__(name, ring, cfg)
+        self.index: dict[str, int] | None = None  # set last: the hot path counts once it is not None
+        self.other = 0
+        self.pending: dict[str, int] | None = None
+        self.pending_n = 0
+
+    def collect(self) -> None:
+        self.pending = {}
+
+    def observe(self, value: str, ts: float) -> None:
+        index = self.index
+        if index is None:
+            if self.pending is not None:
+                self._collect(value)
+            return
+        ring = self.ring
+        n = int(ts / ring.width)
+        i = n % ring.size
+        if ring.epochs[i] != n and not ring.claim(i, n):
+            return
+        b = index.get(value, self.other)
+        if b == self.other:
+            self.unseen += 1
+        self.rows[i][b] += 1
+
+    def _collect(self, value: str) -> None:
+        with self.lock:
+            pending = self.pending
+            if pending is None:
+                return
+            pending[value] = pending.get(value, 0) + 1
+            self.pending_n += 1
+            if self.pending_n >= self.cfg.baseline_size:
+                self.pending = None
+                self.set_baseline(CategoricalBaseline.from_counts(pending, self.cfg.max_categories))
+
+    def set_baseline(self, baseline: Baseline) -> None:
+        assert isinstance(baseline, CategoricalBaseline)
+        self.other = len(baseline.categories)
+        self.ring.join(self, self.other + 1)
+        self.baseline = baseline
+        self.index = {c: i for i, c in enumerate(baseline.categories)}
+
+    def scores(self, recent: list[int]) -> dict[str, float]:
+        assert isinstance(self.baseline, CategoricalBaseline)
+        base = self.baseline.counts
+        return {"psi": psi(base, recent, self.cfg.epsilon), "js": js_distance(base, recent)}
+
+
+class DriftSink(Sink):
+    """Feeds the drift features from the recorder's observations and scores them off the request path.
+
+    ``clock`` (wall-clock seconds) decides which time slots form the window; tests inject one.
+    """
+
+    def __init__(self, recorder: Recorder, *, clock: Callable[[], float] = time.time) -> None:
+        cfg = self.config = recorder.config.drift
+        self.metrics = recorder.metrics
+        self._clock = clock
+        self._ring = _Ring(cfg, clock, self._ensure_thread)
+        self._features: dict[str, _Feature] = {}
+        self._user_features = 0
+        self.dropped_observations = 0  # user features past the cap, or of the wrong kind
+        self._lock = threading.Lock()  # feature creation, thread start
+        self._score_lock = threading.Lock()
+        self._scores: dict[str, dict[str, float]] = {}
+        self._exported: dict[str, tuple[str, ...]] = {}
+        self._unseen_flushed: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mlflow_pending = cfg.baseline_mlflow_run is not None
+        self._tracking_uri = recorder.config.mlflow.tracking_uri
+        self._mlflow_error: str | None = None
+
+        baselines: dict[str, Baseline] = {}
+        if cfg.baseline_file is not None:
+            baselines = load_baseline(cfg.baseline_file, limits=self._limits())
+        for name in cfg.features:
+            self._add(name, "numeric" if name in NUMERIC else "categorical")
+        for name, b in baselines.items():
+            if name in DRIFT_FEATURES and name not in cfg.features:
+                continue
+            if name in self._features and self._features[name].kind != b.kind:
+                expected = self._features[name].kind
+                raise ConfigError(cfg.baseline_file or "", f"features.{name}.kind", f"expected {expected!r}")
+            if name not in self._features:
+                if self._user_features >= cfg.max_user_features:
+                    limit = f"more user features than drift.max_user_features ({cfg.max_user_features})"
+                    raise ConfigError(cfg.baseline_file or "", "features", limit)
+                self._add(name, b.kind)
+                self._user_features += 1
+        for name, f in self._features.items():
+            if name in baselines:
+                f.set_baseline(baselines[name])
+            elif not self._mlflow_pending:
+                f.collect()
+        get = self._features.get
+        self._input_tokens, self._output_tokens = get("input_tokens"), get("output_tokens")
+        self._duration, self._confidence = get("request_duration"), get("confidence")
+        self._label, self._model = get("predicted_label"), get("model")
+
+        m = self.metrics
+        for method in ("psi", "ks", "js"):
+            m.drift_threshold.labels(method, *m.static).set(getattr(cfg, f"{method}_threshold"))
+        if self._mlflow_pending:
+            self.start()  # the baseline is fetched on the scoring thread, never on the request path
+
+    def _limits(self) -> tuple[int, int]:
+        """Most features and categories a baseline may have."""
+        return len(DRIFT_FEATURES) + self.config.max_user_features, self.config.max_categories
+
+    def _add(self, name: str, kind: str) -> _Feature:
+        cls = _Numeric if kind == "numeric" else _Categorical
+        f = self._features[name] = cls(name, self._ring, self.config)
+        return f
+
+    # -- the hot path ---------------------------------------------------------------------------------
+
+    def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
+        f = self._model
+        if f is not None:
+            f.observe(call.model or "unknown", ts)
+        if call.input_tokens or call.output_tokens:  # no usage reported: nothing to say about sizes
+            f = self._input_tokens
+            if f is not None:
+                f.observe(call.input_tokens, ts)
+            f = self._output_tokens
+            if f is not None:
+                f.observe(call.output_tokens, ts)
+
+    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+        f = self._duration
+        if f is not None:
+            f.observe(duration, ts)
+
+    def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
+        f = self._confidence
+        if f is not None:
+            f.observe(value, ts)
+        f = self._label
+        if f is not None and label:
+            f.observe(label, ts)
+
+    def on_feature(self, name: str, value: float | str, ts: float) -> None:
+        if isinstance(value, bool):
+            value = "true" if value else "false"  # a flag is a category, not the numbers 0 and 1
+        numeric = not isinstance(value, str)
+        f = self._features.get(name)
+        if f is None:
+            f = self._new_user_feature(name, numeric)
+            if f is None:
+                return
+        if (f.kind == "numeric") != numeric:
+            self.dropped_observations += 1
+            return
+        if numeric and not isinstance(value, int | float):
+            try:
+                value = float(value)  # numpy scalars and the like
+            except (TypeError, ValueError):
+                self.dropped_observations += 1
+                return
+        f.observe(value, ts)
+
+    def _new_user_feature(self, name: str, numeric: bool) -> _Feature | None:
+        with self._lock:
+            f = self._features.get(name)
+            if f is not None:
+                return f
+            if self._user_features >= self.config.max_user_features or not 0 < len(name) <= MAX_NAME:
+                self.dropped_observations += 1
+                m = self.metrics
+                m.label_overflow.labels("feature", *m.static).inc()
+                return None
+            self._user_features += 1
+            f = (_Numeric if numeric else _Categorical)(name, self._ring, self.config)
+            if not self._mlflow_pending:
+                f.collect()
+            # Publish a new dict: readers on other threads never see one being resized.
+            self._features = {**self._features, name: f}
+            return f
+
+    # -- scoring ----------------------------------------------------------------------------------------
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        """The last scores: feature -> method -> value, only for features with ``min_samples`` in window."""
+        return {name: dict(s) for name, s in self._scores.items()}
+
+    def baselines(self) -> dict[str, Baseline]:
+        """The baselines fixed so far (to save, or to log to MLflow with :func:`baseline_document`)."""
+        return {name: f.baseline for name, f in self._features.items() if f.baseline is not None}
+
+    def baseline_document(self) -> dict[str, object]:
+        return baseline_document(self.baselines())
+
+    def score_now(self) -> dict[str, dict[str, float]]:
+        """Score every feature on the window ending now and update the gauges (also what the thread does)."""
+        with self._score_lock:
+            if self._mlflow_pending:
+                self._load_mlflow()
+            slots = self._ring.window(self._clock())
+            m = self.metrics
+            s = m.static
+            scores: dict[str, dict[str, float]] = {}
+            for name, f in self._features.items():
+                self._flush_unseen(f)
+                if f.baseline is None:
+                    continue
+                recent = f.window_counts(slots)
+                n = sum(recent)
+                if n < self.config.min_samples:
+                    self._unexport(name)
+                    continue
+                values = scores[name] = f.scores(recent)
+                m.drift_samples.labels(name, *s).set(n)
+                for method, value in values.items():
+                    m.drift_score.labels(name, method, *s).set(value)
+                self._exported[name] = tuple(values)
+            self._scores = scores
+            return self.scores()
+
+    def _unexport(self, name: str) -> None:
+        methods = self._exported.pop(name, None)
+        if methods is None:
+            return
+        m = self.metrics
+        m.drift_samples.remove(name, *m.static)
+        for method in methods:
+            m.drift_score.remove(name, method, *m.static)
+
+    def _flush_unseen(self, f: _Feature) -> None:
+        unseen = f.unseen
+        delta = unseen - self._unseen_flushed.get(f.name, 0)
+        if delta > 0:
+            m = self.metrics
+            m.drift_unseen.labels(f.name, *m.static).inc(delta)
+            self._unseen_flushed[f.name] = unseen
+
+    def _load_mlflow(self) -> None:
+        from .drift_io import load_mlflow_baseline
+
+        try:
+            baselines = load_mlflow_baseline(self.config, self._tracking_uri, self._limits())
+        except Exception as exc:  # MLflow down or the artifact missing: retried next interval
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self._mlflow_error:
+                log.warning("llm-exporter: drift baseline from MLflow not loaded yet: %s", message)
+                self._mlflow_error = message
+            return
+        with self._lock:
+            for name, b in baselines.items():
+                f = self._features.get(name)
+                if f is None and not (name in DRIFT_FEATURES and name not in self.config.features):
+                    if self._user_features >= self.config.max_user_features:
+                        continue
+                    self._user_features += 1
+                    f = (_Numeric if b.kind == "numeric" else _Categorical)(name, self._ring, self.config)
+                    self._features = {**self._features, name: f}
+                if f is None:
+                    continue
+                if f.kind != b.kind:
+                    log.warning("llm-exporter: drift baseline for %s is %s, expected %s", name, b.kind, f.kind)
+                    f.collect()
+                else:
+                    f.set_baseline(b)
+            for name, f in self._features.items():
+                if name not in baselines:
+                    f.collect()
+            self._mlflow_pending = False
+
+    # -- the thread --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the scoring thread now (it otherwise starts with the first counted observation)."""
+        self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(target=self._run, name="llm-exporter-drift", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        interval = self.config.score_interval_seconds
+        if self._mlflow_pending:
+            with self._score_lock:
+                self._load_mlflow()
+        while not self._stop.wait(interval):
+            try:
+                self.score_now()
+            except Exception:
+                log.exception("llm-exporter: drift scoring failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        for f in self._features.values():
+            self._flush_unseen(f)

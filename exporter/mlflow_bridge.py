@@ -1,0 +1,561 @@
+"""MLflow bridge: window summaries to MLflow runs, on a background thread, spooled to disk when MLflow is down.
+
+The request path only feeds the :class:`~exporter.aggregator.WindowAggregator`. Closed windows go
+through a bounded queue to one thread, which turns each into metric batches (one MLflow step per
+window) and writes them with ``MlflowClient.log_batch``. A batch that cannot be written goes to the
+spool file; while the spool holds anything, new batches queue behind it, so MLflow receives them in
+order once it is back. A replayed batch is first looked up in the run's metric history, so a batch that
+reached MLflow before its answer was lost is not written twice.
+
+``mlflow`` is imported on the thread, when the first batch is written: it takes about a second.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import math
+import os
+import queue
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .aggregator import Window, WindowAggregator, metric_part, summarize, summarize_late
+from .config import ConfigError
+from .recorder import Cost, LLMCall, Recorder, Sink
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+RESULTS = ("ok", "retried", "spooled", "dropped")
+# MLflow's log_batch limits (mlflow.utils.validation); a batch over them is rejected whole.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_PARAM_VALUE = 6000
+RUN_KEY_TAG = "llm_exporter.run_key"
+PARAMS_TAG = "llm_exporter.params_logged"
+KIND_TAG = "llm_exporter.kind"
+DEFAULT_DB = "mlflow.db"
+# MLflow error codes that will not change on a retry: the batch itself is wrong. Everything else
+# (unreachable, timeouts, 5xx, auth that may be fixed) is retried from the spool.
+_PERMANENT = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# HTTP settings the user set themselves are left alone (see _http_settings).
+_USER_HTTP_ENV = {n for n in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES") if n in os.environ}
+
+
+def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """Config, then ``$MLFLOW_TRACKING_URI``, then ``sqlite:///mlflow.db`` in the working directory."""
+    env = os.environ if environ is None else environ
+    uri = configured or env.get("MLFLOW_TRACKING_URI")
+    # Absolute, so that a later chdir of the app does not move the default store.
+    return uri or "sqlite:///" + str(Path(DEFAULT_DB).resolve())
+
+
+def mask_uri(uri: str) -> str:
+    return _USERINFO.sub("***@", uri)
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("llm-exporter")
+    except importlib.metadata.PackageNotFoundError:
+        import exporter
+
+        return str(getattr(exporter, "__version__", "unknown"))
+
+
+def _http_settings(timeout: int) -> None:
+    """Short HTTP timeouts and no retries inside the MLflow client: this thread retries (with the spool).
+
+    MLflow reads these from the environment on every request, so they apply to the whole process;
+    values the user exported are kept.
+    """
+    for name, value in (("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout)), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")):
+        if name not in _USER_HTTP_ENV:
+            os.environ[name] = value
+
+
+def _permanent(exc: BaseException) -> bool:
+    return getattr(exc, "error_code", None) in _PERMANENT
+
+
+def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _flatten(value, f"{prefix}{metric_part(str(key))}.", out)
+    else:
+        text = json.dumps(data) if isinstance(data, list) else str(data)
+        out[prefix.rstrip(".")] = text[:MAX_PARAM_VALUE]
+
+
+class _Writer:
+    """Everything that talks to MLflow. Used by the bridge thread only."""
+
+    def __init__(self, uri: str, experiment: str, timeout: int, params: Callable[[], dict[str, str]]) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.timeout = timeout
+        self._params = params
+        self._client: Any = None
+        self._experiment_id: str | None = None
+        self._runs: dict[str, str] = {}  # run key -> run id (window runs: a handful; request runs: bounded)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            if self.uri.startswith(("http://", "https://")):
+                _http_settings(self.timeout)
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            client = self.client
+            exp = client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                try:
+                    self._experiment_id = str(client.create_experiment(self.experiment))
+                except Exception as exc:  # another process created it in between
+                    if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    self._experiment_id = str(client.get_experiment_by_name(self.experiment).experiment_id)
+            else:
+                self._experiment_id = str(exp.experiment_id)
+        return self._experiment_id
+
+    def run_id(self, run: dict[str, Any], search: bool) -> str:
+        key = run["key"]
+        run_id = self._runs.get(key)
+        if run_id is not None:
+            return run_id
+        from mlflow.entities import Param
+
+        client = self.client
+        exp = self.experiment_id()
+        found = None
+        if search:
+            hits = client.search_runs([exp], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
+            found = hits[0] if hits else None
+        if found is None:
+            tags = {**run["tags"], RUN_KEY_TAG: key}
+            found = client.create_run(exp, tags=tags, run_name=run["name"])
+        run_id = found.info.run_id
+        if PARAMS_TAG not in found.data.tags:
+            params = run.get("params") or self._params()
+            items = [Param(k, v) for k, v in params.items()]
+            for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
+                client.log_batch(run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
+            client.set_tag(run_id, PARAMS_TAG, "true")
+        if len(self._runs) >= 256:  # request runs come and go; forget the oldest
+            self._runs.pop(next(iter(self._runs)))
+        self._runs[key] = run_id
+        return run_id
+
+    def write(self, record: dict[str, Any], replay: bool) -> bool:
+        """Log one batch; False when MLflow already had it (checked only for replays)."""
+        from mlflow.entities import Metric
+
+        run_id = self.run_id(record["run"], search=replay or record["kind"] != "request")
+        step, ts = record["step"], record["ts"]
+        metrics = record["metrics"]
+        if replay and metrics:
+            key, value = next(iter(metrics.items()))
+            history = self.client.get_metric_history(run_id, key)
+            if any(m.step == step and m.timestamp == ts and m.value == value for m in history):
+                return False
+        try:
+            self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+        except Exception as exc:
+            if _permanent(exc):
+                self._runs.pop(record["run"]["key"], None)  # e.g. the run was deleted: look it up again
+            raise
+        if record["kind"] == "request":
+            self.client.set_terminated(run_id, "FINISHED", end_time=ts)
+            self._runs.pop(record["run"]["key"], None)
+        return True
+
+    def finish(self, run_key: str) -> None:
+        run_id = self._runs.get(run_key)
+        if run_id is not None:
+            self.client.set_terminated(run_id, "FINISHED")
+
+
+_live: weakref.WeakSet[MlflowSink] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Interpreter exit without a lifespan shutdown (scripts, ``python -m``): flush the last windows."""
+    for sink in list(_live):
+        sink.close()
+
+
+class MlflowSink(Sink):
+    """Feeds the window aggregator on the request path; logs closed windows to MLflow on its own thread."""
+
+    def __init__(self, recorder: Recorder, *, clock: Callable[[], float] = time.time) -> None:
+        self.recorder = recorder
+        cfg = self.cfg = recorder.config.mlflow
+        self._clock = clock
+        self.width = cfg.window_seconds
+        self.tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
+        self.host = socket.gethostname()
+        self._version = version()
+        self.instance = metric_part(cfg.instance or f"{self.host}-{os.getpid()}")
+        self.service = recorder.config.labels.get("service", "")
+        if importlib.util.find_spec("mlflow") is None:
+            raise ConfigError(
+                "<config>", "mlflow.enabled", "the mlflow package is not installed: pip install 'llm-exporter[mlflow]'"
+            )
+        self._run_tags = self._tags("window")
+        self._started = clock()
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(cfg.queue_size)
+        self._agg = WindowAggregator(
+            self.width, self._enqueue_window, max_keys=recorder.config.label_cap, late_windows=cfg.late_windows
+        )
+        self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
+        self._spools = [*self._spool.orphans(), self._spool]
+        self._writer = _Writer(self.tracking_uri, cfg.experiment, cfg.request_timeout_seconds, self._params)
+        m = recorder.metrics
+        self._results = {r: m.child(m.mlflow_batches, r) for r in RESULTS}
+        self._spool_gauge = m.child(m.mlflow_spool_bytes)
+        self._spool_gauge.set(self._pending_bytes())
+        self._sample = cfg.per_request_sample_rate
+        self._delay = 0.0  # current backoff; 0 while MLflow answers
+        self._retry_at = 0.0
+        self._last_index = int(clock() // self.width)
+        self._current_run: str | None = None
+        self.last_error: str | None = None
+        self.last_error_time: float | None = None
+        self.last_ok_time: float | None = None
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="llm-exporter-mlflow", daemon=True)
+        self._thread.start()
+        _live.add(self)
+
+    # -- the request path: in-memory only ---------------------------------------------------------
+
+    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+        self._agg.http(status, duration, ts)
+
+    def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
+        now = self._clock()
+        ts = min(ts, now)  # a client's clock ahead of ours must not close the window early
+        usd = cost.total_usd if cost is not None else None
+        error = call.error_type is not None
+        self._agg.llm(call.model, call.input_tokens, call.output_tokens, usd, call.duration, call.ttft, error, ts)
+        if self._sample and random.random() < self._sample:
+            fields = (call.model, call.provider, call.operation, call.input_tokens, call.output_tokens)
+            self._put(("request", (*fields, usd, call.duration, call.ttft, call.error_type, ts)))
+
+    def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
+        self._agg.confidence(model, value, ts)
+
+    def on_evaluation(self, name: str, model: str, score: float, ts: float) -> None:
+        self._agg.evaluation(name, model, score, min(ts, self._clock()))
+
+    def on_feedback(self, model: str, rating: float, ts: float) -> None:
+        self._agg.feedback(model, rating, ts)
+
+    def on_event(self, name: str, tenant: str | None, ts: float, count: int = 1) -> None:
+        self._agg.event(name, ts, count)
+
+    def _enqueue_window(self, window: Window) -> None:
+        self._put(("window", window))
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:  # the thread is stuck behind a slow MLflow: lose this, never block a request
+            self._results["dropped"].inc()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the partial window, write (or spool) what is queued, stop the thread. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        window = self._agg.flush()
+        deadline = time.monotonic() + self.cfg.shutdown_timeout_seconds
+        if window is not None:
+            try:
+                self._queue.put(("window", window), timeout=self.cfg.shutdown_timeout_seconds)
+            except queue.Full:
+                self._results["dropped"].inc()
+        self._stopping.set()
+        try:
+            self._queue.put_nowait(None)  # wake the thread
+        except queue.Full:
+            pass
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            log.warning(
+                "llm-exporter: the MLflow bridge did not finish within %.0fs", self.cfg.shutdown_timeout_seconds
+            )
+        else:
+            for spool in self._spools:
+                spool.close()
+        _live.discard(self)
+
+    def health(self) -> dict[str, Any]:
+        pending = self._pending_bytes()
+        running = self._thread.is_alive()
+        degraded = not running or pending > 0 or (self._delay > 0)
+        return {
+            "state": "degraded" if degraded else "ok",
+            "running": running,
+            "tracking_uri": mask_uri(self.tracking_uri),
+            "experiment": self.cfg.experiment,
+            "queue": self._queue.qsize(),
+            "queue_max": self.cfg.queue_size,
+            "spool_path": str(self._spool.path),
+            "spool_bytes": pending,
+            "last_error": self.last_error,
+            "last_error_time": self.last_error_time,
+            "last_ok_time": self.last_ok_time,
+        }
+
+    # -- the bridge thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        tick = min(1.0, self.width / 4)
+        while not self._stopping.is_set():
+            try:
+                item = self._queue.get(timeout=tick)
+            except queue.Empty:
+                item = None
+            try:
+                if item is not None:
+                    self._handle(item)
+                self._timers()
+                if self._pending() and time.monotonic() >= self._retry_at:
+                    self._replay(time.monotonic() + 1.0)
+            except Exception:  # a bug here must not kill the thread: the next window gets another chance
+                log.exception("llm-exporter: MLflow bridge error")
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._handle(item)
+        for index, scores in self._agg.take_late():
+            self._submit_metrics("late", index, summarize_late(scores), self._clock())
+        if self._delay == 0:  # MLflow answered last time: worth trying the spool once more
+            if self._pending():
+                self._replay(time.monotonic() + self.cfg.shutdown_timeout_seconds / 2)
+            if self._current_run is not None and not self._pending():
+                try:
+                    self._writer.finish(self._current_run)
+                except Exception as exc:
+                    self._failed(exc)
+
+    def _timers(self) -> None:
+        now = self._clock()
+        self._agg.roll(now)
+        index = int(now // self.width)
+        if index != self._last_index:  # late results are flushed once per window, not per result
+            self._last_index = index
+            for late_index, scores in self._agg.take_late():
+                self._submit_metrics("late", late_index, summarize_late(scores), now)
+
+    def _handle(self, item: tuple[str, Any]) -> None:
+        kind, payload = item
+        if kind == "window":
+            metrics = summarize(payload)
+            metrics.update(self._drift_scores())
+            self._submit_metrics("window", payload.index, metrics, payload.end)
+        else:
+            self._submit(self._request_record(payload))
+
+    def _drift_scores(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for sink in self.recorder.sinks:
+            scores = getattr(sink, "scores", None)
+            if not callable(scores):
+                continue
+            try:
+                for feature, methods in scores().items():
+                    for method, score in methods.items():
+                        if math.isfinite(score):
+                            out[f"drift_{metric_part(feature)}_{metric_part(method)}"] = float(score)
+            except Exception:
+                log.exception("llm-exporter: reading drift scores failed")
+        return out
+
+    def _submit_metrics(self, kind: str, index: int, metrics: dict[str, float], ts: float) -> None:
+        """One window's (or its late results') metrics as batches of at most MAX_METRICS_PER_BATCH."""
+        placed = self._run_for(index)
+        if placed is None or not metrics:
+            return
+        run, step = placed
+        if kind == "window":
+            if self._current_run not in (None, run["key"]) and not self._pending():
+                try:  # a new day (run period): the previous run is complete
+                    self._writer.finish(self._current_run)  # type: ignore[arg-type]
+                except Exception as exc:
+                    self._failed(exc)
+            self._current_run = run["key"]
+        items = [(k, v) for k, v in metrics.items() if math.isfinite(v)]
+        for i in range(0, len(items), MAX_METRICS_PER_BATCH):
+            chunk = dict(items[i : i + MAX_METRICS_PER_BATCH])
+            record = {"id": uuid.uuid4().hex, "kind": kind, "run": run, "step": step, "ts": int(ts * 1000)}
+            self._submit({**record, "metrics": chunk})
+
+    def _run_for(self, index: int) -> tuple[dict[str, Any], int] | None:
+        """The run a window belongs to and its step there: the window's index since the period start."""
+        start = index * self.width
+        period = self.cfg.run_period
+        if period == "instance":
+            period_start = self._started
+            label = datetime.fromtimestamp(period_start, timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+        else:
+            length = 86400 if period == "day" else 3600
+            period_start = start - start % length
+            fmt = "%Y-%m-%d" if period == "day" else "%Y-%m-%dT%H"
+            label = datetime.fromtimestamp(period_start, timezone.utc).strftime(fmt)
+        step = index - int(period_start // self.width)
+        if step < 0:  # a late result from before this instance's run started
+            return None
+        service = metric_part(self.service) if self.service else "llm-exporter"
+        run = {
+            "key": f"{service}/{self.instance}/{label}",
+            "name": f"{service}-{self.instance}-{label}",
+            "tags": self._run_tags,
+        }
+        return run, step
+
+    def _request_record(self, payload: tuple[Any, ...]) -> dict[str, Any]:
+        model, provider, operation, tokens_in, tokens_out, usd, duration, ttft, error_type, ts = payload
+        rid = uuid.uuid4().hex
+        metrics = {"input_tokens": tokens_in, "output_tokens": tokens_out, "error": 1 if error_type else 0}
+        for name, value in (("cost_usd", usd), ("duration_seconds", duration), ("ttft_seconds", ttft)):
+            if value is not None:
+                metrics[name] = value
+        params = {"model": model, "provider": provider, "operation": operation, "error_type": str(error_type)}
+        run = {"key": f"request/{rid}", "name": f"request-{metric_part(model)}", "tags": self._tags("request")}
+        run["params"] = {k: str(v)[:MAX_PARAM_VALUE] for k, v in params.items()}
+        return {"id": rid, "kind": "request", "run": run, "step": 0, "ts": int(ts * 1000), "metrics": metrics}
+
+    def _tags(self, kind: str) -> dict[str, str]:
+        tags = {"host": self.host, "version": self._version, "llm_exporter.instance": self.instance, KIND_TAG: kind}
+        if self.service:
+            tags["service"] = self.service
+        return tags
+
+    def _params(self) -> dict[str, str]:
+        """The effective config (secrets masked) and the pricing table's date, as run params."""
+        from .cli import effective_config
+
+        params: dict[str, str] = {}
+        _flatten(effective_config(self.recorder.config), "", params)
+        params["mlflow.tracking_uri"] = mask_uri(self.tracking_uri)
+        try:
+            table = self.recorder.pricing
+        except Exception as exc:  # a broken pricing file is reported by its own module, not here
+            log.debug("llm-exporter: no pricing table for the MLflow params: %s", exc)
+        else:
+            for attr in ("date", "version"):
+                value = getattr(table, attr, None)
+                if value:
+                    params[f"pricing.table_{attr}"] = str(value)
+        return params
+
+    # -- writing, spooling, replaying -----------------------------------------------------------------
+
+    def _pending(self) -> bool:
+        return any(self._spools)
+
+    def _pending_bytes(self) -> int:
+        return sum(s.pending_bytes for s in self._spools)
+
+    def _submit(self, record: dict[str, Any]) -> None:
+        if self._pending():  # older batches are waiting: this one goes behind them, keeping the order
+            self._to_spool(record)
+            return
+        try:
+            self._writer.write(record, replay=False)
+        except Exception as exc:
+            self._failed(exc)
+            if _permanent(exc):
+                self._results["dropped"].inc()
+            else:
+                self._to_spool(record)
+            return
+        self._succeeded(record)
+        self._results["ok"].inc()
+
+    def _to_spool(self, record: dict[str, Any]) -> None:
+        try:
+            stored = self._spool.append(record)
+        except (OSError, ValueError) as exc:
+            log.error("llm-exporter: cannot write the MLflow spool %s: %s", self._spool.path, exc)
+            stored = False
+        if stored:
+            self._results["spooled"].inc()
+            self._spool_gauge.set(self._pending_bytes())
+        else:
+            self._results["dropped"].inc()
+            log.warning("llm-exporter: MLflow spool full (%d bytes), a batch was dropped", self.cfg.spool_max_bytes)
+
+    def _replay(self, until: float) -> None:
+        """Write spooled batches, oldest first, until one fails or ``until`` (monotonic) passes."""
+        for spool in list(self._spools):
+            while (record := spool.peek()) is not None:
+                if time.monotonic() >= until:
+                    return
+                try:
+                    self._writer.write(record, replay=True)
+                except Exception as exc:
+                    self._failed(exc)
+                    if not _permanent(exc):
+                        return
+                    self._results["dropped"].inc()
+                else:
+                    self._succeeded(record)
+                    self._results["retried"].inc()
+                spool.pop()
+                self._spool_gauge.set(self._pending_bytes())
+            if spool is not self._spool:  # an orphan of a dead process, now empty
+                spool.close(remove=True)
+                self._spools.remove(spool)
+
+    def _succeeded(self, record: dict[str, Any]) -> None:
+        self._delay = 0.0
+        self.last_ok_time = time.time()
+        log.debug(
+            "llm-exporter: MLflow batch written: %s step %d (%s)", record["run"]["key"], record["step"], record["kind"]
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.last_error_time = time.time()
+        if _permanent(exc):
+            log.error("llm-exporter: MLflow rejected a batch: %s", self.last_error)
+            return
+        retry_min, retry_max = self.cfg.retry_min_seconds, self.cfg.retry_max_seconds
+        self._delay = min(max(self._delay * 2, retry_min), retry_max)
+        self._retry_at = time.monotonic() + self._delay
+        log.warning("llm-exporter: MLflow unavailable, retrying in %.1fs: %s", self._delay, self.last_error)

@@ -1,0 +1,167 @@
+"""An append-only, size-bounded spool file of MLflow batches that could not be written yet.
+
+One JSON object per line, replayed from the head in the order written. The head offset lives in
+memory: after a restart the whole file is replayed again, which is safe because the bridge checks
+MLflow for a batch before writing a replayed one. When the head reaches the end the file is
+truncated, so an empty spool is an empty file. Only the bridge thread uses a Spool.
+
+A lock file keeps two processes (several uvicorn workers in one directory) from sharing one spool:
+the second one gets ``<name>.<pid><suffix>`` next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one process per spool path is then up to the user
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+
+class Spool:
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int) -> None:
+        claimed, lock = _claim(Path(path).resolve())
+        self._open(claimed, lock, max_bytes)
+
+    def _open(self, path: Path, lock: IO[bytes] | None, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self._lock = lock
+        self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 (kept open for the process's life)
+        self._head = 0
+        self._next = 0
+        self._size = os.fstat(self._file.fileno()).st_size
+        self.corrupt = 0  # lines skipped because they were not valid JSON (a torn write at a crash)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._size - self._head
+
+    def __bool__(self) -> bool:
+        return self._size > self._head
+
+    def append(self, record: dict[str, Any]) -> bool:
+        """Add ``record`` at the tail; False when it would take the file past ``max_bytes``."""
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+        if self._size + len(line) > self.max_bytes and self._head:
+            self._compact()
+        if self._size + len(line) > self.max_bytes:
+            return False
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(line)
+        self._file.flush()
+        self._size += len(line)
+        return True
+
+    def peek(self) -> dict[str, Any] | None:
+        """The record at the head, or None when the spool is empty. Undecodable lines are skipped."""
+        while self._head < self._size:
+            self._file.seek(self._head)
+            line = self._file.readline()
+            if not line.endswith(b"\n"):  # torn tail of a crashed write: nothing after it is valid
+                self.corrupt += 1
+                self._truncate_at(self._head)
+                return None
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                self._next = self._head + len(line)
+                return record
+            self.corrupt += 1
+            log.warning("llm-exporter: skipping an unreadable line in the MLflow spool %s", self.path)
+            self._advance_to(self._head + len(line))
+        return None
+
+    def pop(self) -> None:
+        """Drop the record returned by the last :meth:`peek`."""
+        self._advance_to(self._next)
+
+    def close(self, remove: bool = False) -> None:
+        self._file.close()
+        if remove:
+            for p in (self.path, self.path.with_name(self.path.name + ".lock")):
+                p.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.close()
+
+    def orphans(self) -> list[Spool]:
+        """Spools left by processes that are gone (nobody holds their lock), to replay before this one."""
+        if fcntl is None:
+            return []
+        base = _base(self.path)
+        found = []
+        for candidate in sorted({base, *base.parent.glob(f"{base.stem}.*{base.suffix}")}):
+            if candidate == self.path or _base(candidate) != base or not candidate.is_file():
+                continue
+            lock = _try_lock(candidate)
+            if lock is not None:
+                orphan = Spool.__new__(Spool)
+                orphan._open(candidate, lock, 0)  # max_bytes 0: never appended to
+                found.append(orphan)
+        return found
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _advance_to(self, offset: int) -> None:
+        self._head = offset
+        if self._head >= self._size:
+            self._truncate_at(0)
+
+    def _truncate_at(self, offset: int) -> None:
+        self._file.truncate(offset)
+        self._file.flush()
+        self._size = offset
+        self._head = min(self._head, offset)
+
+    def _compact(self) -> None:
+        """Rewrite the file without the records already replayed, to make room at the tail."""
+        self._file.seek(self._head)
+        rest = self._file.read()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_bytes(rest)
+        os.replace(tmp, self.path)
+        self._file.close()
+        self._file = open(self.path, "a+b")  # noqa: SIM115
+        self._head = 0
+        self._size = len(rest)
+
+
+_SIBLING = "{stem}.{pid}{suffix}"
+
+
+def _base(path: Path) -> Path:
+    """The configured path a per-process sibling was derived from."""
+    stem, _, pid = path.stem.rpartition(".")
+    return path.with_name(stem + path.suffix) if stem and pid.isdigit() else path
+
+
+def _try_lock(path: Path) -> IO[bytes] | None:
+    lock = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115
+    try:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return None
+    return lock
+
+
+def _claim(path: Path) -> tuple[Path, IO[bytes] | None]:
+    """Lock ``path`` for this process, or a per-process sibling when another process holds it."""
+    if fcntl is None:
+        return path, None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sibling = path.with_name(_SIBLING.format(stem=path.stem, pid=os.getpid(), suffix=path.suffix))
+    for candidate in (path, sibling):
+        lock = _try_lock(candidate)
+        if lock is not None:
+            return candidate, lock
+    raise OSError(f"cannot lock the MLflow spool {path}: another spool of this process holds it")

@@ -1,0 +1,597 @@
+"""Zero-code capture: start_capture / feed / finish driven directly on a real Recorder and registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from exporter.capture import JsonCapture, SseCapture, start_capture
+from exporter.config import CaptureConfig, Config
+from exporter.recorder import Recorder
+
+JSON = [(b"content-type", b"application/json")]
+SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+START, END = 100.0, 101.5  # perf_counter values handed to finish(): a 1.5 s request
+
+
+def recorder() -> Recorder:
+    return Recorder(Config(), CollectorRegistry())
+
+
+def sample(rec: Recorder, name: str, **labels: str) -> float | None:
+    return rec.registry.get_sample_value(name, labels)
+
+
+def tokens(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
+    return sample(
+        rec, "llm_tokens_total", gen_ai_provider_name=provider, gen_ai_request_model=model, gen_ai_token_type=kind
+    )
+
+
+def cost(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
+    return sample(
+        rec, "llm_cost_usd_total", gen_ai_provider_name=provider, gen_ai_request_model=model, gen_ai_token_type=kind
+    )
+
+
+def requests(rec: Recorder, provider: str, model: str, outcome: str = "ok") -> float | None:
+    return sample(rec, "llm_requests_total", gen_ai_provider_name=provider, gen_ai_request_model=model, outcome=outcome)
+
+
+def ttft(rec: Recorder, provider: str, model: str, stat: str = "sum") -> float | None:
+    return sample(
+        rec,
+        f"gen_ai_client_time_to_first_token_seconds_{stat}",
+        gen_ai_provider_name=provider,
+        gen_ai_request_model=model,
+    )
+
+
+def capture_errors(rec: Recorder, fmt: str) -> float:
+    return sample(rec, "llm_exporter_capture_errors_total", format=fmt) or 0.0
+
+
+def run(
+    rec: Recorder,
+    headers: list[tuple[bytes, bytes]],
+    chunks: Sequence[bytes],
+    *,
+    times: Sequence[float] | None = None,
+    status: int = 200,
+    config: CaptureConfig | None = None,
+) -> None:
+    capture = start_capture(headers, config or CaptureConfig())
+    assert capture is not None
+    for i, chunk in enumerate(chunks):
+        capture.feed(chunk, times[i] if times else START + 0.1)
+    capture.finish(rec, START, END, status)
+
+
+def sse(*events: dict[str, Any] | str, sep: bytes = b"\n", names: bool = False) -> list[bytes]:
+    """One chunk per event; ``names`` adds Anthropic's ``event:`` lines."""
+    out = []
+    for ev in events:
+        if isinstance(ev, str):
+            out.append(b"data: " + ev.encode() + sep + sep)
+            continue
+        head = f"event: {ev['type']}".encode() + sep if names else b""
+        out.append(head + b"data: " + json.dumps(ev, ensure_ascii=False).encode() + sep + sep)
+    return out
+
+
+# -- payloads with known counts ------------------------------------------------------------------------------
+
+OPENAI_CHAT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "gpt-4o-2024-08-06",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "finish_reason": "stop"}],
+    "usage": {
+        "prompt_tokens": 1000,
+        "completion_tokens": 500,
+        "total_tokens": 1500,
+        "prompt_tokens_details": {"cached_tokens": 200},
+    },
+}
+OPENAI_RESPONSES = {
+    "id": "resp_1",
+    "object": "response",
+    "model": "gpt-4.1-mini-2025-04-14",
+    "output": [{"type": "message", "content": [{"type": "output_text", "text": "Hi"}]}],
+    "usage": {
+        "input_tokens": 300,
+        "input_tokens_details": {"cached_tokens": 100},
+        "output_tokens": 50,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 350,
+    },
+}
+ANTHROPIC_MESSAGE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-5-20250929",
+    "content": [{"type": "text", "text": "Hello"}],
+    "stop_reason": "end_turn",
+    "usage": {
+        "input_tokens": 100,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 50,
+        "output_tokens": 200,
+    },
+}
+GEMINI_RESPONSE = {
+    "candidates": [{"content": {"role": "model", "parts": [{"text": "Hello"}]}, "finishReason": "STOP"}],
+    "usageMetadata": {
+        "promptTokenCount": 400,
+        "cachedContentTokenCount": 100,
+        "candidatesTokenCount": 60,
+        "thoughtsTokenCount": 40,
+        "totalTokenCount": 500,
+    },
+    "modelVersion": "gemini-2.5-flash",
+}
+
+# (payload, provider, model label, input, output, input USD, output USD), prices from pricing.yaml.
+JSON_CASES = [
+    # 800 uncached x 2.50 + 200 cached x 1.25; 500 x 10.00
+    (OPENAI_CHAT, "openai", "gpt-4o-2024-08-06", 1000, 500, 0.00225, 0.005),
+    # 200 x 0.40 + 100 x 0.10; 50 x 1.60
+    (OPENAI_RESPONSES, "openai", "gpt-4.1-mini-2025-04-14", 300, 50, 9e-05, 8e-05),
+    # input 100 + 1000 cache reads + 50 cache writes: 150 x 3.00 + 1000 x 0.30; 200 x 15.00
+    (ANTHROPIC_MESSAGE, "anthropic", "claude-sonnet-4-5-20250929", 1150, 200, 0.00075, 0.003),
+    # 300 x 0.30 + 100 x 0.03; (60 + 40 thinking) x 2.50
+    (GEMINI_RESPONSE, "gcp.gemini", "gemini-2.5-flash", 400, 100, 9.3e-05, 0.00025),
+]
+
+
+@pytest.mark.parametrize(("payload", "provider", "model", "n_in", "n_out", "usd_in", "usd_out"), JSON_CASES)
+def test_json_response(
+    payload: dict[str, Any], provider: str, model: str, n_in: int, n_out: int, usd_in: float, usd_out: float
+) -> None:
+    rec = recorder()
+    body = json.dumps(payload).encode()
+    run(rec, JSON, [body[:7], body[7:]])
+    assert tokens(rec, provider, model, "input") == n_in
+    assert tokens(rec, provider, model, "output") == n_out
+    assert cost(rec, provider, model, "input") == pytest.approx(usd_in, rel=1e-12)
+    assert cost(rec, provider, model, "output") == pytest.approx(usd_out, rel=1e-12)
+    assert requests(rec, provider, model) == 1
+    labels = {"gen_ai_provider_name": provider, "gen_ai_request_model": model}
+    assert sample(rec, "gen_ai_client_operation_duration_seconds_sum", error_type="", **labels, **_op(provider)) == 1.5
+    assert ttft(rec, provider, model, "count") is None  # a plain JSON response has no first token
+    assert capture_errors(rec, "json") == 0
+
+
+def _op(provider: str) -> dict[str, str]:
+    return {"gen_ai_operation_name": "generate_content" if provider == "gcp.gemini" else "chat"}
+
+
+def test_embeddings_response_counts_input_only() -> None:
+    rec = recorder()
+    body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 50_000, "total_tokens": 50_000},
+    }
+    run(rec, JSON, [json.dumps(body).encode()])
+    assert tokens(rec, "openai", "text-embedding-3-small", "input") == 50_000
+    assert tokens(rec, "openai", "text-embedding-3-small", "output") is None
+    assert cost(rec, "openai", "text-embedding-3-small", "input") == pytest.approx(0.001, rel=1e-12)
+    assert (
+        sample(
+            rec,
+            "gen_ai_client_token_usage_count",
+            gen_ai_operation_name="embeddings",
+            gen_ai_provider_name="openai",
+            gen_ai_request_model="text-embedding-3-small",
+            gen_ai_token_type="input",
+        )
+        == 1
+    )
+
+
+def test_unknown_model_counts_tokens_without_cost() -> None:
+    rec = recorder()
+    body = dict(OPENAI_CHAT, model="acme-llm-7b")
+    run(rec, JSON, [json.dumps(body).encode()])
+    assert tokens(rec, "openai", "acme-llm-7b", "input") == 1000
+    assert tokens(rec, "openai", "acme-llm-7b", "output") == 500
+    assert cost(rec, "openai", "acme-llm-7b", "input") is None
+    assert cost(rec, "openai", "acme-llm-7b", "output") is None
+    assert sample(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-llm-7b") == 1500
+
+
+def test_cached_tokens_without_cached_price_bill_at_input_price() -> None:
+    rec = recorder()
+    body = dict(OPENAI_CHAT, model="gpt-5-pro")  # no cached price in the table
+    run(rec, JSON, [json.dumps(body).encode()])
+    assert cost(rec, "openai", "gpt-5-pro", "input") == pytest.approx(1000 * 15.0 / 1e6, rel=1e-12)
+
+
+def test_gemini_json_array_stream() -> None:
+    rec = recorder()
+    items = [
+        {"candidates": [{"content": {"parts": [{"text": "Hel"}]}}], "modelVersion": "gemini-2.5-pro",
+         "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 1}},
+        {"candidates": [{"content": {"parts": [{"text": "lo"}]}}], "modelVersion": "gemini-2.5-pro",
+         "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 12, "totalTokenCount": 20}},
+    ]  # fmt: skip
+    body = json.dumps(items).encode()
+    cut = body.index(b'"text"') + 3  # the first "text" marker split across two chunks
+    run(rec, JSON, [b"[", body[1:cut], body[cut:]], times=[100.05, 100.1, 100.2])
+    assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "input") == 8
+    assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "output") == 12
+    assert cost(rec, "gcp.gemini", "gemini-2.5-pro", "output") == pytest.approx(12 * 10.0 / 1e6, rel=1e-12)
+    assert ttft(rec, "gcp.gemini", "gemini-2.5-pro") == pytest.approx(0.2, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"status": "ok", "items": [1, 2, 3]}',  # some other API
+        b'{"usage": {"cpu_seconds": 3}, "plan": "pro"}',  # a "usage" field, but no model: not an LLM response
+        b'{"error": {"message": "rate limited", "type": "rate_limit_error"}}',
+        b"",
+        b"[1, 2, 3]",
+    ],
+)
+def test_json_that_is_not_llm_output_is_ignored_silently(body: bytes) -> None:
+    rec = recorder()
+    run(rec, JSON, [body] if body else [])
+    assert (
+        sample(rec, "llm_requests_total", gen_ai_provider_name="openai", gen_ai_request_model="unknown", outcome="ok")
+        is None
+    )
+    assert capture_errors(rec, "json") == 0
+    assert list(rec.metrics.llm_requests.collect()[0].samples) == []
+
+
+def test_truncated_llm_json_is_counted() -> None:
+    rec = recorder()
+    body = json.dumps(OPENAI_CHAT).encode()
+    run(rec, JSON, [body[:-10]])
+    assert capture_errors(rec, "json") == 1
+    assert list(rec.metrics.llm_requests.collect()[0].samples) == []
+
+
+def test_json_over_the_size_cap() -> None:
+    rec = recorder()
+    cfg = CaptureConfig(max_json_bytes=120)
+    llm = json.dumps(OPENAI_CHAT).encode()
+    run(rec, JSON, [llm[:40], llm[40:]], config=cfg)  # the first 120 bytes name a model: counted
+    assert capture_errors(rec, "json") == 1
+    other = json.dumps({"rows": list(range(100))}).encode()
+    run(rec, JSON, [other], config=cfg)  # some large non-LLM JSON: skipped, not counted
+    assert capture_errors(rec, "json") == 1
+    assert list(rec.metrics.llm_requests.collect()[0].samples) == []
+    run(rec, JSON, [llm], config=CaptureConfig(max_json_bytes=len(llm)))  # exactly at the cap: read
+    assert tokens(rec, "openai", "gpt-4o-2024-08-06", "input") == 1000
+
+
+def test_error_status_is_the_error_type() -> None:
+    rec = recorder()
+    run(rec, JSON, [json.dumps(OPENAI_CHAT).encode()], status=503)
+    assert requests(rec, "openai", "gpt-4o-2024-08-06", "error") == 1
+    assert (
+        sample(
+            rec,
+            "gen_ai_client_operation_duration_seconds_count",
+            gen_ai_operation_name="chat",
+            gen_ai_provider_name="openai",
+            gen_ai_request_model="gpt-4o-2024-08-06",
+            error_type="503",
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "config", "kind"),
+    [
+        (JSON, CaptureConfig(), JsonCapture),
+        ([(b"content-type", b"application/json; charset=utf-8")], CaptureConfig(), JsonCapture),
+        ([(b"Content-Type", b"Application/JSON")], CaptureConfig(), JsonCapture),
+        (SSE, CaptureConfig(), SseCapture),
+        ([(b"content-type", b"text/html")], CaptureConfig(), None),
+        ([(b"content-type", b"application/jsonl")], CaptureConfig(), None),
+        ([(b"content-type", b"text/event-stream;charset=utf-8")], CaptureConfig(), SseCapture),
+        ([], CaptureConfig(), None),
+        (JSON + [(b"content-encoding", b"gzip")], CaptureConfig(), None),
+        (JSON + [(b"content-encoding", b"identity")], CaptureConfig(), JsonCapture),
+        (JSON, CaptureConfig(enabled=False), None),
+        (SSE, CaptureConfig(enabled=False), None),
+    ],
+)
+def test_start_capture_by_content_type(
+    headers: list[tuple[bytes, bytes]], config: CaptureConfig, kind: type | None
+) -> None:
+    capture = start_capture(headers, config)
+    if kind is None:
+        assert capture is None
+    else:
+        assert type(capture) is kind
+
+
+# -- streams -----------------------------------------------------------------------------------------------
+
+_CHUNK = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-mini"}
+OPENAI_STREAM = sse(
+    {**_CHUNK, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}], "usage": None},
+    {**_CHUNK, "choices": [{"index": 0, "delta": {"content": "Héllo "}}], "usage": None},
+    {**_CHUNK, "choices": [{"index": 0, "delta": {"content": "wörld 👋"}}], "usage": None},
+    {**_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
+    {**_CHUNK, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17,
+                                        "prompt_tokens_details": {"cached_tokens": 0}}},
+    "[DONE]",
+)  # fmt: skip
+_MSG = {"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-haiku-4-5-20251001", "content": []}
+ANTHROPIC_STREAM = sse(
+    {"type": "message_start", "message": {**_MSG, "usage": {"input_tokens": 25, "cache_read_input_tokens": 10,
+                                                            "cache_creation_input_tokens": 0, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "ping"},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Grüß "}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "dich"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 15}},
+    {"type": "message_stop"},
+    names=True,
+)  # fmt: skip
+_GEM = {"modelVersion": "gemini-2.5-pro"}
+GEMINI_STREAM = sse(
+    {"candidates": [{"content": {"role": "model", "parts": [{"text": "こんに"}]}}],
+     "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 3}, **_GEM},
+    {"candidates": [{"content": {"role": "model", "parts": [{"text": "ちは"}]}}],
+     "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 9}, **_GEM},
+    {"candidates": [{"content": {"role": "model", "parts": [{"text": "!"}]}, "finishReason": "STOP"}],
+     "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 12, "totalTokenCount": 20}, **_GEM},
+    sep=b"\r\n",
+)  # fmt: skip
+_RESP = {"id": "resp_2", "object": "response", "model": "gpt-5-mini-2025-08-07"}
+RESPONSES_STREAM = sse(
+    {"type": "response.created", "response": {**_RESP, "status": "in_progress", "error": None, "usage": None}},
+    {"type": "response.output_text.delta", "item_id": "msg_1", "delta": "Bon"},
+    {"type": "response.output_text.delta", "item_id": "msg_1", "delta": "jour"},
+    {"type": "response.completed", "response": {**_RESP, "status": "completed", "usage": {
+        "input_tokens": 2000, "input_tokens_details": {"cached_tokens": 1000}, "output_tokens": 300}}},
+    names=True,
+)  # fmt: skip
+
+# (chunks, provider, model, input, output, input USD, output USD, operation, index of the first output event)
+STREAM_CASES = [
+    # 12 x 0.15; 5 x 0.60. The first event has an empty delta.
+    (OPENAI_STREAM, "openai", "gpt-4o-mini", 12, 5, 1.8e-06, 3e-06, "chat", 1),
+    # (25 + 10 cache reads): 25 x 1.00 + 10 x 0.10; 15 x 5.00. Output starts at content_block_delta.
+    (ANTHROPIC_STREAM, "anthropic", "claude-haiku-4-5-20251001", 35, 15, 2.6e-05, 7.5e-05, "chat", 3),
+    # 8 x 1.25; 12 x 10.00
+    (GEMINI_STREAM, "gcp.gemini", "gemini-2.5-pro", 8, 12, 1e-05, 0.00012, "generate_content", 0),
+    # 1000 x 0.25 + 1000 x 0.025; 300 x 2.00
+    (RESPONSES_STREAM, "openai", "gpt-5-mini-2025-08-07", 2000, 300, 0.000275, 0.0006, "chat", 1),
+]
+STREAM_IDS = ["openai", "anthropic", "gemini", "responses"]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "provider", "model", "n_in", "n_out", "usd_in", "usd_out", "op", "first"), STREAM_CASES, ids=STREAM_IDS
+)
+def test_sse_stream(
+    chunks: list[bytes],
+    provider: str,
+    model: str,
+    n_in: int,
+    n_out: int,
+    usd_in: float,
+    usd_out: float,
+    op: str,
+    first: int,
+) -> None:
+    rec = recorder()
+    times = [100.0 + 0.25 * (i + 1) for i in range(len(chunks))]
+    run(rec, SSE, chunks, times=times)
+    assert tokens(rec, provider, model, "input") == n_in
+    assert tokens(rec, provider, model, "output") == n_out
+    assert cost(rec, provider, model, "input") == pytest.approx(usd_in, rel=1e-12)
+    assert cost(rec, provider, model, "output") == pytest.approx(usd_out, rel=1e-12)
+    assert requests(rec, provider, model) == 1
+    assert ttft(rec, provider, model, "count") == 1
+    assert ttft(rec, provider, model) == times[first] - START
+    assert (
+        sample(
+            rec,
+            "gen_ai_client_operation_duration_seconds_sum",
+            gen_ai_operation_name=op,
+            gen_ai_provider_name=provider,
+            gen_ai_request_model=model,
+            error_type="",
+        )
+        == 1.5
+    )
+    assert capture_errors(rec, "sse") == 0
+
+
+def test_sse_stream_without_usage_still_records_the_call() -> None:
+    rec = recorder()
+    chunks = [c for c in OPENAI_STREAM if b'"usage": {' not in c]
+    run(rec, SSE, chunks, times=[100.5 + i for i in range(len(chunks))])
+    assert requests(rec, "openai", "gpt-4o-mini") == 1
+    assert ttft(rec, "openai", "gpt-4o-mini") == 1.5
+    assert tokens(rec, "openai", "gpt-4o-mini", "input") is None
+    assert sample(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="gpt-4o-mini") is None
+
+
+def test_sse_error_event() -> None:
+    rec = recorder()
+    chunks = ANTHROPIC_STREAM[:4] + sse(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, names=True
+    )
+    run(rec, SSE, chunks)
+    assert requests(rec, "anthropic", "claude-haiku-4-5-20251001", "error") == 1
+    assert tokens(rec, "anthropic", "claude-haiku-4-5-20251001", "input") == 35
+    assert (
+        sample(
+            rec,
+            "gen_ai_client_operation_duration_seconds_count",
+            gen_ai_operation_name="chat",
+            gen_ai_provider_name="anthropic",
+            gen_ai_request_model="claude-haiku-4-5-20251001",
+            error_type="overloaded_error",
+        )
+        == 1
+    )
+
+
+def test_sse_responses_api_failure() -> None:
+    rec = recorder()
+    failed = {**_RESP, "status": "failed", "error": {"code": "server_error", "message": "boom"}, "usage": None}
+    chunks = RESPONSES_STREAM[:2] + sse({"type": "response.failed", "response": failed}, names=True)
+    run(rec, SSE, chunks)
+    assert requests(rec, "openai", "gpt-5-mini-2025-08-07", "error") == 1
+    assert (
+        sample(
+            rec,
+            "gen_ai_client_operation_duration_seconds_count",
+            gen_ai_operation_name="chat",
+            gen_ai_provider_name="openai",
+            gen_ai_request_model="gpt-5-mini-2025-08-07",
+            error_type="server_error",
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: hello\n\n", b"data: world\n\n"],  # plain-text events
+        [b'data: {"user": 1, "status": "online"}\n\n', b'data: {"usage": {"cpu": 1}}\n\n'],  # some JSON feed
+        [b": keep-alive\n\n", b"event: tick\ndata: 1\n\n"],
+        [],
+    ],
+)
+def test_sse_that_is_not_llm_output_is_ignored_silently(chunks: list[bytes]) -> None:
+    rec = recorder()
+    run(rec, SSE, chunks)
+    assert list(rec.metrics.llm_requests.collect()[0].samples) == []
+    assert capture_errors(rec, "sse") == 0
+
+
+def test_sse_unreadable_usage_is_counted() -> None:
+    rec = recorder()
+    chunks = OPENAI_STREAM[:3] + [b'data: {"model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tok\n\n']
+    run(rec, SSE, chunks)
+    assert capture_errors(rec, "sse") == 1
+    assert list(rec.metrics.llm_requests.collect()[0].samples) == []
+
+
+def test_sse_line_over_the_cap_is_dropped_and_memory_stays_bounded() -> None:
+    rec = recorder()
+    cfg = CaptureConfig(max_json_bytes=1024)
+    capture = start_capture(SSE, cfg)
+    assert isinstance(capture, SseCapture)
+    for chunk in OPENAI_STREAM[:2]:
+        capture.feed(chunk, 100.5)
+    # A 1 MB line without a newline, in 1 KB pieces: never buffered beyond the cap.
+    for _ in range(1024):
+        capture.feed(b"x" * 1024, 100.6)
+        assert capture._tail_len <= 1024
+    capture.feed(b"\n\n", 100.7)
+    for chunk in OPENAI_STREAM[2:]:
+        capture.feed(chunk, 100.8)
+    capture.finish(rec, START, END, 200)
+    # The usage event came after the over-long line and was read: the call is complete.
+    assert tokens(rec, "openai", "gpt-4o-mini", "output") == 5
+    assert capture_errors(rec, "sse") == 0
+
+
+def test_sse_over_long_line_that_hid_the_usage_is_counted() -> None:
+    rec = recorder()
+    cfg = CaptureConfig(max_json_bytes=100)
+    run(rec, SSE, [*OPENAI_STREAM[:2], OPENAI_STREAM[4][:60], OPENAI_STREAM[4][60:]], config=cfg)
+    assert capture_errors(rec, "sse") == 1
+
+
+# -- chunk boundaries ------------------------------------------------------------------------------------------
+
+
+def _totals(rec: Recorder, provider: str, model: str) -> tuple[Any, ...]:
+    return (
+        tokens(rec, provider, model, "input"),
+        tokens(rec, provider, model, "output"),
+        requests(rec, provider, model),
+        ttft(rec, provider, model, "count"),
+        capture_errors(rec, "sse"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("chunks", "provider", "model", "n_in", "n_out"), [c[:5] for c in STREAM_CASES], ids=STREAM_IDS
+)
+def test_sse_split_at_every_byte_boundary(
+    chunks: list[bytes], provider: str, model: str, n_in: int, n_out: int
+) -> None:
+    """Every two-piece split and a byte-at-a-time feed give the same counts as whole events."""
+    stream = b"".join(chunks)
+    rec = recorder()
+    runs = 0
+    for cut in range(len(stream) + 1):
+        run(rec, SSE, [stream[:cut], stream[cut:]])
+        runs += 1
+    run(rec, SSE, [stream[i : i + 1] for i in range(len(stream))])
+    runs += 1
+    assert _totals(rec, provider, model) == (n_in * runs, n_out * runs, runs, runs, 0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(STREAM_CASES), cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=40))
+def test_sse_any_chunking_gives_the_same_counts(case: tuple[Any, ...], cuts: list[int]) -> None:
+    chunks, provider, model, n_in, n_out = case[:5]
+    stream = b"".join(chunks)
+    points = sorted({min(c, len(stream)) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    rec = recorder()
+    run(rec, SSE, pieces)
+    assert _totals(rec, provider, model) == (n_in, n_out, 1, 1, 0)
+
+
+_LONG = sse({**_CHUNK, "choices": [{"index": 0, "delta": {"content": "x" * 300}}], "usage": None})
+# Lines are at most 246 bytes, except the long content event (a cap of 250 drops it) and, with a cap of
+# 200, the usage event too.
+CAPPED_CASES = [
+    (OPENAI_STREAM[:3] + _LONG + OPENAI_STREAM[3:], 250, (12, 5, 1, 1, 0)),
+    (OPENAI_STREAM[:3] + _LONG + OPENAI_STREAM[3:], 200, (None, None, None, None, 1)),
+    (_LONG + OPENAI_STREAM, 250, (12, 5, 1, 1, 0)),  # the first event is dropped: the next one decides
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=st.sampled_from(CAPPED_CASES), cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=40))
+def test_sse_lines_over_the_cap_give_the_same_result_for_any_chunking(
+    case: tuple[list[bytes], int, tuple[Any, ...]], cuts: list[int]
+) -> None:
+    chunks, cap, expected = case
+    stream = b"".join(chunks)
+    points = sorted({min(c, len(stream)) for c in cuts})
+    pieces = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    rec = recorder()
+    run(rec, SSE, pieces, config=CaptureConfig(max_json_bytes=cap))
+    assert _totals(rec, "openai", "gpt-4o-mini") == expected
+
+
+def test_feed_and_finish_never_raise() -> None:
+    rec = recorder()
+    for headers in (JSON, SSE):
+        capture = start_capture(headers, CaptureConfig())
+        assert capture is not None
+        capture.feed(b"\xff\xfe{garbage\r", 100.1)
+        capture.feed(b'data: {"choices": [1, 2], "model": 5}\n\n', 100.2)
+        capture.feed(b'data: {"choices": [], "model": "m", "usage": [1]}\n\n', 100.3)
+        capture.finish(rec, START, END, 200)

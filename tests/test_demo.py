@@ -1,0 +1,273 @@
+"""The demo: its simulated service recorded through the middleware (exact values), its config, and the
+whole ``llm-exporter demo`` serving traffic in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import demo_service
+from exporter.config import Config, DriftConfig, MlflowConfig
+from exporter.demo import DEMO_MLFLOW_URI, demo_config, run_demo
+from exporter.demo_service import ChatService, classify, count_tokens
+from exporter.demo_traffic import Traffic
+from exporter.middleware import PrometheusMiddleware
+from exporter.recorder import Recorder
+
+from .servers import HOST, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOKING = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Can I book an appointment?"}]
+
+
+def service(**kwargs: Any) -> tuple[Any, CollectorRegistry, Recorder]:
+    registry = CollectorRegistry()
+    config = Config.from_mapping({"drift": {"enabled": False}, "otel": {"exemplars": False}})
+    recorder = Recorder(config, registry)
+    chat = ChatService(seed=7, time_scale=0.0, **{"error_rate": 0.0, **kwargs})
+    return PrometheusMiddleware(chat.app(), recorder=recorder), registry, recorder
+
+
+def post(app: Any, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://demo") as client:
+            return await client.post(path, json=body)
+
+    return asyncio.run(go())
+
+
+def sse_usage(text: str) -> dict[str, Any]:
+    events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    usage: dict[str, Any] = json.loads(events[-2])["usage"]
+    return usage
+
+
+@pytest.fixture
+def always_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(demo_service, "EVALUATED_SHARE", 1.0)
+    monkeypatch.setattr(demo_service, "APPOINTMENT_SHARE", 1.0)
+
+
+def test_prompt_tokens_are_counted_like_a_tokenizer_would() -> None:
+    # 2 + 5 words -> ceil(7 * 1.3) = 10, plus 3 per message and 3 for the reply's priming.
+    assert count_tokens(BOOKING) == 10 + 6 + 3
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Can I BOOK a slot?", "booking"),
+        ("How much is it?", "pricing"),
+        ("I want a refund", "cancellation"),
+        ("Hello", "general"),
+    ],  # fmt: skip
+)
+def test_classify(text: str, intent: str) -> None:
+    label, confidence = classify(text, __import__("random").Random(1))
+    assert label == intent
+    assert 0.0 <= confidence <= 1.0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_completion_is_captured_by_the_middleware(stream: bool, always_judged: None) -> None:
+    app, registry, recorder = service()
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": BOOKING}
+    if stream:
+        body |= {"stream": True, "stream_options": {"include_usage": True}}
+    response = post(app, "/v1/chat/completions", body)
+    assert response.status_code == 200
+    usage = sse_usage(response.text) if stream else response.json()["usage"]
+    assert usage["prompt_tokens"] == 19
+    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini"}
+    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "input"}) == 19.0
+    output = float(usage["completion_tokens"])
+    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "output"}) == output
+    cost = recorder.pricing.cost("gpt-4o-mini", 19, usage["completion_tokens"], 0)
+    assert cost is not None
+    assert registry.get_sample_value("llm_cost_usd_total", {**llm, "gen_ai_token_type": "input"}) == cost.input_usd
+    assert registry.get_sample_value("llm_cost_usd_total", {**llm, "gen_ai_token_type": "output"}) == cost.output_usd
+    assert registry.get_sample_value("llm_requests_total", {**llm, "outcome": "ok"}) == 1.0
+    ttft = registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_count", llm)
+    assert ttft == (1.0 if stream else None)
+    model = {"gen_ai_request_model": "gpt-4o-mini"}
+    assert registry.get_sample_value("llm_predictions_total", {**model, "label": "booking"}) == 1.0
+    assert registry.get_sample_value("llm_confidence_count", {**model, "label": "booking"}) == 1.0
+    for name in ("answer_relevancy", "faithfulness"):
+        assert registry.get_sample_value("llm_evaluation_score_count", {**model, "evaluation": name}) == 1.0
+    assert registry.get_sample_value("llm_events_total", {"event": "appointment_requested"}) == 1.0
+    assert registry.get_sample_value("llm_events_total", {"event": "human_handoff"}) is None
+    route = {"http_request_method": "POST", "http_route": "/v1/chat/completions", "http_response_status_code": "200"}
+    assert registry.get_sample_value("http_server_request_duration_seconds_count", route) == 1.0
+
+
+def test_unpriced_model_counts_tokens_but_no_cost() -> None:
+    app, registry, _ = service()
+    usage = post(app, "/v1/chat/completions", {"model": "acme-support-7b", "messages": BOOKING}).json()["usage"]
+    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "acme-support-7b"}
+    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "input"}) == 19.0
+    assert registry.get_sample_value("llm_cost_usd_total", {**llm, "gen_ai_token_type": "input"}) is None
+    unpriced = registry.get_sample_value(
+        "llm_exporter_unpriced_tokens_total", {"gen_ai_request_model": "acme-support-7b"}
+    )
+    assert unpriced == float(usage["total_tokens"])
+
+
+def test_server_errors_and_complaints() -> None:
+    app, registry, _ = service(error_rate=1.0)
+    response = post(app, "/v1/chat/completions", {"model": "gpt-4o", "messages": BOOKING})
+    assert response.status_code in (500, 503)
+    assert response.json()["error"]["type"] == "server_error"
+    route = {"http_request_method": "POST", "http_route": "/v1/chat/completions"}
+    status = str(response.status_code)
+    count = registry.get_sample_value(
+        "http_server_request_duration_seconds_count", {**route, "http_response_status_code": status}
+    )
+    assert count == 1.0
+    assert (
+        registry.get_sample_value("llm_confidence_count", {"gen_ai_request_model": "gpt-4o", "label": "booking"})
+        is None
+    )
+
+    app, registry, _ = service()
+    complaint = [{"role": "user", "content": "The haircut was terrible."}]
+    assert post(app, "/v1/chat/completions", {"model": "gpt-4o", "messages": complaint}).status_code == 200
+    assert registry.get_sample_value("llm_events_total", {"event": "human_handoff"}) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/chat/completions", {"model": "nope", "messages": BOOKING}, 404),
+        ("/v1/chat/completions", {"model": "gpt-4o", "messages": []}, 400),
+        ("/v1/feedback", {"model": "gpt-4o", "rating": 6}, 400),
+        ("/v1/feedback", {"model": "nope", "rating": 3}, 400),
+    ],
+)
+def test_bad_requests(path: str, body: dict[str, Any], status: int) -> None:
+    app, registry, _ = service()
+    response = post(app, path, body)
+    assert response.status_code == status
+    assert registry.get_sample_value("llm_tokens_total", {}) is None
+
+
+def test_feedback() -> None:
+    app, registry, _ = service()
+    assert post(app, "/v1/feedback", {"model": "gpt-4o", "rating": 4}).status_code == 202
+    assert post(app, "/v1/feedback", {"model": "gpt-4o", "rating": 2}).status_code == 202
+    assert registry.get_sample_value("llm_feedback_rating_sum", {"gen_ai_request_model": "gpt-4o"}) == 6.0
+    assert registry.get_sample_value("llm_feedback_rating_count", {"gen_ai_request_model": "gpt-4o"}) == 2.0
+
+
+def test_traffic_prompts_grow_after_the_shift() -> None:
+    traffic = Traffic("http://unused", [("gpt-4o", 1.0)], rps=1.0, shift_after=0.0, seed=3)
+    before = sum(count_tokens(traffic.messages()) for _ in range(200))
+    traffic.shifted = True
+    after = sum(count_tokens(traffic.messages()) for _ in range(200))
+    assert after > 10 * before
+
+
+# -- config -------------------------------------------------------------------------------------------------
+
+
+def test_demo_config_turns_mlflow_on_and_tunes_drift() -> None:
+    cfg = demo_config(None)
+    assert (cfg.mlflow.enabled, cfg.mlflow.tracking_uri, cfg.mlflow.window_seconds) == (True, DEMO_MLFLOW_URI, 15.0)
+    assert (cfg.drift.baseline_size, cfg.drift.min_samples, cfg.drift.score_interval_seconds) == (100, 50, 10.0)
+    assert demo_config(None, mlflow=False).mlflow == MlflowConfig()
+
+
+def test_demo_config_keeps_the_users_sections() -> None:
+    user = Config.from_mapping(
+        {"mlflow": {"tracking_uri": "http://127.0.0.1:5000"}, "drift": {"baseline_size": 500}, "label_cap": 7}
+    )
+    cfg = demo_config(user)
+    assert cfg.mlflow == user.mlflow
+    assert cfg.drift == user.drift == DriftConfig(baseline_size=500)
+    assert cfg.label_cap == 7
+    on = Config.from_mapping({"mlflow": {"enabled": True, "tracking_uri": "http://127.0.0.1:5000"}})
+    assert demo_config(on).mlflow == on.mlflow
+    assert demo_config(on, mlflow=False).mlflow.enabled is False
+
+
+def test_run_demo_refuses_a_busy_port_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert run_demo(port=port, duration=1, mlflow=False) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"llm-exporter demo: cannot listen on {HOST}:{port}: ")
+    assert err.rstrip().endswith("(try --port)")
+    assert run_demo(rps=0, mlflow=False) == 2
+    assert capsys.readouterr().err == "llm-exporter demo: --rps must be > 0, got 0\n"
+    assert run_demo(duration=-1, mlflow=False) == 2
+    assert capsys.readouterr().err == "llm-exporter demo: --duration must be > 0, got -1\n"
+
+
+# -- the whole demo -----------------------------------------------------------------------------------------
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Sums of a few samples over all series."""
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            sums[s.name] = sums.get(s.name, 0.0) + s.value
+    return sums
+
+
+def test_demo_serves_traffic_and_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LLM_EXPORTER_MLFLOW__ENABLED": "true",
+        "LLM_EXPORTER_MLFLOW__TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "LLM_EXPORTER_MLFLOW__SPOOL_PATH": str(tmp_path / "spool.jsonl"),
+    }
+    args = [sys.executable, "-m", "exporter", "demo", "--port", str(port), "--rps", "20", "--duration", "120"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://{HOST}:{port}/metrics"
+        try:
+            wait_http(url, timeout=60, proc=proc)
+        except RuntimeError:
+            proc.kill()
+            raise AssertionError(proc.communicate()[0]) from None
+        # Wait (not a timed assertion) until the traffic has produced priced completions.
+        deadline = time.monotonic() + 60
+        while True:
+            sums = scrape(url)
+            if sums.get("llm_tokens_total", 0) > 0 and sums.get("llm_cost_usd_total", 0) > 0:
+                break
+            assert time.monotonic() < deadline, "no tokens and cost within 60 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert sums["llm_tokens_total"] > 0
+    assert sums["llm_cost_usd_total"] > 0
+    assert sums["http_server_request_duration_seconds_count"] > 0
+    assert f"  metrics   http://{HOST}:{port}/metrics\n" in out
+    assert "llm-exporter demo: stopped after " in out
+    assert "Traceback" not in out
