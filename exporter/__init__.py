@@ -1,5 +1,6 @@
 """Prometheus metrics, MLflow summaries and drift detection for LLM features behind any ASGI app."""
 
+from . import llm
 from .config import Config, ConfigError
 from .exposition import metrics_app
 from .middleware import PrometheusMiddleware

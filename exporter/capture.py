@@ -31,6 +31,36 @@ _LLM_HINTS = (_USAGE, b'"model"', b'"candidates"', b'"choices"')
 
 def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | None:
     """A capture for a JSON or SSE response, ``None`` for anything else (or when capture is off)."""
+    kind = _reader_for(headers, config)
+    return kind(config.max_json_bytes) if kind is not None else None
+
+
+def capture_body(
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    now: float,
+    config: CaptureConfig,
+    recorder: Recorder,
+    start: float,
+    end: float,
+    status: int,
+) -> None:
+    """A response whose whole body came in one message (the usual non-streaming case).
+
+    A JSON body without the usage marker is the common non-LLM response: it costs the header scan and one
+    substring search, and no reader is built.
+    """
+    kind = _reader_for(headers, config)
+    if kind is None:
+        return
+    if kind is JsonCapture and len(body) <= config.max_json_bytes and body.rfind(_USAGE) < 0:
+        return
+    capture = kind(config.max_json_bytes)
+    capture.feed(body, now)
+    capture.finish(recorder, start, end, status)
+
+
+def _reader_for(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> type[JsonCapture | SseCapture] | None:
     if not config.enabled:
         return None
     ctype = None
@@ -47,9 +77,9 @@ def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> 
     ctype = ctype.lstrip()[:18].lower()
     # The media type must end where the name does: not application/jsonl or application/json-seq.
     if ctype[:16] == b"application/json" and ctype[16:17] in _END_OF_TYPE:
-        return JsonCapture(config.max_json_bytes)
+        return JsonCapture
     if ctype[:17] == b"text/event-stream" and ctype[17:18] in _END_OF_TYPE:
-        return SseCapture(config.max_json_bytes)
+        return SseCapture
     return None
 
 

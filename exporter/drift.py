@@ -91,8 +91,22 @@ class _Ring:
         return [i for i, e in enumerate(self.epochs) if n - self.size < e <= n]
 
 
+def _normalize(value: object) -> float | str | None:
+    """A user feature value that is not exactly float, int or str: flags are categories (not 0 and 1),
+    numpy scalars and the like are numbers, str subclasses are strings; anything else is dropped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return str(value)
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
 class _Feature:
     kind = ""
+    numeric = False
 
     def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
         self.name = name
@@ -131,6 +145,7 @@ class _Feature:
 
 class _Numeric(_Feature):
     kind = "numeric"
+    numeric = True
 
     def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
         super().__init__(name, ring, cfg)
@@ -336,23 +351,22 @@ class DriftSink(Sink):
             f.observe(label, ts)
 
     def on_feature(self, name: str, value: float | str, ts: float) -> None:
-        if isinstance(value, bool):
-            value = "true" if value else "false"  # a flag is a category, not the numbers 0 and 1
-        numeric = not isinstance(value, str)
+        cls = type(value)
+        if cls is not float and cls is not int and cls is not str:
+            normal = _normalize(value)
+            if normal is None:
+                self.dropped_observations += 1
+                return
+            value = normal
+        numeric = type(value) is not str
         f = self._features.get(name)
         if f is None:
             f = self._new_user_feature(name, numeric)
             if f is None:
                 return
-        if (f.kind == "numeric") != numeric:
+        if f.numeric is not numeric:
             self.dropped_observations += 1
             return
-        if numeric and not isinstance(value, int | float):
-            try:
-                value = float(value)  # numpy scalars and the like
-            except (TypeError, ValueError):
-                self.dropped_observations += 1
-                return
         f.observe(value, ts)
 
     def _new_user_feature(self, name: str, numeric: bool) -> _Feature | None:

@@ -236,7 +236,7 @@ def format_baseline(baselines: Mapping[str, Baseline], bins: int) -> str:
         width = max(len(label) for label, _ in rows)
         for label, count in rows:
             share = count / total
-            out.append(f"  {label:<{width}}  {share:7.2%}  {'#' * round(BAR * count / top)}")
+            out.append(f"  {label:<{width}}  {share:7.2%}  {'#' * round(BAR * count / top)}".rstrip())
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

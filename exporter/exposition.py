@@ -12,8 +12,8 @@ import gzip
 import hmac
 import os
 import re
+import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -259,24 +259,30 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
     await send({"type": "http.response.body", "body": body})
 
 
-_servers: dict[int, threading.Thread] = {}
+_servers: dict[int, tuple[threading.Thread, Any]] = {}  # port -> (thread, uvicorn.Server)
 _servers_lock = threading.Lock()
 
 
-def start_metrics_server(
-    port: int, host: str = "127.0.0.1", app: ASGIApp | None = None, *, timeout: float = 10.0
-) -> threading.Thread:
+def start_metrics_server(port: int, host: str = "127.0.0.1", app: ASGIApp | None = None) -> threading.Thread:
     """Serve the exposition on its own port from a daemon thread (once per port per process).
 
-    Returns once the port is bound; raises ``OSError`` if it can't be (a port in use would otherwise
-    leave a thread that died quietly and no metrics anywhere).
+    The socket is bound here, in the caller's thread, so a port in use raises ``OSError`` at once
+    instead of leaving a thread that died quietly and no metrics anywhere.
     """
     import uvicorn
 
     with _servers_lock:
-        thread = _servers.get(port)
-        if thread is not None and thread.is_alive():
-            return thread
+        running = _servers.get(port)
+        if running is not None and running[0].is_alive():
+            return running[0]
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)  # connections queue from here on, before the thread's loop accepts them
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
         # log_config=None, log_level=None: a second uvicorn.Config must not reconfigure the logging of the
         # server this one runs beside. No access log: a scrape every few seconds is noise.
         config = uvicorn.Config(
@@ -290,13 +296,19 @@ def start_metrics_server(
         )
         server = uvicorn.Server(config)
         # uvicorn installs signal handlers only in the main thread; this one runs beside the app.
-        thread = threading.Thread(target=server.run, name=f"llm-exporter-metrics-{port}", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"llm-exporter-metrics-{port}", daemon=True
+        )
         thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                raise OSError(f"cannot serve metrics on {host}:{port} (is the port in use?)")
-            time.sleep(0.005)
-        _servers[port] = thread
+        _servers[port] = (thread, server)
         return thread
+
+
+def stop_metrics_server(port: int, timeout: float = 10.0) -> None:
+    """Stop the server :func:`start_metrics_server` started on ``port`` (no-op if there is none)."""
+    with _servers_lock:
+        running = _servers.pop(port, None)
+    if running is not None:
+        thread, server = running
+        server.should_exit = True
+        thread.join(timeout)

@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from .capture import capture_body, start_capture
 from .config import Config, to_dict
 from .exposition import metrics_app, multiprocess_dir, start_metrics_server
 from .recorder import Recorder, _current, recorder_for
@@ -61,11 +62,8 @@ class PrometheusMiddleware:
         elif multiprocess_dir() is None:
             # With several workers the CLI serves the port from the parent process instead.
             start_metrics_server(cfg.metrics_port, app=metrics_app(self.recorder.registry, auth=cfg.auth))
-        self.start_capture = None
-        if cfg.capture.enabled:
-            from .capture import start_capture
-
-            self.start_capture = start_capture
+        self.recorder.pricing  # noqa: B018 - load the table now: a bad pricing file fails at startup, not mid-request
+        self.capture_on = cfg.capture.enabled
         if cfg.otel.exemplars and multiprocess_dir() is None and self.recorder.exemplar is None:
             from .otel import enable_exemplars
 
@@ -104,8 +102,10 @@ class PrometheusMiddleware:
         streaming = False
         done = False
         disconnected = False
-        capture: Any = None
-        start_capture = self.start_capture
+        capture: Any = None  # a reader fed chunk by chunk (streamed bodies)
+        whole_body = b""  # a body sent in one message, read once at the end
+        response_headers: Any = ()
+        capture_on = self.capture_on
         capture_config = self.config.capture
 
         def finish(end: float) -> None:
@@ -115,6 +115,8 @@ class PrometheusMiddleware:
                 rec.http(method, route, status, end - start, received, sent, first_byte - start if streaming else None)
                 if capture is not None:
                     capture.finish(rec, start, end, status)
+                elif whole_body:
+                    capture_body(response_headers, whole_body, first_byte, capture_config, rec, start, end, status)
             except Exception:  # metrics must never fail a request
                 log.exception("llm-exporter: recording a request failed")
 
@@ -129,7 +131,7 @@ class PrometheusMiddleware:
             return message
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent, first_byte, streaming, capture, disconnected
+            nonlocal status, sent, first_byte, streaming, capture, whole_body, response_headers, disconnected
             kind = message["type"]
             if kind == "http.response.body":
                 body = message.get("body", b"")
@@ -138,6 +140,14 @@ class PrometheusMiddleware:
                     if not sent:
                         first_byte = perf_counter()
                         streaming = more
+                        if capture_on:
+                            if more:
+                                try:
+                                    capture = start_capture(response_headers, capture_config)
+                                except Exception:
+                                    capture = None
+                            else:
+                                whole_body = body
                     sent += len(body)
                     if capture is not None:
                         try:
@@ -154,11 +164,7 @@ class PrometheusMiddleware:
                 return
             if kind == "http.response.start":
                 status = message["status"]
-                if start_capture is not None:
-                    try:
-                        capture = start_capture(message.get("headers", ()), capture_config)
-                    except Exception:
-                        capture = None
+                response_headers = message.get("headers", ())
             await send(message)
 
         try:

@@ -34,26 +34,15 @@ from typing import Any
 
 from .aggregator import Window, WindowAggregator, metric_part, summarize, summarize_late
 from .config import ConfigError
+from .mlflow_writer import KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, Writer, permanent
 from .recorder import Cost, LLMCall, Recorder, Sink
 from .spool import Spool
 
 log = logging.getLogger(__name__)
 
 RESULTS = ("ok", "retried", "spooled", "dropped")
-# MLflow's log_batch limits (mlflow.utils.validation); a batch over them is rejected whole.
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_PER_BATCH = 100
-MAX_PARAM_VALUE = 6000
-RUN_KEY_TAG = "llm_exporter.run_key"
-PARAMS_TAG = "llm_exporter.params_logged"
-KIND_TAG = "llm_exporter.kind"
 DEFAULT_DB = "mlflow.db"
-# MLflow error codes that will not change on a retry: the batch itself is wrong. Everything else
-# (unreachable, timeouts, 5xx, auth that may be fixed) is retried from the spool.
-_PERMANENT = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "RESOURCE_DOES_NOT_EXIST", "INVALID_STATE"}
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-# HTTP settings the user set themselves are left alone (see _http_settings).
-_USER_HTTP_ENV = {n for n in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES") if n in os.environ}
 
 
 def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -77,21 +66,6 @@ def version() -> str:
         return str(getattr(exporter, "__version__", "unknown"))
 
 
-def _http_settings(timeout: int) -> None:
-    """Short HTTP timeouts and no retries inside the MLflow client: this thread retries (with the spool).
-
-    MLflow reads these from the environment on every request, so they apply to the whole process;
-    values the user exported are kept.
-    """
-    for name, value in (("MLFLOW_HTTP_REQUEST_TIMEOUT", str(timeout)), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")):
-        if name not in _USER_HTTP_ENV:
-            os.environ[name] = value
-
-
-def _permanent(exc: BaseException) -> bool:
-    return getattr(exc, "error_code", None) in _PERMANENT
-
-
 def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:
     if isinstance(data, dict):
         for key, value in data.items():
@@ -99,100 +73,6 @@ def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:
     else:
         text = json.dumps(data) if isinstance(data, list) else str(data)
         out[prefix.rstrip(".")] = text[:MAX_PARAM_VALUE]
-
-
-class _Writer:
-    """Everything that talks to MLflow. Used by the bridge thread only."""
-
-    def __init__(self, uri: str, experiment: str, timeout: int, params: Callable[[], dict[str, str]]) -> None:
-        self.uri = uri
-        self.experiment = experiment
-        self.timeout = timeout
-        self._params = params
-        self._client: Any = None
-        self._experiment_id: str | None = None
-        self._runs: dict[str, str] = {}  # run key -> run id (window runs: a handful; request runs: bounded)
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            if self.uri.startswith(("http://", "https://")):
-                _http_settings(self.timeout)
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.uri)
-        return self._client
-
-    def experiment_id(self) -> str:
-        if self._experiment_id is None:
-            client = self.client
-            exp = client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                try:
-                    self._experiment_id = str(client.create_experiment(self.experiment))
-                except Exception as exc:  # another process created it in between
-                    if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
-                        raise
-                    self._experiment_id = str(client.get_experiment_by_name(self.experiment).experiment_id)
-            else:
-                self._experiment_id = str(exp.experiment_id)
-        return self._experiment_id
-
-    def run_id(self, run: dict[str, Any], search: bool) -> str:
-        key = run["key"]
-        run_id = self._runs.get(key)
-        if run_id is not None:
-            return run_id
-        from mlflow.entities import Param
-
-        client = self.client
-        exp = self.experiment_id()
-        found = None
-        if search:
-            hits = client.search_runs([exp], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
-            found = hits[0] if hits else None
-        if found is None:
-            tags = {**run["tags"], RUN_KEY_TAG: key}
-            found = client.create_run(exp, tags=tags, run_name=run["name"])
-        run_id = found.info.run_id
-        if PARAMS_TAG not in found.data.tags:
-            params = run.get("params") or self._params()
-            items = [Param(k, v) for k, v in params.items()]
-            for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
-                client.log_batch(run_id, params=items[i : i + MAX_PARAMS_PER_BATCH])
-            client.set_tag(run_id, PARAMS_TAG, "true")
-        if len(self._runs) >= 256:  # request runs come and go; forget the oldest
-            self._runs.pop(next(iter(self._runs)))
-        self._runs[key] = run_id
-        return run_id
-
-    def write(self, record: dict[str, Any], replay: bool) -> bool:
-        """Log one batch; False when MLflow already had it (checked only for replays)."""
-        from mlflow.entities import Metric
-
-        run_id = self.run_id(record["run"], search=replay or record["kind"] != "request")
-        step, ts = record["step"], record["ts"]
-        metrics = record["metrics"]
-        if replay and metrics:
-            key, value = next(iter(metrics.items()))
-            history = self.client.get_metric_history(run_id, key)
-            if any(m.step == step and m.timestamp == ts and m.value == value for m in history):
-                return False
-        try:
-            self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
-        except Exception as exc:
-            if _permanent(exc):
-                self._runs.pop(record["run"]["key"], None)  # e.g. the run was deleted: look it up again
-            raise
-        if record["kind"] == "request":
-            self.client.set_terminated(run_id, "FINISHED", end_time=ts)
-            self._runs.pop(record["run"]["key"], None)
-        return True
-
-    def finish(self, run_key: str) -> None:
-        run_id = self._runs.get(run_key)
-        if run_id is not None:
-            self.client.set_terminated(run_id, "FINISHED")
 
 
 _live: weakref.WeakSet[MlflowSink] = weakref.WeakSet()
@@ -230,7 +110,7 @@ class MlflowSink(Sink):
         )
         self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
         self._spools = [*self._spool.orphans(), self._spool]
-        self._writer = _Writer(self.tracking_uri, cfg.experiment, cfg.request_timeout_seconds, self._params)
+        self._writer = Writer(self.tracking_uri, cfg.experiment, cfg.request_timeout_seconds, self._params)
         m = recorder.metrics
         self._results = {r: m.child(m.mlflow_batches, r) for r in RESULTS}
         self._spool_gauge = m.child(m.mlflow_spool_bytes)
@@ -499,7 +379,7 @@ class MlflowSink(Sink):
             self._writer.write(record, replay=False)
         except Exception as exc:
             self._failed(exc)
-            if _permanent(exc):
+            if permanent(exc):
                 self._results["dropped"].inc()
             else:
                 self._to_spool(record)
@@ -530,7 +410,7 @@ class MlflowSink(Sink):
                     self._writer.write(record, replay=True)
                 except Exception as exc:
                     self._failed(exc)
-                    if not _permanent(exc):
+                    if not permanent(exc):
                         return
                     self._results["dropped"].inc()
                 else:
@@ -552,7 +432,7 @@ class MlflowSink(Sink):
     def _failed(self, exc: BaseException) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"[:500]
         self.last_error_time = time.time()
-        if _permanent(exc):
+        if permanent(exc):
             log.error("llm-exporter: MLflow rejected a batch: %s", self.last_error)
             return
         retry_min, retry_max = self.cfg.retry_min_seconds, self.cfg.retry_max_seconds

@@ -14,13 +14,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
 from .metrics import Metrics, adder, observer
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
+
+
+_MAX_CACHED_CHILDREN = 20_000
 
 
 @dataclass(slots=True)
@@ -98,7 +101,7 @@ class Recorder:
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._ttfb_children: dict[tuple[str, str, int], Any] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
-        self._llm_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -205,17 +208,15 @@ class Recorder:
         operation = g("gen_ai_operation_name", call.operation or "chat")
         error = g("error_type", call.error_type) if call.error_type else ""
         tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
-        s = m.static
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
-            duration_h = m.llm_duration.labels(operation, provider, model, error, *s)
             if exemplar:
-                duration_h.observe(call.duration, exemplar)
+                m.llm_duration.labels(operation, provider, model, error, *m.static).observe(call.duration, exemplar)
             else:
-                duration_h.observe(call.duration)
+                self._observe(m.llm_duration, operation, provider, model, error)(call.duration)
         if call.ttft is not None:
-            m.llm_ttft.labels(provider, model, *s).observe(call.ttft)
-        m.llm_requests.labels(provider, model, "error" if call.error_type else "ok", *tenant, *s).inc()
+            self._observe(m.llm_ttft, provider, model)(call.ttft)
+        self._add(m.llm_requests, provider, model, "error" if call.error_type else "ok", *tenant)(1)
 
         cost: Cost | None = None
         if call.cost_usd is not None:
@@ -225,21 +226,48 @@ class Recorder:
         elif call.input_tokens or call.output_tokens:
             cost = self.pricing.cost(call.model, call.input_tokens, call.output_tokens, call.cached_input_tokens)
             if cost is None:
-                m.unpriced_tokens.labels(model, *s).inc(call.input_tokens + call.output_tokens)
+                self._add(m.unpriced_tokens, model)(call.input_tokens + call.output_tokens)
         for token_type, tokens, usd in (
-            ("input", call.input_tokens, cost.input_usd if cost else None),
-            ("output", call.output_tokens, cost.output_usd if cost else None),
+            ("input", call.input_tokens, cost.input_usd if cost else 0.0),
+            ("output", call.output_tokens, cost.output_usd if cost else 0.0),
         ):
             if tokens:
-                m.llm_token_usage.labels(operation, provider, model, token_type, *s).observe(tokens, exemplar)
-                m.llm_tokens.labels(provider, model, token_type, *tenant, *s).inc(tokens)
+                if exemplar:
+                    usage = m.llm_token_usage.labels(operation, provider, model, token_type, *m.static)
+                    usage.observe(tokens, exemplar)
+                else:
+                    self._observe(m.llm_token_usage, operation, provider, model, token_type)(tokens)
+                self._add(m.llm_tokens, provider, model, token_type, *tenant)(tokens)
             if usd:
-                m.llm_cost.labels(provider, model, token_type, *tenant, *s).inc(usd)
+                self._add(m.llm_cost, provider, model, token_type, *tenant)(usd)
         if self.sinks:
             ts = call.timestamp if call.timestamp is not None else time.time()
             for sink in self.sinks:
                 sink.on_llm(call, cost, ts)
         return cost
+
+    # Children of the families above, cached by label values (already capped, so the cache is bounded by
+    # the caps; it is also cleared past a size, as a last resort). ``labels()`` costs ~0.6 µs, a hit ~0.1.
+
+    def _observe(self, family: Histogram, *values: str) -> Callable[[float], None]:
+        key = (family, values)
+        fn = self._children.get(key)
+        if fn is None:
+            fn = self._remember(key, observer(family.labels(*values, *self.metrics.static)))
+        return fn
+
+    def _add(self, family: Counter, *values: str) -> Callable[[float], None]:
+        key = (family, values)
+        fn = self._children.get(key)
+        if fn is None:
+            fn = self._remember(key, adder(family.labels(*values, *self.metrics.static)))
+        return fn
+
+    def _remember(self, key: tuple[Any, tuple[str, ...]], fn: Callable[[float], None]) -> Callable[[float], None]:
+        if len(self._children) >= _MAX_CACHED_CHILDREN:
+            self._children.clear()
+        self._children[key] = fn
+        return fn
 
     # -- quality and business signals -------------------------------------------------------------------
 
@@ -247,8 +275,8 @@ class Recorder:
         m = self.metrics
         model = self.guard("gen_ai_request_model", model)
         label = self.guard("label", label)
-        m.confidence.labels(model, label, *m.static).observe(value)
-        m.predictions.labels(model, label, *m.static).inc()
+        self._observe(m.confidence, model, label)(value)
+        self._add(m.predictions, model, label)(1)
         if self.sinks:
             ts = time.time()
             for sink in self.sinks:
@@ -258,7 +286,7 @@ class Recorder:
         m = self.metrics
         name = self.guard("evaluation", name)
         model = self.guard("gen_ai_request_model", model)
-        m.evaluation.labels(name, model, *m.static).observe(score)
+        self._observe(m.evaluation, name, model)(score)
         if self.sinks:
             ts = time.time() if ts is None else ts
             for sink in self.sinks:
@@ -267,7 +295,7 @@ class Recorder:
     def feedback(self, rating: float, model: str = "") -> None:
         m = self.metrics
         model = self.guard("gen_ai_request_model", model)
-        m.feedback.labels(model, *m.static).observe(rating)
+        self._observe(m.feedback, model)(rating)
         if self.sinks:
             ts = time.time()
             for sink in self.sinks:
@@ -277,7 +305,7 @@ class Recorder:
         m = self.metrics
         name = self.guard("event", name)
         extra = (self.guard("tenant", tenant or ""),) if m.tenant else ()
-        m.events.labels(name, *extra, *m.static).inc(count)
+        self._add(m.events, name, *extra)(count)
         if self.sinks:
             ts = time.time()
             for sink in self.sinks:

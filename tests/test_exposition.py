@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import gzip
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +29,7 @@ from starlette.routing import Mount, Route
 
 from exporter import Config, PrometheusMiddleware, Recorder, metrics_app
 from exporter.config import AuthConfig
-from exporter.exposition import accepts_gzip, render
+from exporter.exposition import accepts_gzip, render, start_metrics_server, stop_metrics_server
 
 from .servers import HOST, ThreadServer, free_port
 
@@ -395,11 +396,11 @@ def test_every_metric_honours_the_injected_registry() -> None:
     async def boom(request: Request) -> Response:
         raise RuntimeError("boom")
 
+    ours = {m.name for m in Recorder(Config(), CollectorRegistry()).registry.collect()}
+    before = snapshot(REGISTRY, ours)  # other tests may use the global registry; this one must not change it
     fresh = CollectorRegistry()
     app = Starlette(routes=[Route("/chat", chat, methods=["POST"]), Route("/stream", stream), Route("/boom", boom)])
-    wrapped = PrometheusMiddleware(app, registry=fresh, labels={"service": "t"}, drift={"enabled": False})
-    ours = {m.name for m in fresh.collect()}
-    before = snapshot(REGISTRY, ours)
+    wrapped = PrometheusMiddleware(app, registry=fresh, labels={"service": "t"})
     # No keep-alive: uvicorn drops the connection after an app exception, and a reused one would be reset.
     no_reuse = httpx.Limits(max_keepalive_connections=0)
     with ThreadServer(wrapped) as srv, httpx.Client(base_url=srv.url, timeout=10, limits=no_reuse) as client:
@@ -461,3 +462,56 @@ def test_metrics_app_of_a_recorder_uses_its_registry_and_auth() -> None:
     denied, allowed = asyncio.run(scrape())
     assert denied.status_code == 401
     assert value(allowed.text, "llm_events_total", {"event": "signup"}) == 3.0
+
+
+# -- a separate port ------------------------------------------------------------------------------------------
+
+
+def test_metrics_server_on_its_own_port(registry: CollectorRegistry) -> None:
+    port = free_port()
+    thread = start_metrics_server(port, app=metrics_app(registry, auth=AuthConfig(bearer_token=BEARER)))
+    try:
+        assert start_metrics_server(port) is thread  # once per port
+        url = f"http://{HOST}:{port}/metrics"
+        assert httpx.get(url, timeout=10).status_code == 401
+        r = httpx.get(url, headers={"authorization": f"Bearer {BEARER}"}, timeout=10)
+        assert value(r.text, "jobs_total") == 7.0
+    finally:
+        stop_metrics_server(port)
+    assert not thread.is_alive()
+    with socket.socket() as s:
+        s.bind((HOST, port))  # released
+
+
+def test_metrics_server_port_in_use_is_an_error(registry: CollectorRegistry) -> None:
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"^cannot serve metrics on {HOST}:{port}: Address already in use$"):
+            start_metrics_server(port, app=metrics_app(registry))
+
+
+def test_middleware_metrics_port_serves_the_injected_registry() -> None:
+    async def ok(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    fresh = CollectorRegistry()
+    port = free_port()
+    app = Starlette(routes=[Route("/", ok)])
+    wrapped = PrometheusMiddleware(app, registry=fresh, metrics_port=port)
+    try:
+        with ThreadServer(wrapped) as srv:
+            assert httpx.get(f"{srv.url}/", timeout=10).text == "ok"
+            assert httpx.get(f"{srv.url}/metrics", timeout=10).status_code == 404  # the app's, not ours
+        # Scraped once the app server has stopped, so every request has been recorded.
+        text = httpx.get(f"http://{HOST}:{port}/metrics", timeout=10).text
+        assert value(text, f"{DURATION}_count", {**ITEMS, "http_route": "/"}) == 1.0
+        assert (
+            value(
+                text, f"{DURATION}_count", {**ITEMS, "http_route": "__unmatched__", "http_response_status_code": "404"}
+            )
+            is None
+        )
+    finally:
+        stop_metrics_server(port)

@@ -420,3 +420,85 @@ def test_handlers_see_the_middleware_recorder() -> None:
     with TestClient(app) as client:
         client.get("/x")
     assert seen == [app.recorder]
+
+
+# -- zero-code capture through the middleware -----------------------------------------------------------
+
+CHAT_JSON = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1000, "completion_tokens": 200, "prompt_tokens_details": {"cached_tokens": 400}},
+}
+
+
+def _llm(
+    registry: CollectorRegistry, name: str, token_type: str, model: str = "gpt-4o-mini-2024-07-18"
+) -> float | None:
+    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": model, "gen_ai_token_type": token_type}
+    return registry.get_sample_value(name, labels)
+
+
+def test_capture_of_a_json_chat_completion() -> None:
+    from starlette.responses import JSONResponse
+
+    async def chat(request: Request) -> Response:
+        return JSONResponse(CHAT_JSON)
+
+    app, registry = wrap(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])]))
+    with TestClient(app) as client:
+        assert client.post("/v1/chat/completions", json={}).json() == CHAT_JSON
+    assert _llm(registry, "llm_tokens_total", "input") == 1000
+    assert _llm(registry, "llm_tokens_total", "output") == 200
+    # gpt-4o-mini: $0.15 / 1M input, $0.075 / 1M cached input, $0.60 / 1M output.
+    assert _llm(registry, "llm_cost_usd_total", "input") == pytest.approx((600 * 0.15 + 400 * 0.075) / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_cost_usd_total", "output") == pytest.approx(200 * 0.60 / 1e6, abs=1e-15)
+
+
+def test_capture_of_an_sse_stream_with_ttft() -> None:
+    import json
+
+    def event(delta: dict[str, Any], usage: dict[str, int] | None = None) -> bytes:
+        chunk = {"object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": delta}]}
+        if usage is not None:
+            chunk = {"object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [], "usage": usage}
+        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+    async def stream(request: Request) -> Response:
+        async def events() -> Any:
+            yield event({"role": "assistant", "content": ""})
+            await asyncio.sleep(0.2)
+            for word in ("Hello", " there"):
+                yield event({"content": word})
+                await asyncio.sleep(0.05)
+            yield event({}, {"prompt_tokens": 30, "completion_tokens": 7, "total_tokens": 37})
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app, registry = wrap(Starlette(routes=[Route("/v1/chat/completions", stream, methods=["POST"])]))
+    with TestClient(app) as client:
+        assert b"[DONE]" in client.post("/v1/chat/completions", json={"stream": True}).content
+    assert _llm(registry, "llm_tokens_total", "input", "gpt-4o-mini") == 30
+    assert _llm(registry, "llm_tokens_total", "output", "gpt-4o-mini") == 7
+    ttft = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini"}
+    assert registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_count", ttft) == 1
+    first_token = registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_sum", ttft)
+    assert first_token is not None and 0.2 <= first_token < 0.3  # the first content delta, not the role chunk
+    duration = {**ttft, "gen_ai_operation_name": "chat", "error_type": ""}
+    total = registry.get_sample_value("gen_ai_client_operation_duration_seconds_sum", duration)
+    assert total is not None and total >= 0.3
+
+
+def test_capture_can_be_turned_off() -> None:
+    from starlette.responses import JSONResponse
+
+    async def chat(request: Request) -> Response:
+        return JSONResponse(CHAT_JSON)
+
+    app, registry = wrap(Starlette(routes=[Route("/chat", chat)]), capture={"enabled": False})
+    with TestClient(app) as client:
+        client.get("/chat")
+    assert _llm(registry, "llm_tokens_total", "input") is None
+    assert count(registry, "/chat") == 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,13 +21,12 @@ from prometheus_client import CollectorRegistry
 from exporter.exposition import clean_dead_workers, render
 
 from .servers import HOST, free_port, process
-from .test_cli import PLAIN, REPO, exporter_cmd, exporter_env, http_labels, samples
+from .test_cli import PLAIN, REPO, exporter_cmd, exporter_env, http_labels, samples, scrape
 
 DURATION = "http_server_request_duration_seconds"
 ITEMS = http_labels("GET", "/items/{item_id}", "200")
 ECHO = http_labels("POST", "/echo", "200")
 ACTIVE_ITEMS = ("http_server_active_requests", (("http_request_method", "GET"), ("http_route", "/items/{item_id}")))
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @dataclass
@@ -100,23 +98,9 @@ def spread(w: Workers, request: Callable[[httpx.Client, int], int], batch: int =
     raise AssertionError(f"{sent} requests all went to worker(s) {recording_pids(w.prom_dir)}")
 
 
-def scrape(url: str, done: Callable[[Samples], bool], **params: str) -> Samples:
-    """The first scrape for which ``done`` holds.
-
-    A worker records a request right after sending its last byte, so the client can be one step ahead;
-    scraping again until the expected state appears waits for that step without ever accepting more.
-    """
-    deadline = time.monotonic() + 15
-    while True:
-        got = samples(httpx.get(f"{url}/metrics", params=params, timeout=10).text)
-        if done(got) or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
-
-
 def test_one_scrape_sums_all_workers(workers: Workers) -> None:
     n = spread(workers, lambda client, i: client.get(f"/items/{i}").status_code)
-    got = scrape(workers.url, lambda s: s.get(key(f"{DURATION}_count", ITEMS)) == n)
+    got = scrape(workers.url, lambda s: s.get(key(f"{DURATION}_count", ITEMS)) == n and s.get(ACTIVE_ITEMS) == 0)
     assert got[key(f"{DURATION}_count", ITEMS)] == n
     assert got[key(f"{DURATION}_bucket", {**ITEMS, "le": "+Inf"})] == n
     assert got[key("http_server_request_body_size_bytes_count", ITEMS)] == n
@@ -140,7 +124,7 @@ def test_earlier_run_wiped(workers: Workers) -> None:
 
 def test_name_filter_in_multiprocess_mode(workers: Workers) -> None:
     spread(workers, lambda client, i: client.get(f"/items/{i}").status_code)
-    got = scrape(workers.url, lambda s: True, **{"name[]": "http_server_active_requests"})
+    got = scrape(workers.url, lambda s: s.get(ACTIVE_ITEMS) == 0, **{"name[]": "http_server_active_requests"})
     assert {name for name, _ in got} == {"http_server_active_requests"}
     assert got[ACTIVE_ITEMS] == 0
 
@@ -154,7 +138,7 @@ def test_openmetrics_in_multiprocess_mode(workers: Workers) -> None:
 def test_metrics_port_serves_all_workers(workers_metrics_port: Workers) -> None:
     w = workers_metrics_port
     n = spread(w, lambda client, i: client.get(f"/items/{i}").status_code)
-    got = scrape(w.metrics_url, lambda s: s.get(key(f"{DURATION}_count", ITEMS)) == n)
+    got = scrape(w.metrics_url, lambda s: s.get(key(f"{DURATION}_count", ITEMS)) == n and s.get(ACTIVE_ITEMS) == 0)
     assert got[key(f"{DURATION}_count", ITEMS)] == n
     assert got[ACTIVE_ITEMS] == 0
     # Not on the app port: that is the app's own 404, and it is not recorded either.
