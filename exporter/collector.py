@@ -185,7 +185,7 @@ class Collector:
             for result in ("accepted", "rejected")
         }
         # Still "ok" to accept events when a sink struggles (MLflow down spools to disk), but say so.
-        degraded = any(isinstance(r, dict) and r.get("status", "ok") != "ok" for r in sinks.values())
+        degraded = any(_state(report) != "ok" for report in sinks.values())
         return {"status": "degraded" if degraded else "ok", "events": events, "sinks": sinks}
 
     # -- lifespan ---------------------------------------------------------------------------------------
@@ -201,6 +201,13 @@ class Collector:
                     await anyio.to_thread.run_sync(self.recorder.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _state(report: Any) -> str:
+    """A sink health report's verdict: its ``status`` or ``state`` (the MLflow bridge's), else ok."""
+    if not isinstance(report, dict):
+        return "ok"
+    return str(report.get("status", report.get("state", "ok")))
 
 
 def _no_constant(name: str) -> Any:

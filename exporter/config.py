@@ -167,6 +167,7 @@ class Config:
     labels: dict[str, str] = field(default_factory=dict)
     metrics_path: str = "/metrics"
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"  # where metrics_port listens; 0.0.0.0 to be scraped from another host
     exclude_paths: tuple[str, ...] = ("/metrics", "/health")
     route_patterns: tuple[str, ...] = ()
     label_cap: int = 100
@@ -315,7 +316,7 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
             _convert(args[0], k, source, f"{key}.{k}"): _convert(args[1], v, source, f"{key}.{k}")
             for k, v in value.items()
         }
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, source, key + ".")
     if tp is bool:
         if not isinstance(value, bool):
@@ -351,10 +352,10 @@ def _check_semantics(cfg: Config, source: str) -> None:
     for name in cfg.labels:
         if not name.isidentifier() or name.startswith("__"):
             bad(f"labels.{name}", "not a valid Prometheus label name")
-    for name in dataclasses.fields(cfg.buckets):
-        values = getattr(cfg.buckets, name.name)
+    for bucket_field in dataclasses.fields(cfg.buckets):
+        values = getattr(cfg.buckets, bucket_field.name)
         if not values or list(values) != sorted(set(values)):
-            bad(f"buckets.{name.name}", "expected a non-empty, strictly increasing list of numbers")
+            bad(f"buckets.{bucket_field.name}", "expected a non-empty, strictly increasing list of numbers")
     auth = cfg.auth
     if (auth.basic_username is None) != (auth.basic_password is None):
         bad("auth.basic_password", "basic auth needs both basic_username and basic_password")

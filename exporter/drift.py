@@ -118,10 +118,6 @@ class _Feature:
         self.baseline: Baseline | None = None
         self.unseen = 0
 
-    @property
-    def ready(self) -> bool:
-        return self.baseline is not None
-
     def clear(self, i: int) -> None:
         self.rows[i][:] = self.zeros
 
@@ -281,28 +277,12 @@ class DriftSink(Sink):
         self._tracking_uri = recorder.config.mlflow.tracking_uri
         self._mlflow_error: str | None = None
 
-        baselines: dict[str, Baseline] = {}
-        if cfg.baseline_file is not None:
-            baselines = load_baseline(cfg.baseline_file, limits=self._limits())
         for name in cfg.features:
-            self._add(name, "numeric" if name in NUMERIC else "categorical")
-        for name, b in baselines.items():
-            if name in DRIFT_FEATURES and name not in cfg.features:
-                continue
-            if name in self._features and self._features[name].kind != b.kind:
-                expected = self._features[name].kind
-                raise ConfigError(cfg.baseline_file or "", f"features.{name}.kind", f"expected {expected!r}")
-            if name not in self._features:
-                if self._user_features >= cfg.max_user_features:
-                    limit = f"more user features than drift.max_user_features ({cfg.max_user_features})"
-                    raise ConfigError(cfg.baseline_file or "", "features", limit)
-                self._add(name, b.kind)
-                self._user_features += 1
-        for name, f in self._features.items():
-            if name in baselines:
-                f.set_baseline(baselines[name])
-            elif not self._mlflow_pending:
-                f.collect()
+            self._features[name] = self._new_feature(name, name in NUMERIC)
+        if cfg.baseline_file is not None:
+            self._apply(load_baseline(cfg.baseline_file, limits=self._limits()), cfg.baseline_file)
+        elif not self._mlflow_pending:
+            self._apply({}, "")
         get = self._features.get
         self._input_tokens, self._output_tokens = get("input_tokens"), get("output_tokens")
         self._duration, self._confidence = get("request_duration"), get("confidence")
@@ -318,10 +298,30 @@ class DriftSink(Sink):
         """Most features and categories a baseline may have."""
         return len(DRIFT_FEATURES) + self.config.max_user_features, self.config.max_categories
 
-    def _add(self, name: str, kind: str) -> _Feature:
-        cls = _Numeric if kind == "numeric" else _Categorical
-        f = self._features[name] = cls(name, self._ring, self.config)
-        return f
+    def _new_feature(self, name: str, numeric: bool) -> _Feature:
+        return (_Numeric if numeric else _Categorical)(name, self._ring, self.config)
+
+    def _apply(self, baselines: dict[str, Baseline], source: str) -> None:
+        """Set these baselines, adding user features for the unknown names; every other feature collects
+        its first ``baseline_size`` observations. Checks everything before changing anything."""
+        cfg = self.config
+        wanted = {n: b for n, b in baselines.items() if n not in DRIFT_FEATURES or n in cfg.features}
+        for name, b in wanted.items():
+            f = self._features.get(name)
+            if f is not None and f.kind != b.kind:
+                raise ConfigError(source, f"features.{name}.kind", f"expected {f.kind!r} for this feature")
+        new = [n for n in wanted if n not in self._features]
+        if self._user_features + len(new) > cfg.max_user_features:
+            limit = f"more user features than drift.max_user_features ({cfg.max_user_features})"
+            raise ConfigError(source, "features", limit)
+        features = {**self._features, **{n: self._new_feature(n, wanted[n].kind == "numeric") for n in new}}
+        self._user_features += len(new)
+        for name, f in features.items():
+            if name in wanted:
+                f.set_baseline(wanted[name])
+            else:
+                f.collect()
+        self._features = features
 
     # -- the hot path ---------------------------------------------------------------------------------
 
@@ -380,7 +380,7 @@ class DriftSink(Sink):
                 m.label_overflow.labels("feature", *m.static).inc()
                 return None
             self._user_features += 1
-            f = (_Numeric if numeric else _Categorical)(name, self._ring, self.config)
+            f = self._new_feature(name, numeric)
             if not self._mlflow_pending:
                 f.collect()
             # Publish a new dict: readers on other threads never see one being resized.
@@ -401,7 +401,10 @@ class DriftSink(Sink):
         return baseline_document(self.baselines())
 
     def score_now(self) -> dict[str, dict[str, float]]:
-        """Score every feature on the window ending now and update the gauges (also what the thread does)."""
+        """Score every feature on the window ending now and update the gauges (what the thread does).
+
+        While a baseline from MLflow is still missing, this first tries to fetch it.
+        """
         with self._score_lock:
             if self._mlflow_pending:
                 self._load_mlflow()
@@ -455,24 +458,11 @@ class DriftSink(Sink):
                 self._mlflow_error = message
             return
         with self._lock:
-            for name, b in baselines.items():
-                f = self._features.get(name)
-                if f is None and not (name in DRIFT_FEATURES and name not in self.config.features):
-                    if self._user_features >= self.config.max_user_features:
-                        continue
-                    self._user_features += 1
-                    f = (_Numeric if b.kind == "numeric" else _Categorical)(name, self._ring, self.config)
-                    self._features = {**self._features, name: f}
-                if f is None:
-                    continue
-                if f.kind != b.kind:
-                    log.warning("llm-exporter: drift baseline for %s is %s, expected %s", name, b.kind, f.kind)
-                    f.collect()
-                else:
-                    f.set_baseline(b)
-            for name, f in self._features.items():
-                if name not in baselines:
-                    f.collect()
+            try:
+                self._apply(baselines, f"MLflow run {self.config.baseline_mlflow_run}")
+            except ConfigError as exc:  # the artifact will not change by waiting: learn from traffic instead
+                log.error("llm-exporter: drift baseline from MLflow unusable, using the first observations: %s", exc)
+                self._apply({}, "")
             self._mlflow_pending = False
 
     # -- the thread --------------------------------------------------------------------------------------

@@ -300,15 +300,16 @@ def _cmd_save(args: argparse.Namespace) -> int:
             wanted = f" among {', '.join(sorted(only))}" if only else ""
             return _fail(f"{args.source}: no feature values found{wanted}")
         missing = sorted(only - set(baselines)) if only else []
-        save_baseline(args.out, baselines)
-    except ConfigError as exc:
-        return _fail(str(exc))
-    except BaselineInputError as exc:
+    except (ConfigError, BaselineInputError) as exc:
         return _fail(str(exc))
     except OSError as exc:
-        return _fail(f"{exc.filename or args.out}: {exc.strerror or exc}")
+        return _fail(f"{args.source}: {exc.strerror or exc}")
     except UnicodeDecodeError:
         return _fail(f"{args.source}: not UTF-8 text")
+    try:
+        save_baseline(args.out, baselines)
+    except OSError as exc:
+        return _fail(f"{args.out}: cannot write: {exc.strerror or exc}")
     print(f"wrote {args.out}: {len(baselines)} features from {n} observations ({', '.join(baselines)})")
     if missing:
         print(f"note: no values for {', '.join(missing)}", file=sys.stderr)

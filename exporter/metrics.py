@@ -222,7 +222,7 @@ def observer(child: Histogram) -> Callable[[float], None]:
     return observe
 
 
-def adder(child: Gauge) -> Callable[[float], None]:
+def adder(child: Gauge | Counter) -> Callable[[float], None]:
     """``child.inc`` without the per-call mode checks (livesum gauges in multiprocess mode included)."""
     value: Any = getattr(child, "_value", None)
     return value.inc if value is not None and hasattr(value, "inc") else child.inc

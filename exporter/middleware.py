@@ -24,6 +24,7 @@ log = logging.getLogger("exporter")
 
 # OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the response ended
 
 
@@ -61,7 +62,7 @@ class PrometheusMiddleware:
             self.metrics = metrics_app(self.recorder.registry, auth=cfg.auth)
         elif multiprocess_dir() is None:
             # With several workers the CLI serves the port from the parent process instead.
-            start_metrics_server(cfg.metrics_port, app=metrics_app(self.recorder.registry, auth=cfg.auth))
+            start_metrics_server(cfg.metrics_port, cfg.metrics_host, metrics_app(self.recorder.registry, auth=cfg.auth))
         self.recorder.pricing  # noqa: B018 - load the table now: a bad pricing file fails at startup, not mid-request
         self.capture_on = cfg.capture.enabled
         if cfg.otel.exemplars and multiprocess_dir() is None and self.recorder.exemplar is None:
@@ -109,9 +110,11 @@ class PrometheusMiddleware:
         capture_config = self.config.capture
 
         def finish(end: float) -> None:
-            nonlocal done
+            nonlocal done, received
             done = True
             try:
+                if not received and method in BODY_METHODS:
+                    received = content_length(scope)  # a body the app never read
                 rec.http(method, route, status, end - start, received, sent, first_byte - start if streaming else None)
                 if capture is not None:
                     capture.finish(rec, start, end, status)
@@ -210,3 +213,13 @@ class PrometheusMiddleware:
             await send(message)
 
         return lifespan_send
+
+
+def content_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return max(int(value), 0)
+            except ValueError:
+                return 0
+    return 0

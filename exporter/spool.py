@@ -65,9 +65,9 @@ class Spool:
         while self._head < self._size:
             self._file.seek(self._head)
             line = self._file.readline()
-            if not line.endswith(b"\n"):  # torn tail of a crashed write: nothing after it is valid
+            if not line.endswith(b"\n"):  # torn tail of a crashed write; all before it was replayed
                 self.corrupt += 1
-                self._truncate_at(self._head)
+                self._truncate_at(0)
                 return None
             try:
                 record = json.loads(line)
@@ -106,7 +106,10 @@ class Spool:
             if lock is not None:
                 orphan = Spool.__new__(Spool)
                 orphan._open(candidate, lock, 0)  # max_bytes 0: never appended to
-                found.append(orphan)
+                if orphan:
+                    found.append(orphan)
+                else:
+                    orphan.close(remove=True)
         return found
 
     # -- internals --------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ class ThreadServer:
 
     def __init__(self, app: Any, port: int | None = None, **kwargs: Any) -> None:
         self.port = port or free_port()
-        config = uvicorn.Config(app, host=HOST, port=self.port, log_level="warning", lifespan="auto", **kwargs)
+        kwargs.setdefault("lifespan", "auto")
+        config = uvicorn.Config(app, host=HOST, port=self.port, log_level="warning", **kwargs)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://{HOST}:{self.port}"

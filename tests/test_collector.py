@@ -36,13 +36,13 @@ class Features(Sink):
 
     def __init__(self) -> None:
         self.features: list[tuple[str, float | str]] = []
-        self.events: list[tuple[str, str | None]] = []
+        self.events: list[tuple[str, str | None, int]] = []
 
     def on_feature(self, name: str, value: float | str, ts: float) -> None:
         self.features.append((name, value))
 
-    def on_event(self, name: str, tenant: str | None, ts: float) -> None:
-        self.events.append((name, tenant))
+    def on_event(self, name: str, tenant: str | None, ts: float, count: int = 1) -> None:
+        self.events.append((name, tenant, count))
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "features": len(self.features)}
@@ -363,7 +363,7 @@ def test_seed_payload_with_tenant_label_and_appointment() -> None:
     assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="output") == 0.004
     assert value(registry, "llm_requests_total", **llm, outcome="ok") == 2.0
     assert value(registry, "llm_events_total", event="appointment_requested", tenant="test-business") == 2.0
-    assert sink.events == [("appointment_requested", "test-business")] * 2
+    assert sink.events == [("appointment_requested", "test-business", 1)] * 2
 
 
 def test_legacy_payload_ignores_fields_it_does_not_know_and_takes_model() -> None:
@@ -410,7 +410,7 @@ def test_a_list_of_1000_events_in_one_post() -> None:
     assert value(registry, "llm_evaluation_score_sum", **model, evaluation="faithfulness") == 75.0
     assert value(registry, "llm_feedback_rating_count", **model) == 100.0
     assert value(registry, "llm_feedback_rating_sum", **model) == 400.0
-    assert len(sink.events) == 200
+    assert sink.events == [("human_handoff", None, 2)] * 200
     assert track_events(registry) == (1000.0, 0.0)
 
 
@@ -485,7 +485,7 @@ def test_health_includes_sink_health() -> None:
 
 class Down(Sink):
     def health(self) -> dict[str, Any]:
-        return {"status": "spooling", "since": __import__("datetime").date(2025, 1, 2)}
+        return {"state": "degraded", "since": __import__("datetime").date(2025, 1, 2)}
 
 
 class Broken(Sink):
@@ -504,7 +504,7 @@ def test_health_says_degraded_when_a_sink_is() -> None:
         "events": {"accepted": 0, "rejected": 0},
         "sinks": {
             "Features": {"status": "ok", "features": 0},
-            "Down": {"status": "spooling", "since": "2025-01-02"},
+            "Down": {"state": "degraded", "since": "2025-01-02"},
             "Broken": {"status": "error", "error": "OSError('disk gone')"},
         },
     }

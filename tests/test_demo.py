@@ -271,3 +271,12 @@ def test_demo_serves_traffic_and_metrics(tmp_path: Path) -> None:
     assert f"  metrics   http://{HOST}:{port}/metrics\n" in out
     assert "llm-exporter demo: stopped after " in out
     assert "Traceback" not in out
+    # The shutdown flushed the last window to MLflow: one run (per day) with the demo's tokens in it.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=env["LLM_EXPORTER_MLFLOW__TRACKING_URI"])
+    experiment = client.get_experiment_by_name("llm-exporter")
+    assert experiment is not None
+    [run] = client.search_runs([experiment.experiment_id])
+    assert run.data.metrics["input_tokens"] > 0
+    assert run.data.metrics["cost_usd"] > 0

@@ -543,6 +543,7 @@ def test_cli_save_with_features_and_stdin(
         (["save", "o.json", "--from", "obs.jsonl", "--features", "x"], ['{"x": [1]}'], "obs.jsonl:1: 'x': expected"),
         (["save", "o.json", "--from", "obs.jsonl"], ['{"x": null}'], "obs.jsonl: no feature values found"),
         (["save", "o.json", "--from", "absent.jsonl"], [], "absent.jsonl: No such file or directory"),
+        (["save", "no/o.json", "--from", "obs.jsonl"], ['{"x": 1}'], "no/o.json: cannot write: No such file"),
         (["save", "o.json", "--from", "obs.jsonl", "--resolution", "1"], ['{"x": 1}'], "--resolution must be >= 2"),
         (["show", "obs.jsonl"], ['{"x": 1}', '{"x": 2}'], "obs.jsonl: line 2: not valid JSON: Extra data"),
         (["show", "absent.json"], [], "absent.json: (file): cannot read"),

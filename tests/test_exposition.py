@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 from exporter import Config, PrometheusMiddleware, Recorder, metrics_app
 from exporter.config import AuthConfig
 from exporter.exposition import accepts_gzip, render, start_metrics_server, stop_metrics_server
+from exporter.types import Message
 
 from .servers import HOST, ThreadServer, free_port
 
@@ -337,12 +338,12 @@ def test_mounted_in_starlette_under_uvicorn(registry: CollectorRegistry) -> None
 def test_lifespan_messages_directly() -> None:
     app = metrics_app(CollectorRegistry())
     incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return incoming.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     asyncio.run(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
@@ -350,12 +351,12 @@ def test_lifespan_messages_directly() -> None:
 
 
 def test_websocket_is_refused() -> None:
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "websocket.connect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     asyncio.run(metrics_app(CollectorRegistry())({"type": "websocket", "path": "/metrics"}, receive, send))
