@@ -30,6 +30,7 @@ from exporter.collector import create_app  # noqa: E402
 from exporter.config import Config  # noqa: E402
 from exporter.events import parse_events  # noqa: E402
 from exporter.recorder import Recorder  # noqa: E402
+from exporter.sinks import attach_default_sinks  # noqa: E402
 
 CONFIG = {"drift": {"enabled": False}, "otel": {"exemplars": False}}
 
@@ -52,9 +53,11 @@ def batch(size: int) -> list[dict[str, Any]]:
     return [kinds[i % len(kinds)] for i in range(size)]
 
 
-def in_process(posts: int, size: int) -> float:
-    """Events per second through the ASGI app (client and app in one event loop)."""
-    recorder = Recorder(Config.from_mapping(CONFIG), CollectorRegistry())
+def in_process(posts: int, size: int, drift: bool = False) -> float:
+    """Events per second through the ASGI app (client and app in one event loop); ``drift``: with the
+    drift detector attached as a sink, as ``llm-exporter collector`` runs by default."""
+    recorder = Recorder(Config.from_mapping({**CONFIG, "drift": {"enabled": drift}}), CollectorRegistry())
+    attach_default_sinks(recorder)
     app = create_app(recorder=recorder)
     body = json.dumps(batch(size)).encode()
     headers = {"content-type": "application/json"}
@@ -169,6 +172,9 @@ def main() -> None:
     rates = [in_process(args.posts, args.batch) for _ in range(args.rounds)]
     median = statistics.median(rates)
     print(f"  in process (ASGITransport): {median:,.0f} events/s ({median / args.batch:,.0f} POSTs/s)")
+    rates = [in_process(args.posts, args.batch, drift=True) for _ in range(args.rounds)]
+    median = statistics.median(rates)
+    print(f"  same, drift detector on:    {median:,.0f} events/s ({median / args.batch:,.0f} POSTs/s)")
     parts = [stages(args.batch) for _ in range(args.rounds)]
     for name in parts[0]:
         print(f"    {name:12s} {statistics.median(p[name] for p in parts):6.2f} us/event")

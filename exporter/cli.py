@@ -142,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
     p.add_argument("--rps", type=float, default=5.0, help="requests per second of the built-in traffic")
+    p.add_argument("--no-mlflow", action="store_true", help="do not mirror summaries to MLflow")
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_demo)
 
@@ -174,7 +175,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(
-        host=args.host, port=args.port, duration=args.duration, rps=args.rps, config=Config.load(args.config)
+        host=args.host,
+        port=args.port,
+        duration=args.duration,
+        rps=args.rps,
+        config=Config.load(args.config),
+        mlflow=not args.no_mlflow,
     )
 
 

@@ -24,8 +24,6 @@ from .config import Config, DriftConfig, MlflowConfig
 from .demo_service import MODELS, ChatService
 from .recorder import Recorder, recorder_for
 
-DEMO_MLFLOW_URI = "sqlite:///mlflow.db"
-
 
 def demo_config(config: Config | None = None, *, mlflow: bool = True) -> Config:
     """The user's config with demo-friendly defaults where the user left a section untouched.
@@ -38,9 +36,8 @@ def demo_config(config: Config | None = None, *, mlflow: bool = True) -> Config:
     if not mlflow:
         changes["mlflow"] = replace(cfg.mlflow, enabled=False)
     elif cfg.mlflow == MlflowConfig():
-        changes["mlflow"] = replace(
-            cfg.mlflow, enabled=True, tracking_uri=DEMO_MLFLOW_URI, window_seconds=15.0, run_period="instance"
-        )
+        # The bridge resolves no tracking URI to $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
+        changes["mlflow"] = replace(cfg.mlflow, enabled=True, window_seconds=15.0, run_period="instance")
     if cfg.drift == DriftConfig():
         changes["drift"] = replace(
             cfg.drift, baseline_size=100, min_samples=50, window_seconds=60.0, score_interval_seconds=10.0
@@ -244,8 +241,13 @@ class DemoRun:
             f"  metrics   {self.metrics_url}",
         ]
         if cfg.mlflow.enabled:
-            uri = cfg.mlflow.tracking_uri or "(MLflow's default tracking URI)"
-            lines.append(f"  MLflow    {uri}  (browse: mlflow ui --backend-store-uri {uri})")
+            from .mlflow_bridge import mask_uri, resolve_tracking_uri
+
+            uri = mask_uri(resolve_tracking_uri(cfg.mlflow.tracking_uri))
+            if uri.startswith(("http://", "https://")):
+                lines.append(f"  MLflow    {uri}")
+            else:
+                lines.append(f"  MLflow    {uri}  (browse: mlflow ui --backend-store-uri {uri})")
         drift = ", so llm_drift_score rises" if cfg.drift.enabled else ""
         lines.append(f"  after {self.shift_after:g} s prompts get much longer{drift}")
         lines.append(

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .metrics import KNOWN_METHODS
 from .recorder import LLMCall, Recorder
 
 MAX_STRING = 256  # label values longer than this are a client bug, not a label
 FUTURE_SLACK = 300.0  # seconds a client clock may run ahead
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +54,7 @@ class Prediction:
     model: str
 
     def record(self, rec: Recorder) -> None:
-        m = rec.metrics
-        m.predictions.labels(
-            rec.guard("gen_ai_request_model", self.model), rec.guard("label", self.label), *m.static
-        ).inc()
-        rec.feature("predicted_label", self.label)
+        rec.prediction(self.label, self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +97,8 @@ class HttpRequest:
     response_bytes: int
 
     def record(self, rec: Recorder) -> None:
-        rec.http(self.method, self.route, self.status, self.duration, self.request_bytes, self.response_bytes)
+        route = rec.route(self.route)
+        rec.http(self.method, route, self.status, self.duration, self.request_bytes, self.response_bytes)
 
 
 @dataclass(frozen=True, slots=True)

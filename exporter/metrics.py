@@ -30,6 +30,9 @@ TENANT = "tenant"
 
 HTTP = (METHOD, ROUTE, STATUS)
 
+# OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
 
 

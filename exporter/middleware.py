@@ -16,14 +16,13 @@ from prometheus_client import CollectorRegistry
 from .capture import capture_body, start_capture
 from .config import Config, to_dict
 from .exposition import metrics_app, multiprocess_dir, start_metrics_server
+from .metrics import KNOWN_METHODS
 from .recorder import Recorder, _current, recorder_for
 from .routing import Resolver, RouteResolver
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("exporter")
 
-# OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the response ended
 

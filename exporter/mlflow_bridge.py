@@ -108,7 +108,10 @@ class MlflowSink(Sink):
         self._agg = WindowAggregator(
             self.width, self._enqueue_window, max_keys=recorder.config.label_cap, late_windows=cfg.late_windows
         )
-        self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
+        try:
+            self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
+        except OSError as exc:
+            raise ConfigError("<config>", "mlflow.spool_path", f"cannot open {cfg.spool_path}: {exc}") from None
         self._spools = [*self._spool.orphans(), self._spool]
         self._writer = Writer(self.tracking_uri, cfg.experiment, cfg.request_timeout_seconds, self._params)
         m = recorder.metrics
@@ -436,6 +439,8 @@ class MlflowSink(Sink):
             log.error("llm-exporter: MLflow rejected a batch: %s", self.last_error)
             return
         retry_min, retry_max = self.cfg.retry_min_seconds, self.cfg.retry_max_seconds
+        # Warn when MLflow goes away, not at every retry of a long outage.
+        level = logging.WARNING if self._delay == 0 else logging.DEBUG
         self._delay = min(max(self._delay * 2, retry_min), retry_max)
         self._retry_at = time.monotonic() + self._delay
-        log.warning("llm-exporter: MLflow unavailable, retrying in %.1fs: %s", self._delay, self.last_error)
+        log.log(level, "llm-exporter: MLflow unavailable, retrying in %.1fs: %s", self._delay, self.last_error)

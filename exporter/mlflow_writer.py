@@ -105,6 +105,18 @@ class Writer:
 
     def write(self, record: dict[str, Any], replay: bool) -> bool:
         """Log one batch; False when MLflow already had it (checked only for replays)."""
+        try:
+            return self._write(record, replay)
+        except Exception as exc:
+            if not permanent(exc):
+                raise
+        # The run or the experiment may be gone (deleted in the UI, a fresh store): look both up again,
+        # once; a second refusal is about the batch itself.
+        self._runs.pop(record["run"]["key"], None)
+        self._experiment_id = None
+        return self._write(record, replay=True)
+
+    def _write(self, record: dict[str, Any], replay: bool) -> bool:
         from mlflow.entities import Metric
 
         run_id = self.run_id(record["run"], search=replay or record["kind"] != "request")
@@ -115,12 +127,7 @@ class Writer:
             history = self.client.get_metric_history(run_id, key)
             if any(m.step == step and m.timestamp == ts and m.value == value for m in history):
                 return False
-        try:
-            self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
-        except Exception as exc:
-            if permanent(exc):
-                self._runs.pop(record["run"]["key"], None)  # e.g. the run was deleted: look it up again
-            raise
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
         if record["kind"] == "request":
             self.client.set_terminated(run_id, "FINISHED", end_time=ts)
             self._runs.pop(record["run"]["key"], None)

@@ -282,6 +282,16 @@ class Recorder:
             for sink in self.sinks:
                 sink.on_confidence(model, label, value, ts)
 
+    def prediction(self, label: str, model: str = "") -> None:
+        """A predicted label that comes without a confidence (counted, and seen by drift)."""
+        model = self.guard("gen_ai_request_model", model)
+        label = self.guard("label", label)
+        self._add(self.metrics.predictions, model, label)(1)
+        if self.sinks:
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_feature("predicted_label", label, ts)
+
     def evaluation(self, name: str, score: float, model: str = "", ts: float | None = None) -> None:
         m = self.metrics
         name = self.guard("evaluation", name)

@@ -136,3 +136,175 @@ def alertmanager(config_yaml: str, workdir: Path) -> Iterator[str]:
     env = {**os.environ}
     with process(args, f"http://{HOST}:{port}/-/ready", log=str(workdir / "alertmanager.log"), cwd=workdir, env=env):
         yield f"http://{HOST}:{port}"
+
+
+# -- the monitoring stack (test_dashboard.py, test_alerting_e2e.py) --------------------------------------
+
+
+class Webhook:
+    """An Alertmanager webhook receiver on a free loopback port; keeps every notification it gets."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+
+        self.notifications: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with hook._changed:
+                    hook.notifications.append({"path": self.path, **json.loads(body)})
+                    hook._changed.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self.url = f"http://{HOST}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait_for(self, match: Any, timeout: float, what: str) -> dict[str, Any]:
+        """The first notification (oldest first) for which ``match(notification)`` is true."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for n in self.notifications:
+                    if match(n):
+                        return n
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = [(n.get("status"), n.get("commonLabels")) for n in self.notifications]
+                    raise AssertionError(f"no notification {what} within {timeout}s; got {got}")
+                self._changed.wait(left)
+
+
+def prom_get(base: str, path: str, **params: str) -> Any:
+    """GET a Prometheus (or Alertmanager) API path; returns the ``data`` of a Prometheus answer."""
+    import json
+    import urllib.parse
+
+    query = urllib.parse.urlencode(params, doseq=True)
+    with urllib.request.urlopen(f"{base}{path}?{query}" if query else f"{base}{path}", timeout=10) as resp:
+        body = json.loads(resp.read())
+    return body["data"] if isinstance(body, dict) and "data" in body else body
+
+
+def eventually(check: Any, timeout: float, what: str, interval: float = 0.25) -> Any:
+    """Call ``check()`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not true within {timeout}s (last: {result!r})")
+        time.sleep(interval)
+
+
+def scrape_config(job: str, target: str, alertmanager: str | None = None, rule_files: tuple[str, ...] = ()) -> str:
+    """A Prometheus config that scrapes and evaluates every second (rule groups evaluate at the global
+    interval unless they set their own)."""
+    import json
+
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": list(rule_files),
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+    }
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return json.dumps(config)  # JSON is YAML
+
+
+def llm_app(recorder: Any) -> Any:
+    """A Starlette app, wrapped by PrometheusMiddleware on ``recorder``, whose routes make every metric
+    family of the contract move, through the same paths real apps use.
+
+    ``POST /v1/chat/completions`` answers OpenAI-shaped JSON or SSE (the middleware's capture reads the
+    usage) and records what only a handler knows through ``current_recorder()``: confidence, an
+    evaluation, feedback, an event, or a failed upstream LLM call. ``/fail`` answers 503, ``/boom``
+    raises, ``/broken`` sends JSON that looks like LLM output but cannot be parsed.
+    """
+    import json
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    from exporter import LLMCall, PrometheusMiddleware
+    from exporter.recorder import current_recorder
+
+    def sse(data: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        model = body.get("model", "gpt-4o-mini")
+        rec = current_recorder()
+        if "label" in body:
+            rec.confidence(float(body.get("confidence", 0.9)), body["label"], model)
+        if "evaluation" in body:
+            rec.evaluation("answer_relevancy", float(body["evaluation"]), model)
+        if "rating" in body:
+            rec.feedback(float(body["rating"]), model)
+        if "event" in body:
+            rec.event(body["event"])
+        if body.get("upstream_error"):
+            rec.llm(LLMCall(model=model, provider="openai", duration=0.02, error_type="RateLimitError"))
+            return JSONResponse({"error": {"type": "upstream_rate_limited"}}, status_code=502)
+        usage = {
+            "prompt_tokens": int(body.get("prompt_tokens", 100)),
+            "completion_tokens": int(body.get("completion_tokens", 20)),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        head = {"id": "chatcmpl-1", "created": 0, "model": model}
+        if body.get("stream"):
+
+            async def events() -> Any:
+                delta = {"role": "assistant", "content": "Hello"}
+                yield sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
+                done = {"index": 0, "delta": {}, "finish_reason": "stop"}
+                yield sse({**head, "object": "chat.completion.chunk", "choices": [done]})
+                yield sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        message = {"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}
+        return JSONResponse({**head, "object": "chat.completion", "choices": [message], "usage": usage})
+
+    async def ok(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def fail(request: Request) -> Response:
+        return PlainTextResponse("upstream unavailable", status_code=503)
+
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    async def broken(request: Request) -> Response:
+        return Response(b'{"model": "gpt-4o-mini", "usage": {"prompt_tokens": 1', media_type="application/json")
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/ok", ok),
+            Route("/fail", fail),
+            Route("/boom", boom),
+            Route("/broken", broken),
+        ]
+    )
+    return PrometheusMiddleware(app, recorder=recorder)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +21,9 @@ from exporter.collector import Collector, create_app
 from exporter.config import Config
 from exporter.recorder import Recorder, Sink
 
-from .servers import ThreadServer
+from .servers import HOST, ThreadServer, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SEED = {
     "business_id": "test-business",
@@ -485,7 +493,7 @@ def test_health_includes_sink_health() -> None:
 
 class Down(Sink):
     def health(self) -> dict[str, Any]:
-        return {"state": "degraded", "since": __import__("datetime").date(2025, 1, 2)}
+        return {"state": "degraded", "since": datetime.date(2025, 1, 2)}
 
 
 class Broken(Sink):
@@ -583,3 +591,35 @@ def test_real_server_limits_and_accepts() -> None:
         assert large.status_code == 413
         assert large.json()["errors"][0]["message"].startswith("body of at least ")
     assert track_events(registry) == (6.0, 0.0)
+
+
+def test_llm_exporter_collector_command(tmp_path: Path) -> None:
+    """``llm-exporter collector`` (the CLI calls ``serve``) with a config file; SIGTERM shuts it down gracefully."""
+    port = free_port()
+    config = tmp_path / "llm-exporter.yaml"
+    config.write_text("collector:\n  token: s3cret\ntenant_label: true\ndrift:\n  enabled: false\n")
+    args = [sys.executable, "-m", "exporter", "collector", "--port", str(port), "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://{HOST}:{port}"
+        wait_http(f"{url}/health", timeout=60, proc=proc)
+        with httpx.Client(base_url=url) as client:
+            assert client.post("/track", json=SEED).status_code == 401
+            accepted = client.post("/track", json=SEED, headers={"authorization": "Bearer s3cret"})
+            assert (accepted.status_code, accepted.json()) == (202, {"accepted": 1})
+            text = client.get("/metrics").text
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # uvicorn shuts down gracefully, then re-raises the signal so a supervisor sees why it ended.
+    assert proc.returncode == -signal.SIGTERM, out
+    assert "Application shutdown complete." in out
+    series = (
+        'llm_tokens_total{gen_ai_provider_name="unknown",gen_ai_request_model="unknown",'
+        'gen_ai_token_type="output",tenant="test-business"} 150.0'
+    )
+    assert series in text.splitlines()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import demo_service
 from exporter.config import Config, DriftConfig, MlflowConfig
-from exporter.demo import DEMO_MLFLOW_URI, demo_config, run_demo
+from exporter.demo import demo_config, run_demo
 from exporter.demo_service import ChatService, classify, count_tokens
 from exporter.demo_traffic import Traffic
 from exporter.middleware import PrometheusMiddleware
@@ -78,7 +79,7 @@ def test_prompt_tokens_are_counted_like_a_tokenizer_would() -> None:
     ],  # fmt: skip
 )
 def test_classify(text: str, intent: str) -> None:
-    label, confidence = classify(text, __import__("random").Random(1))
+    label, confidence = classify(text, random.Random(1))
     assert label == intent
     assert 0.0 <= confidence <= 1.0
 
@@ -162,7 +163,9 @@ def test_bad_requests(path: str, body: dict[str, Any], status: int) -> None:
     app, registry, _ = service()
     response = post(app, path, body)
     assert response.status_code == status
-    assert registry.get_sample_value("llm_tokens_total", {}) is None
+    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_token_type": "input"}
+    assert registry.get_sample_value("llm_tokens_total", llm) is None
+    assert registry.get_sample_value("llm_feedback_rating_count", {"gen_ai_request_model": "gpt-4o"}) is None
 
 
 def test_feedback() -> None:
@@ -186,7 +189,8 @@ def test_traffic_prompts_grow_after_the_shift() -> None:
 
 def test_demo_config_turns_mlflow_on_and_tunes_drift() -> None:
     cfg = demo_config(None)
-    assert (cfg.mlflow.enabled, cfg.mlflow.tracking_uri, cfg.mlflow.window_seconds) == (True, DEMO_MLFLOW_URI, 15.0)
+    # No tracking URI: the bridge uses $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory.
+    assert (cfg.mlflow.enabled, cfg.mlflow.tracking_uri, cfg.mlflow.window_seconds) == (True, None, 15.0)
     assert (cfg.drift.baseline_size, cfg.drift.min_samples, cfg.drift.score_interval_seconds) == (100, 50, 10.0)
     assert demo_config(None, mlflow=False).mlflow == MlflowConfig()
 

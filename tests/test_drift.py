@@ -469,6 +469,16 @@ def test_baseline_from_an_mlflow_run_artifact(make: Make, tmp_path: Path) -> Non
     feed(sink, "x", [1.0, 2.0])
     assert sink.score_now() == {} and sink.baselines() == {}
 
+    # An unusable artifact won't get better by waiting: the sink learns its baseline from traffic instead.
+    bad = client.create_run(experiment).info.run_id
+    client.log_dict(
+        bad, {"features": {"model": {"kind": "numeric", "edges": [], "counts": [1]}}}, "drift/baseline.json"
+    )
+    sink, registry, _ = make(baseline_mlflow_run=bad, mlflow_uri=uri, min_samples=1, baseline_size=1)
+    assert sink.score_now() == {}
+    feed(sink, "x", [1.0, 2.0])
+    assert list(sink.score_now()) == ["x"]
+
 
 # -- the command -------------------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -176,7 +177,9 @@ def test_each_window_is_one_step_with_exact_sums(
     assert history(client, run, "requests") == list(zip(steps, sizes, strict=True))
     assert history(client, run, "errors") == [(s, 1.0) for s in steps]
     assert history(client, run, "cost_usd") == [(s, 0.25 * n) for s, n in zip(steps, sizes, strict=True)]
-    assert history(client, run, "model/gpt-4o/input_tokens") == [(s, 10.0 * n) for s, n in zip(steps, sizes, strict=True)]
+    assert history(client, run, "model/gpt-4o/input_tokens") == [
+        (s, 10.0 * n) for s, n in zip(steps, sizes, strict=True)
+    ]
     assert history(client, run, "latency_p95_seconds") == [(s, pytest.approx(0.1, rel=0.01)) for s in steps]
     assert history(client, run, "drift_input_tokens_psi") == [(s, 0.25) for s in steps]
     assert history(client, run, "drift_input_tokens_ks") == [(s, 0.125) for s in steps]
@@ -245,6 +248,32 @@ def test_replayed_batches_are_not_written_twice(tmp_path: Path, sqlite_uri: str)
     client, run = window_run(sqlite_uri, "replay")
     assert history(client, run, "requests") == [(STEP0, 1.0), (STEP0 + 1, 2.0), (STEP0 + 2, 3.0)]
     assert spool.stat().st_size == 0
+
+
+def test_a_deleted_run_is_replaced_not_dropped(tmp_path: Path, sqlite_uri: str) -> None:
+    config = make_config(tmp_path, tracking_uri=sqlite_uri, experiment="deleted")
+    clock = Clock()
+    with bridge(config, clock) as (rec, sink):
+        for window in range(3):
+            traffic(rec, sink, clock, window, 1)
+        wait_for(lambda: batches(rec, "ok") == 2, "windows 0 and 1 to be written")
+        client, run = window_run(sqlite_uri, "deleted")
+        client.delete_run(run.info.run_id)  # someone cleans up in the MLflow UI
+        traffic(rec, sink, clock, 3, 2)
+    assert results(rec) == {"ok": 4.0, "retried": 0.0, "spooled": 0.0, "dropped": 0.0}
+    client, replacement = window_run(sqlite_uri, "deleted")
+    assert replacement.info.run_id != run.info.run_id
+    assert replacement.info.run_name == "chat-test-2023-11-14"
+    assert history(client, replacement, "requests") == [(STEP0 + 2, 1.0), (STEP0 + 3, 2.0)]
+    assert replacement.data.params["mlflow.experiment"] == "deleted"
+
+
+def test_an_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    config = make_config(tmp_path, spool_path=str(tmp_path / "file" / "spool.jsonl"))
+    with pytest.raises(ConfigError) as err:
+        MlflowSink(Recorder(config, CollectorRegistry()))
+    assert err.value.key == "mlflow.spool_path"
 
 
 # -- MLflow unreachable or hanging -------------------------------------------------------------------------
@@ -358,7 +387,8 @@ class MlflowServer:
         ]
         self._stack = contextlib.ExitStack()
         log = str(self.workdir / "server.log")
-        self._stack.enter_context(process(args, f"{self.url}/health", timeout=120, log=log, cwd=self.workdir))
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # one process less to start and stop
+        self._stack.enter_context(process(args, f"{self.url}/health", timeout=120, log=log, cwd=self.workdir, env=env))
 
     def stop(self) -> None:
         if self._stack is not None:
