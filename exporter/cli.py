@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -15,32 +14,13 @@ from typing import Any
 
 import yaml
 
-from .config import Config, ConfigError, to_dict
+from .config import Config, ConfigError, effective_config
 
 APP_ENV = "_LLM_EXPORTER_RUN_TARGET"  # outside the LLM_EXPORTER_ prefix, which is config
-# Keys whose values are never printed: ``token``, ``bearer_token``, ``basic_password``, ``api_key``...
-_SECRET_KEY = re.compile(r"(^|_)(token|password|secret|api_key)$")
-# Credentials inside a URI (``https://user:pass@mlflow.example``).
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class UsageError(Exception):
     """A mistake in how the command was called; printed without a traceback."""
-
-
-def effective_config(config: Config) -> dict[str, Any]:
-    """The config as data with secrets masked."""
-
-    def mask(data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: ("***" if _SECRET_KEY.search(str(k)) and v else mask(v)) for k, v in data.items()}
-        if isinstance(data, list):
-            return [mask(v) for v in data]
-        if isinstance(data, str):
-            return _USERINFO.sub("***@", data)
-        return data
-
-    return mask(to_dict(config))  # type: ignore[no-any-return]
 
 
 def check(config_path: str | None) -> str:

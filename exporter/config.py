@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -247,6 +248,31 @@ class Config:
             path = env.get(ENV_PREFIX + "CONFIG") or (DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None)
         base = cls.from_yaml(path) if path is not None else cls()
         return cls.from_env(env, base)
+
+
+# Keys whose values are never shown: ``token``, ``bearer_token``, ``basic_password``, ``api_key``...
+_SECRET_KEY = re.compile(r"(^|_)(token|password|secret|api_key)$")
+# Credentials inside a URI (``https://user:pass@mlflow.example``).
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def mask_uri(uri: str) -> str:
+    return _USERINFO.sub("***@", uri)
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """The config as plain data with secrets masked (what ``check`` prints and MLflow params show)."""
+
+    def mask(data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ("***" if _SECRET_KEY.search(str(k)) and v else mask(v)) for k, v in data.items()}
+        if isinstance(data, list):
+            return [mask(v) for v in data]
+        if isinstance(data, str):
+            return mask_uri(data)
+        return data
+
+    return mask(to_dict(config))  # type: ignore[no-any-return]
 
 
 def to_dict(obj: Any) -> Any:

@@ -241,7 +241,8 @@ class DemoRun:
             f"  metrics   {self.metrics_url}",
         ]
         if cfg.mlflow.enabled:
-            from .mlflow_bridge import mask_uri, resolve_tracking_uri
+            from .config import mask_uri
+            from .mlflow_bridge import resolve_tracking_uri
 
             uri = mask_uri(resolve_tracking_uri(cfg.mlflow.tracking_uri))
             if uri.startswith(("http://", "https://")):

@@ -21,7 +21,6 @@ import math
 import os
 import queue
 import random
-import re
 import socket
 import threading
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .aggregator import Window, WindowAggregator, metric_part, summarize, summarize_late
-from .config import ConfigError
+from .config import ConfigError, effective_config, mask_uri
 from .mlflow_writer import KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, Writer, permanent
 from .recorder import Cost, LLMCall, Recorder, Sink
 from .spool import Spool
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 RESULTS = ("ok", "retried", "spooled", "dropped")
 DEFAULT_DB = "mlflow.db"
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -51,10 +49,6 @@ def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str] | No
     uri = configured or env.get("MLFLOW_TRACKING_URI")
     # Absolute, so that a later chdir of the app does not move the default store.
     return uri or "sqlite:///" + str(Path(DEFAULT_DB).resolve())
-
-
-def mask_uri(uri: str) -> str:
-    return _USERINFO.sub("***@", uri)
 
 
 def version() -> str:
@@ -220,7 +214,7 @@ class MlflowSink(Sink):
     # -- the bridge thread --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        tick = min(1.0, self.width / 4)
+        tick = min(1.0, max(0.05, self.width / 4))  # how late a window may close when traffic stops
         while not self._stopping.is_set():
             try:
                 item = self._queue.get(timeout=tick)
@@ -234,7 +228,10 @@ class MlflowSink(Sink):
                     self._replay(time.monotonic() + 1.0)
             except Exception:  # a bug here must not kill the thread: the next window gets another chance
                 log.exception("llm-exporter: MLflow bridge error")
-        self._shutdown()
+        try:
+            self._shutdown()
+        except Exception:
+            log.exception("llm-exporter: MLflow bridge error at shutdown")
 
     def _shutdown(self) -> None:
         while True:
@@ -295,9 +292,10 @@ class MlflowSink(Sink):
             return
         run, step = placed
         if kind == "window":
-            if self._current_run not in (None, run["key"]) and not self._pending():
+            previous = self._current_run
+            if previous is not None and previous != run["key"] and not self._pending():
                 try:  # a new day (run period): the previous run is complete
-                    self._writer.finish(self._current_run)  # type: ignore[arg-type]
+                    self._writer.finish(previous)
                 except Exception as exc:
                     self._failed(exc)
             self._current_run = run["key"]
@@ -350,7 +348,6 @@ class MlflowSink(Sink):
 
     def _params(self) -> dict[str, str]:
         """The effective config (secrets masked) and the pricing table's date, as run params."""
-        from .cli import effective_config
 
         params: dict[str, str] = {}
         _flatten(effective_config(self.recorder.config), "", params)

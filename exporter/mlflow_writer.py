@@ -91,7 +91,7 @@ class Writer:
         if found is None:
             tags = {**run["tags"], RUN_KEY_TAG: key}
             found = client.create_run(exp, tags=tags, run_name=run["name"])
-        run_id = found.info.run_id
+        run_id = str(found.info.run_id)
         if PARAMS_TAG not in found.data.tags:
             params = run.get("params") or self._params()
             items = [Param(k, v) for k, v in params.items()]

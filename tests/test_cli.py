@@ -16,7 +16,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import Config
-from exporter.cli import effective_config, main
+from exporter.cli import main
+from exporter.config import effective_config
 
 from .servers import HOST, free_port, process
 

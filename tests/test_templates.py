@@ -30,9 +30,10 @@ UNCOMMENT_MARKER = "(uncomment to use):"
 
 
 def run(*args: str, cwd: Path = ROOT) -> str:
+    """Run a tool; returns its stdout (promtool and amtool report on stdout, warn on stderr)."""
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def load(path: Path) -> Any:
