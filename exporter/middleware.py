@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from .capture import capture_body, start_capture
 from .config import Config, to_dict
 from .exposition import metrics_app, multiprocess_dir, start_metrics_server
-from .metrics import KNOWN_METHODS
+from .metrics import KNOWN_METHODS, UNMATCHED
 from .recorder import Recorder, _current, recorder_for
 from .routing import Resolver, RouteResolver
 from .types import ASGIApp, Message, Receive, Scope, Send
@@ -89,7 +89,11 @@ class PrometheusMiddleware:
         if method not in KNOWN_METHODS:
             method = "_OTHER"
         rec = self.recorder
-        route = rec.route(self.routes(scope))
+        try:
+            route = rec.route(self.routes(scope))
+        except Exception:  # an odd route table must not fail the request
+            log.exception("llm-exporter: resolving the route failed")
+            route = UNMATCHED
         active = rec.active(method, route)
         active(1)
         token = _current.set(rec)
