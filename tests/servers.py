@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import socket
@@ -10,12 +12,20 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from exporter import LLMCall, PrometheusMiddleware, Recorder
+from exporter.recorder import current_recorder
 
 HOST = "127.0.0.1"
 
@@ -145,9 +155,6 @@ class Webhook:
     """An Alertmanager webhook receiver on a free loopback port; keeps every notification it gets."""
 
     def __init__(self) -> None:
-        import http.server
-        import json
-
         self.notifications: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         hook = self
@@ -176,7 +183,7 @@ class Webhook:
         self.server.shutdown()
         self.server.server_close()
 
-    def wait_for(self, match: Any, timeout: float, what: str) -> dict[str, Any]:
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
         """The first notification (oldest first) for which ``match(notification)`` is true."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -193,16 +200,16 @@ class Webhook:
 
 def prom_get(base: str, path: str, **params: str) -> Any:
     """GET a Prometheus (or Alertmanager) API path; returns the ``data`` of a Prometheus answer."""
-    import json
-    import urllib.parse
-
     query = urllib.parse.urlencode(params, doseq=True)
     with urllib.request.urlopen(f"{base}{path}?{query}" if query else f"{base}{path}", timeout=10) as resp:
         body = json.loads(resp.read())
     return body["data"] if isinstance(body, dict) and "data" in body else body
 
 
-def eventually(check: Any, timeout: float, what: str, interval: float = 0.25) -> Any:
+_T = TypeVar("_T")
+
+
+def eventually(check: Callable[[], _T], timeout: float, what: str, interval: float = 0.25) -> _T:
     """Call ``check()`` until it returns something truthy (returned); fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -217,8 +224,6 @@ def eventually(check: Any, timeout: float, what: str, interval: float = 0.25) ->
 def scrape_config(job: str, target: str, alertmanager: str | None = None, rule_files: tuple[str, ...] = ()) -> str:
     """A Prometheus config that scrapes and evaluates every second (rule groups evaluate at the global
     interval unless they set their own)."""
-    import json
-
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": list(rule_files),
@@ -229,7 +234,7 @@ def scrape_config(job: str, target: str, alertmanager: str | None = None, rule_f
     return json.dumps(config)  # JSON is YAML
 
 
-def llm_app(recorder: Any) -> Any:
+def llm_app(recorder: Recorder) -> PrometheusMiddleware:
     """A Starlette app, wrapped by PrometheusMiddleware on ``recorder``, whose routes make every metric
     family of the contract move, through the same paths real apps use.
 
@@ -238,15 +243,6 @@ def llm_app(recorder: Any) -> Any:
     evaluation, feedback, an event, or a failed upstream LLM call. ``/fail`` answers 503, ``/boom``
     raises, ``/broken`` sends JSON that looks like LLM output but cannot be parsed.
     """
-    import json
-
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-    from starlette.routing import Route
-
-    from exporter import LLMCall, PrometheusMiddleware
-    from exporter.recorder import current_recorder
 
     def sse(data: dict[str, Any]) -> bytes:
         return b"data: " + json.dumps(data).encode() + b"\n\n"
@@ -274,7 +270,7 @@ def llm_app(recorder: Any) -> Any:
         head = {"id": "chatcmpl-1", "created": 0, "model": model}
         if body.get("stream"):
 
-            async def events() -> Any:
+            async def events() -> AsyncIterator[bytes]:
                 delta = {"role": "assistant", "content": "Hello"}
                 yield sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
                 done = {"index": 0, "delta": {}, "finish_reason": "stop"}

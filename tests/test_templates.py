@@ -134,6 +134,12 @@ def test_recording_rule_names_are_level_metric_operations() -> None:
         assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", name), name
 
 
+def test_every_recording_rule_is_used_by_an_alert_or_the_dashboard() -> None:
+    users = " ".join(a["expr"] for a in ALERTS) + (ROOT / "grafana/dashboards/llm-exporter.json").read_text()
+    unused = [r["record"] for r in RECORDS if not re.search(rf"{re.escape(r['record'])}\b", users)]
+    assert unused == []
+
+
 def test_bucket_matchers_use_the_float_form_prometheus_client_renders() -> None:
     exprs = [r["expr"] for r in ALERTS + RECORDS]
     bounds = [b for e in exprs for b in re.findall(r'\ble\s*=~?\s*"([^"]*)"', e)]
