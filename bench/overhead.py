@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter import Config, PrometheusMiddleware, Recorder  # noqa: E402
 from exporter.exposition import render  # noqa: E402
+from exporter.recorder import recorder_for  # noqa: E402
 
 
 async def item(request: Request) -> JSONResponse:
@@ -55,7 +56,8 @@ def bare() -> Any:
 
 def ours(**options: Any) -> Any:
     app = make_app()
-    rec = Recorder(Config.from_mapping(options), CollectorRegistry())
+    # recorder_for() attaches the default sinks (the drift detector), as PrometheusMiddleware(app) does.
+    rec = recorder_for(CollectorRegistry(), Config.from_mapping(options))
     app.add_middleware(PrometheusMiddleware, recorder=rec)
     return app
 

@@ -17,7 +17,7 @@ from .capture import capture_body, start_capture
 from .config import Config, to_dict
 from .exposition import metrics_app, multiprocess_dir, start_metrics_server
 from .metrics import KNOWN_METHODS, UNMATCHED
-from .recorder import Recorder, _current, recorder_for
+from .recorder import Recorder, _current, is_default, recorder_for
 from .routing import Resolver, RouteResolver
 from .types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,6 +53,7 @@ class PrometheusMiddleware:
             config = Config.from_mapping({**base, **options}, source="PrometheusMiddleware(...)")
         self.recorder = recorder if recorder is not None else recorder_for(registry, config)
         cfg = self.config = config or self.recorder.config
+        self.is_default = is_default(self.recorder)
         self.metrics_path = cfg.metrics_path
         self.excluded = frozenset((*cfg.exclude_paths, cfg.metrics_path))
         self.routes = RouteResolver(app, cfg.route_patterns, route_resolver)
@@ -96,7 +97,9 @@ class PrometheusMiddleware:
             route = UNMATCHED
         active = rec.active(method, route)
         active(1)
-        token = _current.set(rec)
+        # Handlers' llm.* calls find this recorder through a context variable. The default registry's
+        # recorder is what they fall back to anyway, so the common case skips the set and reset.
+        token = None if self.is_default and _current.get() is None else _current.set(rec)
         perf_counter = time.perf_counter
         start = perf_counter()
         status = 0
@@ -199,7 +202,8 @@ class PrometheusMiddleware:
                 finish(perf_counter())
         finally:
             active(-1)
-            _current.reset(token)
+            if token is not None:
+                _current.reset(token)
 
     def _lifespan_send(self, send: Send) -> Send:
         """Pass lifespan messages through; on shutdown, flush the recorder's sinks (MLflow's last window)."""

@@ -50,17 +50,49 @@ _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embeddin
 
 
 def _span_exemplar_function() -> Callable[[], dict[str, str] | None]:
-    from opentelemetry.trace import get_current_span
+    from opentelemetry.trace import Span, get_current_span
 
-    def exemplar() -> dict[str, str] | None:
-        # Without a span this is one context look-up returning the shared invalid span (~0.2 µs).
-        ctx = get_current_span().get_span_context()
+    def from_span(span: Any) -> dict[str, str] | None:
+        ctx = span.get_span_context()
         if ctx.is_valid and ctx.trace_flags.sampled:
             # The label names Grafana's exemplar-to-trace link expects by default.
             return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
         return None
 
-    return exemplar
+    found = _span_context_variable()
+    if found is None:
+
+        def exemplar() -> dict[str, str] | None:
+            return from_span(get_current_span())
+
+        return exemplar
+
+    var, key = found
+
+    def fast_exemplar() -> dict[str, str] | None:
+        # Called on every request: with no span this is one context-variable read and one dict look-up.
+        span = var.get().get(key)
+        if span is None or not isinstance(span, Span):
+            return None
+        return from_span(span)
+
+    return fast_exemplar
+
+
+def _span_context_variable() -> tuple[Any, str] | None:
+    """The SDK's context variable and the span's key in it, to read the active span without four layers of
+    calls (the public ``get_current_span`` costs ~0.3 µs). None when the API's internals are not that shape.
+    """
+    import contextvars
+
+    from opentelemetry import context
+    from opentelemetry.trace import propagation
+
+    var = getattr(getattr(context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    key = getattr(propagation, "_SPAN_KEY", None)
+    if not isinstance(var, contextvars.ContextVar) or not isinstance(key, str):
+        return None
+    return var, key
 
 
 def enable_exemplars(recorder: Recorder) -> bool:

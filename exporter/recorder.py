@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
-from .metrics import Metrics, adder, observer
+from .metrics import Metrics, adder, observer, unlocked
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
@@ -99,7 +99,7 @@ class Recorder:
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
         self._pricing: PricingTable | None = None
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
-        self._ttfb_children: dict[tuple[str, str, int], Any] = {}
+        self._ttfb_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
 
@@ -135,7 +135,7 @@ class Recorder:
         add = self._active_children.get((method, route))
         if add is None:
             m = self.metrics
-            add = adder(m.http_active.labels(method, route, *m.static))
+            add = adder(unlocked(m.http_active.labels(method, route, *m.static)))
             self._active_children[(method, route)] = add
         return add
 
@@ -167,9 +167,9 @@ class Recorder:
             if ttfb_h is None:
                 # Only streaming responses have a TTFB; a child made up front would export empty series.
                 m = self.metrics
-                ttfb_h = m.http_ttfb.labels(*self._http_values(key), *m.static)
+                ttfb_h = observer(unlocked(m.http_ttfb.labels(*self._http_values(key), *m.static)))
                 self._ttfb_children[key] = ttfb_h
-            ttfb_h.observe(ttfb)
+            ttfb_h(ttfb)
         if self.sinks:
             ts = time.time()
             for sink in self.sinks:
@@ -182,12 +182,12 @@ class Recorder:
     def _http_children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any]:
         m = self.metrics
         values = self._http_values(key)
-        duration = m.http_duration.labels(*values, *m.static)
+        duration = unlocked(m.http_duration.labels(*values, *m.static))
         children = (
             duration,
             observer(duration),
-            observer(m.http_request_size.labels(*values, *m.static)),
-            observer(m.http_response_size.labels(*values, *m.static)),
+            observer(unlocked(m.http_request_size.labels(*values, *m.static))),
+            observer(unlocked(m.http_response_size.labels(*values, *m.static))),
         )
         # The key space is bounded: methods are normalised, routes capped by route(), statuses are 3 digits.
         self._http_children[key] = children
@@ -359,6 +359,12 @@ def recorder_for(registry: CollectorRegistry | None = None, config: Config | Non
         attach_default_sinks(rec)
         _by_registry[id(registry)] = (registry, rec)
         return rec
+
+
+def is_default(rec: Recorder) -> bool:
+    """Whether ``rec`` is the recorder ``current_recorder()`` falls back to."""
+    entry = _by_registry.get(id(REGISTRY))
+    return entry is not None and entry[1] is rec
 
 
 def current_recorder() -> Recorder:

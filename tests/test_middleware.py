@@ -510,3 +510,19 @@ def test_request_body_the_app_never_reads_is_sized_from_content_length() -> None
         client.post("/items/1", content=b"y" * 500)  # 405: the handler never reads the body
     labels = {"http_request_method": "POST", "http_route": "/items/{item_id}", "http_response_status_code": "405"}
     assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 500
+
+
+def test_default_registry_handlers_see_the_default_recorder() -> None:
+    from exporter.recorder import current_recorder
+
+    seen: list[Recorder] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(current_recorder())
+        return PlainTextResponse("x")
+
+    app = PrometheusMiddleware(Starlette(routes=[Route("/default-registry", handler)]))
+    with TestClient(app) as client:
+        client.get("/default-registry")
+    assert seen == [app.recorder]
+    assert app.is_default
