@@ -64,7 +64,7 @@ class PrometheusMiddleware:
             # With several workers the CLI serves the port from the parent process instead.
             start_metrics_server(cfg.metrics_port, cfg.metrics_host, metrics_app(self.recorder.registry, auth=cfg.auth))
         self.recorder.pricing  # noqa: B018 - load the table now: a bad pricing file fails at startup, not mid-request
-        self.capture_on = cfg.capture.enabled
+        self.capture_config = cfg.capture if cfg.capture.enabled else None
         if cfg.otel.exemplars and multiprocess_dir() is None and self.recorder.exemplar is None:
             from .otel import enable_exemplars
 
@@ -95,115 +95,16 @@ class PrometheusMiddleware:
         except Exception:  # an odd route table must not fail the request
             log.exception("llm-exporter: resolving the route failed")
             route = UNMATCHED
-        active = rec.active(method, route)
-        active(1)
-        # Handlers' llm.* calls find this recorder through a context variable. The default registry's
-        # recorder is what they fall back to anyway, so the common case skips the set and reset.
-        token = None if self.is_default and _current.get() is None else _current.set(rec)
-        perf_counter = time.perf_counter
-        start = perf_counter()
-        status = 0
-        received = 0
-        sent = 0
-        first_byte = 0.0
-        streaming = False
-        done = False
-        disconnected = False
-        capture: Any = None  # a reader fed chunk by chunk (streamed bodies)
-        whole_body = b""  # a body sent in one message, read once at the end
-        response_headers: Any = ()
-        capture_on = self.capture_on
-        capture_config = self.config.capture
-
-        def finish(end: float) -> None:
-            nonlocal done, received
-            done = True
-            try:
-                if not received and method in BODY_METHODS:
-                    received = content_length(scope)  # a body the app never read
-                rec.http(method, route, status, end - start, received, sent, first_byte - start if streaming else None)
-                if capture is not None:
-                    capture.finish(rec, start, end, status)
-                elif whole_body:
-                    capture_body(response_headers, whole_body, first_byte, capture_config, rec, start, end, status)
-            except Exception:  # metrics must never fail a request
-                log.exception("llm-exporter: recording a request failed")
-
-        async def receive_wrapper() -> Message:
-            nonlocal received, disconnected
-            message = await receive()
-            kind = message["type"]
-            if kind == "http.request":
-                received += len(message.get("body", b""))
-            elif kind == "http.disconnect":
-                disconnected = True
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent, first_byte, streaming, capture, whole_body, response_headers, disconnected
-            kind = message["type"]
-            if kind == "http.response.body":
-                body = message.get("body", b"")
-                more = message.get("more_body", False)
-                if body:
-                    if not sent:
-                        first_byte = perf_counter()
-                        streaming = more
-                        if capture_on:
-                            if more:
-                                try:
-                                    capture = start_capture(response_headers, capture_config)
-                                except Exception:
-                                    capture = None
-                            else:
-                                whole_body = body
-                    sent += len(body)
-                    if capture is not None:
-                        try:
-                            capture.feed(body, perf_counter())
-                        except Exception:
-                            capture = None
-                try:
-                    await send(message)
-                except OSError:
-                    disconnected = True  # the server tells the app the client is gone (uvicorn: ClientDisconnected)
-                    raise
-                if not more and not done:
-                    finish(perf_counter())
-                return
-            if kind == "http.response.start":
-                status = message["status"]
-                response_headers = message.get("headers", ())
-            await send(message)
-
+        exchange = _Exchange(self, scope, receive, send, method, route)
         try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
-            if not done:
-                if disconnected or not isinstance(exc, Exception):  # CancelledError: the client or server gave up
-                    status = CLIENT_CLOSED
-                elif status == 0:
-                    status = 500
-                finish(perf_counter())
-            if isinstance(exc, Exception) and not disconnected:
-                try:
-                    rec.http_exception(method, route, exc)
-                except Exception:
-                    log.exception("llm-exporter: recording an exception failed")
+            exchange.failed(exc)
             raise
         else:
-            if not done:
-                # The app returned without ending the body: the client left, or nothing was sent (the server
-                # then answers 500 itself).
-                if disconnected:
-                    status = CLIENT_CLOSED
-                elif status == 0:
-                    status = 500
-                finish(perf_counter())
+            exchange.returned()
         finally:
-            active(-1)
-            if token is not None:
-                _current.reset(token)
+            exchange.close()
 
     def _lifespan_send(self, send: Send) -> Send:
         """Pass lifespan messages through; on shutdown, flush the recorder's sinks (MLflow's last window)."""
@@ -230,3 +131,158 @@ def content_length(scope: Scope) -> int:
             except ValueError:
                 return 0
     return 0
+
+
+class _Exchange:
+    """One request/response as the middleware sees it: wraps ``receive`` and ``send`` and records once.
+
+    A slotted object rather than closures: one allocation per request instead of a dozen cells.
+    """
+
+    __slots__ = (
+        "rec",
+        "scope",
+        "_receive",
+        "_send",
+        "method",
+        "route",
+        "active",
+        "token",
+        "capture_config",
+        "start",
+        "status",
+        "received",
+        "sent",
+        "first_byte",
+        "streaming",
+        "done",
+        "disconnected",
+        "capture",
+        "whole_body",
+        "headers",
+    )
+
+    def __init__(
+        self, mw: PrometheusMiddleware, scope: Scope, receive: Receive, send: Send, method: str, route: str
+    ) -> None:
+        rec = self.rec = mw.recorder
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.method = method
+        self.route = route
+        self.active = rec.active(method, route)
+        self.active(1)
+        # Handlers' llm.* calls find this recorder through a context variable. The default registry's
+        # recorder is what they fall back to anyway, so the common case skips the set and reset.
+        self.token = None if mw.is_default and _current.get() is None else _current.set(rec)
+        self.capture_config = mw.capture_config  # None when capture is off
+        self.status = 0
+        self.received = 0
+        self.sent = 0
+        self.first_byte = 0.0
+        self.streaming = False
+        self.done = False
+        self.disconnected = False
+        self.capture: Any = None  # a reader fed chunk by chunk (streamed bodies)
+        self.whole_body = b""  # a body sent in one message, read once at the end
+        self.headers: Any = ()
+        self.start = time.perf_counter()
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "http.request":
+            self.received += len(message.get("body", b""))
+        elif kind == "http.disconnect":
+            self.disconnected = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            if body:
+                if not self.sent:
+                    self.first_byte = time.perf_counter()
+                    self.streaming = more
+                    if self.capture_config is not None:
+                        if more:
+                            try:
+                                self.capture = start_capture(self.headers, self.capture_config)
+                            except Exception:
+                                self.capture = None
+                        else:
+                            self.whole_body = body
+                self.sent += len(body)
+                if self.capture is not None:
+                    try:
+                        self.capture.feed(body, time.perf_counter())
+                    except Exception:
+                        self.capture = None
+            try:
+                await self._send(message)
+            except OSError:
+                self.disconnected = True  # the server tells the app the client is gone (uvicorn: ClientDisconnected)
+                raise
+            if not more and not self.done:
+                self.finish(time.perf_counter())
+            return
+        if kind == "http.response.start":
+            self.status = message["status"]
+            self.headers = message.get("headers", ())
+        await self._send(message)
+
+    def finish(self, end: float) -> None:
+        self.done = True
+        rec = self.rec
+        try:
+            if not self.received and self.method in BODY_METHODS:
+                self.received = content_length(self.scope)  # a body the app never read
+            ttfb = self.first_byte - self.start if self.streaming else None
+            rec.http(self.method, self.route, self.status, end - self.start, self.received, self.sent, ttfb)
+            if self.capture is not None:
+                self.capture.finish(rec, self.start, end, self.status)
+            elif self.whole_body:
+                capture_body(
+                    self.headers,
+                    self.whole_body,
+                    self.first_byte,
+                    self.capture_config,
+                    rec,
+                    self.start,
+                    end,
+                    self.status,
+                )
+        except Exception:  # metrics must never fail a request
+            log.exception("llm-exporter: recording a request failed")
+
+    def failed(self, exc: BaseException) -> None:
+        """The app raised: record the request if its response did not end, and the exception."""
+        if not self.done:
+            if self.disconnected or not isinstance(exc, Exception):  # CancelledError: the client or server gave up
+                self.status = CLIENT_CLOSED
+            elif self.status == 0:
+                self.status = 500
+            self.finish(time.perf_counter())
+        if isinstance(exc, Exception) and not self.disconnected:
+            try:
+                self.rec.http_exception(self.method, self.route, exc)
+            except Exception:
+                log.exception("llm-exporter: recording an exception failed")
+
+    def returned(self) -> None:
+        if not self.done:
+            # The app returned without ending the body: the client left, or nothing was sent (the server then
+            # answers 500 itself).
+            if self.disconnected:
+                self.status = CLIENT_CLOSED
+            elif self.status == 0:
+                self.status = 500
+            self.finish(time.perf_counter())
+
+    def close(self) -> None:
+        self.active(-1)
+        if self.token is not None:
+            _current.reset(self.token)
