@@ -245,16 +245,9 @@ class _Exchange:
             if self.capture is not None:
                 self.capture.finish(rec, self.start, end, self.status)
             elif self.whole_body:
-                capture_body(
-                    self.headers,
-                    self.whole_body,
-                    self.first_byte,
-                    self.capture_config,
-                    rec,
-                    self.start,
-                    end,
-                    self.status,
-                )
+                config = self.capture_config
+                assert config is not None  # whole_body is only kept when capture is on
+                capture_body(self.headers, self.whole_body, self.first_byte, config, rec, self.start, end, self.status)
         except Exception:  # metrics must never fail a request
             log.exception("llm-exporter: recording a request failed")
 
