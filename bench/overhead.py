@@ -12,7 +12,6 @@ wrk, bare vs ours (``--wrk``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import statistics
@@ -30,6 +29,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from asgi_driver import compare  # noqa: E402
 
 from exporter import Config, PrometheusMiddleware, Recorder  # noqa: E402
 from exporter.exposition import render  # noqa: E402
@@ -96,51 +98,8 @@ VARIANTS: dict[str, Callable[[], Any]] = {
 }
 
 
-def scope_for(i: int) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": f"/items/{i % 50}",
-        "raw_path": f"/items/{i % 50}".encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
-
-
-async def drive(app: Any, n: int) -> float:
-    scopes = [scope_for(i) for i in range(n)]
-    request = {"type": "http.request", "body": b"", "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return request
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
-    start = time.perf_counter()
-    for scope in scopes:
-        await app(scope, receive, send)
-    return (time.perf_counter() - start) / n * 1e6
-
-
 def overhead(requests: int, rounds: int, names: list[str]) -> dict[str, float]:
-    apps = {name: VARIANTS[name]() for name in names}
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    loop = asyncio.new_event_loop()
-    for app in apps.values():  # warm-up: builds middleware stacks and label children
-        loop.run_until_complete(drive(app, 500))
-    for _ in range(rounds):
-        for name, app in apps.items():
-            samples[name].append(loop.run_until_complete(drive(app, requests)))
-    loop.close()
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return compare({name: VARIANTS[name]() for name in names}, requests, rounds)
 
 
 def render_times() -> dict[int, float]:

@@ -190,6 +190,28 @@ def _emit(rec: Recorder, call: LLMCall, request_id: str | None) -> Cost | None:
     return rec.llm(call)
 
 
+def _cost(field: str, value: Any) -> float | None:
+    return None if value is None else _number(field, value, 0.0, 1e9, "a cost in USD >= 0")
+
+
+class _Checked:
+    """An attribute whose value goes through ``check(name, value)`` when set, stored in ``slot``."""
+
+    def __init__(self, slot: str, check: Callable[[str, Any], Any]) -> None:
+        self.slot = slot
+        self.check = check
+        self.name = slot
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(obj, self.slot, self.check(self.name, value))
+
+
 class Call:
     """One LLM call being timed: a sync and async context manager (see :func:`call`)."""
 
@@ -237,38 +259,11 @@ class Call:
         self._ttft: float | None = None
         self._reading: Reading | None = None
 
-    # Token counts are validated as they are set, so a bad value fails on the caller's line.
-    @property
-    def input_tokens(self) -> int:
-        return self._input
-
-    @input_tokens.setter
-    def input_tokens(self, value: int) -> None:
-        self._input = _tokens("input_tokens", value)
-
-    @property
-    def output_tokens(self) -> int:
-        return self._output
-
-    @output_tokens.setter
-    def output_tokens(self, value: int) -> None:
-        self._output = _tokens("output_tokens", value)
-
-    @property
-    def cached_input_tokens(self) -> int:
-        return self._cached
-
-    @cached_input_tokens.setter
-    def cached_input_tokens(self, value: int) -> None:
-        self._cached = _tokens("cached_input_tokens", value)
-
-    @property
-    def cost_usd(self) -> float | None:
-        return self._cost_usd
-
-    @cost_usd.setter
-    def cost_usd(self, value: float | None) -> None:
-        self._cost_usd = None if value is None else _number("cost_usd", value, 0.0, 1e9, "a cost in USD >= 0")
+    # Checked as they are set, so a bad value fails on the caller's line.
+    input_tokens = _Checked("_input", _tokens)
+    output_tokens = _Checked("_output", _tokens)
+    cached_input_tokens = _Checked("_cached", _tokens)
+    cost_usd = _Checked("_cost_usd", _cost)
 
     def first_token(self) -> None:
         """Mark the arrival of the first output token (streams); later calls are ignored."""

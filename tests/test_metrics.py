@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+from exporter.metrics import OVERFLOW, FastValue, Metrics, observer, unlocked
+
+
+def test_label_guard_caps_and_counts_each_fold() -> None:
+    registry = CollectorRegistry()
+    guard = Metrics(registry, label_cap=2).guard
+    assert [guard("label", v) for v in ("a", "b", "a", "c", "d", "b")] == ["a", "b", "a", OVERFLOW, OVERFLOW, "b"]
+    assert guard("label", OVERFLOW) == OVERFLOW  # an already folded value is not counted again
+    assert guard("other", "x") == "x"  # caps are per label
+    assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "label"}) == 2
+
+
+@pytest.mark.parametrize("value", [0.0, 0.005, 0.0051, 0.3, 1.0, 299.9, 300.0, 1e6])
+def test_observer_fills_the_same_buckets_as_observe(value: float) -> None:
+    buckets = (0.005, 0.01, 0.5, 1.0, 300.0)
+    plain = Histogram("plain", "", registry=CollectorRegistry(), buckets=buckets)
+    fast = Histogram("fast", "", registry=CollectorRegistry(), buckets=buckets)
+    plain.observe(value)
+    observer(fast)(value)
+
+    def samples(h: Histogram, name: str) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name[len(name) :], s.labels, s.value) for s in h.collect()[0].samples if "_created" not in s.name]
+
+    assert samples(fast, "fast") == samples(plain, "plain")
+
+
+def test_unlocked_values_keep_counts_and_exemplars() -> None:
+    registry = CollectorRegistry()
+    child = unlocked(Histogram("h", "", ["route"], registry=registry, buckets=(1.0, 2.0)).labels("/x"))
+    assert type(child._sum) is FastValue
+    observe = observer(child)
+    observe(0.5)
+    observe(1.5)
+    child.observe(1.8, {"trace_id": "abc"})
+    assert registry.get_sample_value("h_count", {"route": "/x"}) == 3
+    assert registry.get_sample_value("h_sum", {"route": "/x"}) == pytest.approx(3.8)
+    assert registry.get_sample_value("h_bucket", {"route": "/x", "le": "1.0"}) == 1
+    assert b'h_bucket{le="2.0",route="/x"} 3.0 # {trace_id="abc"} 1.8' in openmetrics(registry)
+
+
+def test_unlocked_increments_from_threads_are_exact() -> None:
+    # The reason the request path may go without prometheus_client's lock: `+=` on the value does not
+    # release the GIL. Many threads, many increments, nothing lost.
+    registry = CollectorRegistry()
+    child = unlocked(Histogram("t", "", registry=registry, buckets=(1.0,)))
+    observe = observer(child)
+
+    def work() -> None:
+        for _ in range(50_000):
+            observe(0.5)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert registry.get_sample_value("t_count", {}) == 400_000
+    assert registry.get_sample_value("t_bucket", {"le": "1.0"}) == 400_000
