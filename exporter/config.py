@@ -210,35 +210,37 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: Config | None = None) -> Config:
-        """Apply ``LLM_EXPORTER_KEY`` / ``LLM_EXPORTER_SECTION__KEY`` variables on top of ``base``."""
+        """Apply ``LLM_EXPORTER_KEY`` / ``LLM_EXPORTER_SECTION__KEY`` variables on top of ``base``.
+
+        All variables are applied first and the result validated once, so keys that go together (basic
+        auth's user and password) can come from two variables. Text fields take the value as written;
+        other fields read it as YAML (``true``, ``60``, ``[a, b]``, ``{service: chat}``).
+        """
         env = os.environ if environ is None else environ
         data = to_dict(base) if base is not None else {}
-        found = False
+        set_by: dict[str, str] = {}  # dotted key -> variable name
         for name, raw in env.items():
             if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
                 continue
-            found = True
             path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+            dotted = ".".join(path)
             target = data
             for part in path[:-1]:
                 target = target.setdefault(part, {})
                 if not isinstance(target, dict):
-                    raise ConfigError(name, ".".join(path), "this key is not a section")
-            try:
-                value = yaml.safe_load(raw) if raw.strip() else None
-            except yaml.YAMLError:
-                value = raw
-            target[path[-1]] = value
-            # A variable is its own source, so an error names the variable.
-            try:
-                _build(cls, data, "environment", "")
-            except ConfigError as exc:
-                if exc.key == ".".join(path) or exc.key.startswith(".".join(path) + "."):
+                    raise ConfigError(name, dotted, "this key is not a section")
+            target[path[-1]] = _env_value(cls, path, raw)
+            set_by[dotted] = name
+        if not set_by:
+            return base if base is not None else cls()
+        try:
+            return _build(cls, data, "environment", "")
+        except ConfigError as exc:
+            # Name the variable that set the key (or the section) the error is about.
+            for dotted, name in set_by.items():
+                if exc.key == dotted or exc.key.startswith(dotted + ".") or exc.key.startswith(dotted + "["):
                     raise ConfigError(name, exc.key, exc.message) from None
-                raise
-        if not found and base is not None:
-            return base
-        return _build(cls, data, "environment", "")
+            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -287,6 +289,38 @@ def to_dict(obj: Any) -> Any:
 
 
 _T = typing.TypeVar("_T")
+
+
+def _env_value(cls: type, path: list[str], raw: str) -> Any:
+    """An environment value for the field at ``path``: as written for text, else read as YAML."""
+    tp: Any = cls
+    for part in path:
+        tp = _unwrap_optional(tp)
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            tp = typing.get_type_hints(tp).get(part)
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            tp = None
+        if tp is None:
+            break
+    optional = tp is not None and _unwrap_optional(tp) is not tp
+    if tp is not None and _unwrap_optional(tp) is str:
+        return None if optional and not raw else raw
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) == 1:
+            return inner[0]
+    return tp
 
 
 def _build(cls: type[_T], data: Any, source: str, prefix: str) -> _T:

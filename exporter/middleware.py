@@ -18,7 +18,7 @@ from .config import Config, to_dict
 from .exposition import metrics_app, multiprocess_dir, start_metrics_server
 from .metrics import KNOWN_METHODS, UNMATCHED
 from .recorder import Recorder, _current, is_default, recorder_for
-from .routing import Resolver, RouteResolver
+from .routing import Resolver, RouteResolver, find_routes, route_path
 from .types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("exporter")
@@ -56,7 +56,7 @@ class PrometheusMiddleware:
         self.is_default = is_default(self.recorder)
         self.metrics_path = cfg.metrics_path
         self.excluded = frozenset((*cfg.exclude_paths, cfg.metrics_path))
-        self.routes = RouteResolver(app, cfg.route_patterns, route_resolver)
+        self.route_resolver = RouteResolver(app, cfg.route_patterns, route_resolver)
         self.metrics: ASGIApp | None = None
         if cfg.metrics_port is None:
             self.metrics = metrics_app(self.recorder.registry, auth=cfg.auth)
@@ -70,6 +70,11 @@ class PrometheusMiddleware:
 
             enable_exemplars(self.recorder)
 
+    @property
+    def routes(self) -> list[Any]:
+        """The wrapped app's routes, so an outer app that mounts this one still sees its route table."""
+        return find_routes(self.app) or []
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
@@ -78,7 +83,7 @@ class PrometheusMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        path = scope["path"]
+        path = route_path(scope)  # without root_path, as the app routes it
         if path in self.excluded:
             if path == self.metrics_path and self.metrics is not None:
                 await self.metrics(scope, receive, send)
@@ -91,7 +96,7 @@ class PrometheusMiddleware:
             method = "_OTHER"
         rec = self.recorder
         try:
-            route = rec.route(self.routes(scope))
+            route = rec.route(self.route_resolver(scope))
         except Exception:  # an odd route table must not fail the request
             log.exception("llm-exporter: resolving the route failed")
             route = UNMATCHED
@@ -256,7 +261,9 @@ class _Exchange:
         if not self.done:
             if self.disconnected or not isinstance(exc, Exception):  # CancelledError: the client or server gave up
                 self.status = CLIENT_CLOSED
-            elif self.status == 0:
+            else:
+                # Also when a 200 was already sent: a stream that broke is a server error for error-rate
+                # alerts, whatever its first line said.
                 self.status = 500
             self.finish(time.perf_counter())
         if isinstance(exc, Exception) and not self.disconnected:

@@ -7,6 +7,7 @@ regular expression, so a request costs one dictionary look-up (recent paths) or 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -16,6 +17,8 @@ from .types import Scope
 
 Resolver = Callable[[Scope], "str | None"]
 Entry = tuple[str, str, "frozenset[str] | None"]  # (template, regex source, methods or None for any)
+
+log = logging.getLogger("exporter")
 
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
 _CACHE_SIZE = 2048
@@ -124,7 +127,7 @@ def _starlette_entries(routes: Iterable[Any], prefix: str, depth: int = 0) -> li
     return entries
 
 
-def _find_routes(app: Any) -> list[Any] | None:
+def find_routes(app: Any) -> list[Any] | None:
     """Walk ``.app`` links (middleware stacks) down to an object with a ``routes`` list."""
     obj = app
     for _ in range(32):
@@ -176,13 +179,19 @@ class RouteResolver:
     def _starlette_table(self, scope: Scope) -> _Table | None:
         routes = self._routes
         if routes is None:
-            # Starlette sets scope["app"] before its middleware stack, so add_middleware() finds the app there.
-            routes = _find_routes(scope.get("app")) or _find_routes(self.app)
+            # The wrapped app's own table first; scope["app"] (set by Starlette before its middleware stack)
+            # for a stack whose layers don't expose ``.app``. When the middleware wraps an app mounted
+            # inside another, scope["app"] is the outer app, whose table is the wrong one.
+            routes = find_routes(self.app) or find_routes(scope.get("app"))
             if routes is None:
                 return None
             self._routes = routes
         if self._table is None or len(routes) != self._routes_len:
             self._routes_len = len(routes)
-            self._table = _Table(_starlette_entries(routes, ""))
             self._cache.clear()
+            try:
+                self._table = _Table(_starlette_entries(routes, ""))
+            except Exception:  # an odd route object: no templates rather than an error on every request
+                log.exception("llm-exporter: reading the app's routes failed; routes are recorded as __unmatched__")
+                self._table = _Table([])
         return self._table

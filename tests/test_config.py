@@ -99,3 +99,25 @@ def test_environment_errors_name_the_variable(name: str, value: str, message: st
     with pytest.raises(ConfigError) as info:
         Config.from_env({name: value})
     assert str(info.value).startswith(message)
+
+
+def test_environment_keys_that_go_together_and_text_values_as_written() -> None:
+    env = {
+        "LLM_EXPORTER_AUTH__BASIC_USERNAME": "prom",
+        "LLM_EXPORTER_AUTH__BASIC_PASSWORD": "pw",
+        "LLM_EXPORTER_AUTH__BEARER_TOKEN": "012345",  # YAML would read an octal number
+        "LLM_EXPORTER_LABELS__VERSION": "1.10",  # YAML would read 1.1
+        "LLM_EXPORTER_LABELS__REGION": "no",  # YAML would read false
+        "LLM_EXPORTER_MLFLOW__INSTANCE": "12:30",  # YAML 1.1 would read 750
+        "LLM_EXPORTER_MLFLOW__RETRY_MIN_SECONDS": "120",
+        "LLM_EXPORTER_MLFLOW__RETRY_MAX_SECONDS": "600",
+    }
+    config = Config.from_env(env)
+    assert (config.auth.basic_username, config.auth.basic_password, config.auth.bearer_token) == (
+        "prom",
+        "pw",
+        "012345",
+    )
+    assert config.labels == {"version": "1.10", "region": "no"}
+    assert config.mlflow.instance == "12:30"
+    assert (config.mlflow.retry_min_seconds, config.mlflow.retry_max_seconds) == (120.0, 600.0)

@@ -305,7 +305,7 @@ def test_label_cap_overflow() -> None:
 
     # Each request gets its own route from the resolver: the cap of 3 keeps 3 and folds the rest.
     app, registry = wrap(raw, label_cap=3)
-    app.routes.resolver = lambda scope: scope["path"]
+    app.route_resolver.resolver = lambda scope: scope["path"]
     client = TestClient(app)  # a raw app without lifespan support
     for i in range(5):
         client.get(f"/r{i}")
@@ -526,3 +526,48 @@ def test_default_registry_handlers_see_the_default_recorder() -> None:
         client.get("/default-registry")
     assert seen == [app.recorder]
     assert app.is_default
+
+
+def test_metrics_and_exclusions_under_root_path() -> None:
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app, registry = wrap(Starlette(routes=[Route("/health", health), Route("/items/{i}", ok)]))
+    with TestClient(app, root_path="/api") as client:
+        client.get("/items/1")
+        assert client.get("/health").text == "ok"
+        assert 'http_route="/items/{i}"' in client.get("/metrics").text
+    assert count(registry, "/items/{i}") == 1
+    assert count(registry, UNMATCHED) is None
+
+
+def test_middleware_on_an_app_mounted_inside_another() -> None:
+    inner, registry = wrap(Starlette(routes=[Route("/items/{item_id}", ok)]))
+    outer = Starlette(routes=[Mount("/v2", app=inner)])
+    with TestClient(outer) as client:
+        assert client.get("/v2/items/1").text == "hello"
+        assert client.get("/v2/nope").status_code == 404
+    assert count(registry, "/items/{item_id}") == 1
+    assert count(registry, UNMATCHED, "404") == 1
+    # An outer middleware sees through the inner one to its routes.
+    outer_wrapped, outer_registry = wrap(Starlette(routes=[Mount("/v2", app=inner)]))
+    with TestClient(outer_wrapped) as client:
+        client.get("/v2/items/7")
+    assert count(outer_registry, "/v2/items/{item_id}") == 1
+
+
+def test_exception_in_the_middle_of_a_stream_is_a_500() -> None:
+    async def broken(request: Request) -> Response:
+        async def chunks() -> Any:
+            yield b"data: first\n\n"
+            raise RuntimeError("upstream model went away")
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    app, registry = wrap(Starlette(routes=[Route("/broken", broken)]))
+    with TestClient(app) as client, pytest.raises(RuntimeError):
+        client.get("/broken")
+    assert count(registry, "/broken", "500") == 1
+    assert count(registry, "/broken", "200") is None
+    exc = {"http_request_method": "GET", "http_route": "/broken", "error_type": "RuntimeError"}
+    assert registry.get_sample_value("http_server_exceptions_total", exc) == 1
