@@ -97,7 +97,7 @@ def run(
             # Served from this process: with one worker the middleware finds the port taken by this same
             # exposition and reuses it; with several, this is the one place that sees every worker's files.
             try:
-                start_metrics_server(config.metrics_port, host, metrics_app(auth=config.auth))
+                start_metrics_server(config.metrics_port, config.metrics_host or host, metrics_app(auth=config.auth))
             except OSError as exc:
                 raise UsageError(str(exc)) from None
         uvicorn.run("exporter.cli:wrapped_app", factory=True, host=host, port=port, workers=workers, log_level="info")

@@ -7,6 +7,7 @@ checked the same way. Errors name the source (file or variable), the dotted key 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -168,7 +169,9 @@ class Config:
     labels: dict[str, str] = field(default_factory=dict)
     metrics_path: str = "/metrics"
     metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"  # where metrics_port listens; 0.0.0.0 to be scraped from another host
+    # Where metrics_port listens: 0.0.0.0 to be scraped from another host. Default: the app's --host with
+    # `llm-exporter run`, 127.0.0.1 otherwise.
+    metrics_host: str | None = None
     exclude_paths: tuple[str, ...] = ("/metrics", "/health")
     route_patterns: tuple[str, ...] = ()
     label_cap: int = 100
@@ -409,9 +412,13 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
     if cfg.label_cap < 1:
         bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
+    from .metrics import LABEL_NAMES  # here: metrics imports this module
+
     for name in cfg.labels:
         if not name.isidentifier() or name.startswith("__"):
             bad(f"labels.{name}", "not a valid Prometheus label name")
+        if name in LABEL_NAMES or name in ("le", "quantile"):
+            bad(f"labels.{name}", "clashes with a label of the exporter's own metrics; choose another name")
     for bucket_field in dataclasses.fields(cfg.buckets):
         values = getattr(cfg.buckets, bucket_field.name)
         if not values or list(values) != sorted(set(values)):
@@ -424,8 +431,8 @@ def _check_semantics(cfg: Config, source: str) -> None:
     for model, price in cfg.pricing.overrides.items():
         for part in ("input", "output", "cached_input"):
             v = getattr(price, part)
-            if v is not None and v < 0:
-                bad(f"pricing.overrides.{model}.{part}", f"expected a price >= 0, got {v}")
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                bad(f"pricing.overrides.{model}.{part}", f"expected a finite price >= 0, got {v}")
     if cfg.collector.max_body_bytes < 1:
         bad("collector.max_body_bytes", "expected an integer >= 1")
     if cfg.collector.max_events < 1:

@@ -31,6 +31,11 @@ TOKEN_TYPE = "gen_ai_token_type"
 TENANT = "tenant"
 
 HTTP = (METHOD, ROUTE, STATUS)
+# Every dynamic label name below: static labels from config may not reuse one.
+LABEL_NAMES = frozenset(
+    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, TOKEN_TYPE, TENANT}
+    | {"outcome", "label", "evaluation", "event", "feature", "method", "format", "result"}
+)
 
 # OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})

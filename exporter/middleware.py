@@ -60,9 +60,16 @@ class PrometheusMiddleware:
         self.metrics: ASGIApp | None = None
         if cfg.metrics_port is None:
             self.metrics = metrics_app(self.recorder.registry, auth=cfg.auth)
-        elif multiprocess_dir() is None:
-            # With several workers the CLI serves the port from the parent process instead.
-            start_metrics_server(cfg.metrics_port, cfg.metrics_host, metrics_app(self.recorder.registry, auth=cfg.auth))
+        else:
+            exposition = metrics_app(self.recorder.registry, auth=cfg.auth)
+            try:
+                start_metrics_server(cfg.metrics_port, cfg.metrics_host or "127.0.0.1", exposition)
+            except OSError:
+                if multiprocess_dir() is None:
+                    raise
+                # Several workers: the first one (or `llm-exporter run`'s parent) serves the port, and any
+                # worker's exposition reads every worker's files.
+                log.debug("llm-exporter: metrics port %s is served by another process", cfg.metrics_port)
         self.recorder.pricing  # noqa: B018 - load the table now: a bad pricing file fails at startup, not mid-request
         self.capture_config = cfg.capture if cfg.capture.enabled else None
         if cfg.otel.exemplars and multiprocess_dir() is None and self.recorder.exemplar is None:

@@ -44,7 +44,7 @@ def test_yaml_file(tmp_path: Path) -> None:
         ("drift: yes\n", "drift: expected a mapping, got bool True"),
         ("buckets:\n  http_duration: [1, 0.5]\n", "buckets.http_duration: expected a non-empty, strictly increasing"),
         ("pricing:\n  overrides:\n    m: {input: 1}\n", "pricing.overrides.m.output: required key is missing"),
-        ("pricing:\n  overrides:\n    m: {input: -1, output: 1}\n", "pricing.overrides.m.input: expected a price >= 0"),
+        ("pricing:\n  overrides:\n    m: {input: -1, output: 1}\n", "pricing.overrides.m.input: expected a finite"),
         ("labels: {9lives: x}\n", "labels.9lives: not a valid Prometheus label name"),
         ("auth:\n  basic_username: u\n", "auth.basic_password: basic auth needs both"),
         ("exclude_paths: [1, {a: b}]\n", "exclude_paths[1]: expected a string, got dict"),
@@ -121,3 +121,20 @@ def test_environment_keys_that_go_together_and_text_values_as_written() -> None:
     assert config.labels == {"version": "1.10", "region": "no"}
     assert config.mlflow.instance == "12:30"
     assert (config.mlflow.retry_min_seconds, config.mlflow.retry_max_seconds) == (120.0, 600.0)
+
+
+@pytest.mark.parametrize("name", ["http_route", "gen_ai_request_model", "le", "tenant", "outcome"])
+def test_static_labels_may_not_clash_with_metric_labels(name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping({"labels": {name: "x"}}, "c.yaml")
+    assert (
+        str(info.value)
+        == f"c.yaml: labels.{name}: clashes with a label of the exporter's own metrics; choose another name"
+    )
+
+
+def test_non_finite_price_override() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^c.yaml: pricing.overrides.m.input: expected a finite price >= 0, got nan$"
+    ):
+        Config.from_mapping({"pricing": {"overrides": {"m": {"input": float("nan"), "output": 1}}}}, "c.yaml")

@@ -64,3 +64,12 @@ def test_unlocked_increments_from_threads_are_exact() -> None:
         t.join()
     assert registry.get_sample_value("t_count", {}) == 400_000
     assert registry.get_sample_value("t_bucket", {"le": "1.0"}) == 400_000
+
+
+def test_label_names_lists_every_dynamic_label() -> None:
+    from exporter.metrics import LABEL_NAMES
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, tenant=True)
+    used = {name for family in vars(metrics).values() if hasattr(family, "_labelnames") for name in family._labelnames}
+    assert used == LABEL_NAMES
