@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -132,8 +133,11 @@ class WindowAggregator:
     observations are never opened, so idle periods produce no summaries.
 
     Evaluations carry the time of what they judged: one for a window that already closed is kept as a
-    late result of that window (bounded to the ``late_windows`` most recent windows), and handed out by
-    :meth:`take_late`. Other observations with a past time count in the current window.
+    late result of that window and handed out by :meth:`take_late`. Late results are taken for the
+    ``late_windows`` windows before the one ``clock`` is in; an older one (a timestamp of 0, a
+    mistaken unit) is dropped and counted in ``late_dropped`` rather than creating a run for its day.
+    Other observations with a past time count in the current window; with no window open, one older
+    than that horizon opens the window of ``clock``, not a window of its own.
     """
 
     def __init__(
@@ -143,11 +147,14 @@ class WindowAggregator:
         *,
         max_keys: int = 100,
         late_windows: int = 1440,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.width = width
         self._on_close = on_close
         self._max_keys = max_keys
         self._late_windows = late_windows
+        self._clock = clock
+        self.late_dropped = 0  # late evaluations older than the horizon
         self._lock = threading.Lock()
         self._current: Window | None = None
         self._closed_before = -(2**62)  # every window with a smaller index is closed or was skipped
@@ -225,10 +232,14 @@ class WindowAggregator:
     def evaluation(self, name: str, model: str, score: float, ts: float) -> None:
         index = int(ts // self.width)
         with self._lock:
-            if index < self._closed_before:
-                self._add_late(index, name, model, score)
-                return
             w = self._current
+            if index < self._closed_before or w is None:  # late, or it would open a window of its own
+                if index < self._horizon():
+                    self.late_dropped += 1
+                    return
+                if index < self._closed_before:
+                    self._add_late(index, name, model, score)
+                    return
             if w is None or ts >= w.end:
                 w = self._open(ts)
             for s in (w.total, self._model(w, model)):
@@ -290,11 +301,18 @@ class WindowAggregator:
             if ts < self._current.end:  # a past time: counted in the current window
                 return self._current
             self._close(self._current)
+        index = int(ts // self.width)
+        if index < self._horizon():  # a time long gone (a wrong timestamp): now's window, not one of 1970
+            index = int(self._clock() // self.width)
         # Never reopen a closed window; every window before the new one is done (late from now on).
-        index = max(int(ts // self.width), self._closed_before)
+        index = max(index, self._closed_before)
         self._closed_before = index
         w = self._current = Window(index, self.width)
         return w
+
+    def _horizon(self) -> int:
+        """The oldest window index that still takes late results."""
+        return int(self._clock() // self.width) - self._late_windows
 
     def _close(self, w: Window) -> None:
         self._closed_before = w.index + 1
@@ -315,8 +333,6 @@ class WindowAggregator:
     def _add_late(self, index: int, name: str, model: str, score: float) -> None:
         scores = self._late.get(index)
         if scores is None:
-            if self._late_windows <= 0:
-                return
             scores = self._late[index] = {}
             while len(self._late) > self._late_windows:
                 old, _ = self._late.popitem(last=False)

@@ -152,14 +152,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import load_demo_config, run_demo
 
     return run_demo(
         host=args.host,
         port=args.port,
         duration=args.duration,
         rps=args.rps,
-        config=Config.load(args.config),
+        config=load_demo_config(args.config, mlflow=not args.no_mlflow),
         mlflow=not args.no_mlflow,
     )
 

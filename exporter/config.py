@@ -194,22 +194,7 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Config:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else "(file)"
-            raise ConfigError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(source, "(top level)", f"expected a mapping, got {type(data).__name__}")
-        return cls.from_mapping(data, source)
+        return cls.from_mapping(_read_yaml(path), str(path))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: Config | None = None) -> Config:
@@ -249,10 +234,54 @@ class Config:
     def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
         """File (explicit, ``$LLM_EXPORTER_CONFIG`` or ``./llm-exporter.yaml``), then the environment on top."""
         env = os.environ if environ is None else environ
-        if path is None:
-            path = env.get(ENV_PREFIX + "CONFIG") or (DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None)
+        path = _config_file(path, env)
         base = cls.from_yaml(path) if path is not None else cls()
         return cls.from_env(env, base)
+
+
+def user_sections(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> frozenset[str]:
+    """The top-level keys the user set for :meth:`Config.load` (same arguments): those in the config file
+    and those of ``LLM_EXPORTER_*`` variables (``LLM_EXPORTER_MLFLOW__ENABLED`` sets ``mlflow``).
+
+    For commands with defaults of their own (the demo): a section the user wrote is theirs even when
+    its values equal the defaults (``mlflow: {enabled: false}``).
+    """
+    env = os.environ if environ is None else environ
+    path = _config_file(path, env)
+    keys = {str(k) for k in _read_yaml(path)} if path is not None else set()
+    for name in env:
+        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
+            keys.add(name[len(ENV_PREFIX) :].split("__", 1)[0].lower())
+    return frozenset(keys)
+
+
+def _config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> str | os.PathLike[str] | None:
+    """The file :meth:`Config.load` reads: explicit, ``$LLM_EXPORTER_CONFIG`` or ``./llm-exporter.yaml``."""
+    if path is not None:
+        return path
+    return env.get(ENV_PREFIX + "CONFIG") or (DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None)
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """A config file's top-level mapping (empty for an empty file)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise ConfigError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, "(top level)", f"expected a mapping, got {type(data).__name__}")
+    return data
 
 
 # Keys whose values are never shown: ``token``, ``bearer_token``, ``basic_password``, ``api_key``...

@@ -14,35 +14,47 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from .config import Config, DriftConfig, MlflowConfig
+from .config import Config, user_sections
 from .demo_service import MODELS, ChatService
 from .recorder import Recorder, recorder_for
 
 
-def demo_config(config: Config | None = None, *, mlflow: bool = True) -> Config:
-    """The user's config with demo-friendly defaults where the user left a section untouched.
+def demo_config(
+    config: Config | None = None, *, mlflow: bool = True, user_set: Collection[str] = frozenset()
+) -> Config:
+    """The user's config with demo-friendly defaults in the sections the user did not set.
 
-    MLflow mirroring is on at ``sqlite:///mlflow.db`` (15 s windows) unless ``mlflow`` is False or the
-    config has its own ``mlflow`` section; drift uses a small baseline so it shows within minutes.
+    ``user_set`` are the top-level keys the user's file or environment set (:func:`user_sections`);
+    those sections are used as is, even when they equal the defaults. MLflow mirroring is on at
+    ``sqlite:///mlflow.db`` (15 s windows) unless ``mlflow`` is False or the user set ``mlflow``; drift
+    uses a small baseline so it shows within minutes unless the user set ``drift``.
     """
     cfg = config or Config()
     changes: dict[str, Any] = {}
     if not mlflow:
         changes["mlflow"] = replace(cfg.mlflow, enabled=False)
-    elif cfg.mlflow == MlflowConfig():
+    elif "mlflow" not in user_set:
         # The bridge resolves no tracking URI to $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
         changes["mlflow"] = replace(cfg.mlflow, enabled=True, window_seconds=15.0, run_period="instance")
-    if cfg.drift == DriftConfig():
+    if "drift" not in user_set:
         changes["drift"] = replace(
             cfg.drift, baseline_size=100, min_samples=50, window_seconds=60.0, score_interval_seconds=10.0
         )
     return replace(cfg, **changes) if changes else cfg
+
+
+def load_demo_config(
+    path: str | None = None, *, mlflow: bool = True, environ: Mapping[str, str] | None = None
+) -> Config:
+    """``Config.load(path, environ)`` with the demo's defaults where the file and environment set nothing
+    (what ``llm-exporter demo --config PATH`` runs with)."""
+    return demo_config(Config.load(path, environ), mlflow=mlflow, user_set=user_sections(path, environ))
 
 
 def _mlflow_problem(cfg: Config) -> str | None:
@@ -95,7 +107,9 @@ def run_demo(
 ) -> int:
     """Serve the demo with its traffic for ``duration`` seconds (None: until SIGINT/SIGTERM); the exit code.
 
-    ``shift_after`` is when prompts get longer (default: half the duration, or 120 s).
+    ``config`` is used as is (see :func:`load_demo_config`); without one, :func:`demo_config`'s.
+    ``mlflow=False`` turns MLflow mirroring off either way. ``shift_after`` is when prompts get longer
+    (default: half the duration, or 120 s).
     """
     if rps <= 0:
         print(f"llm-exporter demo: --rps must be > 0, got {rps}", file=sys.stderr)
@@ -103,7 +117,9 @@ def run_demo(
     if duration is not None and duration <= 0:
         print(f"llm-exporter demo: --duration must be > 0, got {duration}", file=sys.stderr)
         return 2
-    cfg = demo_config(config, mlflow=mlflow)
+    cfg = demo_config(mlflow=mlflow) if config is None else config
+    if not mlflow:
+        cfg = replace(cfg, mlflow=replace(cfg.mlflow, enabled=False))
     problem = _mlflow_problem(cfg)
     if problem is not None:
         print(f"llm-exporter demo: MLflow mirroring is off: {problem}", file=sys.stderr)
@@ -260,7 +276,6 @@ class DemoRun:
         s = self.traffic.stats
         ok = sum(n for code, n in s.statuses.items() if code < 400)
         errors = sum(n for code, n in s.statuses.items() if code >= 500)
-        cancelled = s.sent - sum(s.statuses.values()) - s.failed
         tokens = _totals(self.recorder.registry, "llm_tokens_total", "gen_ai_token_type")
         cost = sum(_totals(self.recorder.registry, "llm_cost_usd_total", "gen_ai_token_type").values())
         unpriced = sum(_totals(self.recorder.registry, "llm_exporter_unpriced_tokens_total", "").values())
@@ -269,8 +284,8 @@ class DemoRun:
                 [
                     f"llm-exporter demo: stopped after {elapsed:.0f} s",
                     f"  requests  {s.sent} sent ({s.streamed} streamed): {ok} ok, {errors} server errors, "
-                    f"{s.failed} without answer, {cancelled} cancelled at stop, {s.skipped} skipped",
-                    f"  feedback  {s.feedback} ratings",
+                    f"{s.failed} without answer, {s.cancelled} cancelled at stop, {s.skipped} skipped",
+                    f"  feedback  {s.feedback} ratings ({s.feedback_failed} failed)",
                     f"  tokens    {int(sum(tokens.values())):,} (input {int(tokens.get('input', 0)):,}, "
                     f"output {int(tokens.get('output', 0)):,}); {int(unpriced):,} of an unpriced model",
                     f"  cost      ${cost:.4f}",
@@ -291,4 +306,4 @@ def _totals(registry: CollectorRegistry, sample: str, by: str) -> dict[str, floa
     return out
 
 
-__all__ = ["MODELS", "ChatService", "DemoRun", "build", "demo_config", "run_demo"]
+__all__ = ["MODELS", "ChatService", "DemoRun", "build", "demo_config", "load_demo_config", "run_demo"]

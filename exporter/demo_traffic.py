@@ -50,12 +50,21 @@ FILLER = (
 
 @dataclass
 class Stats:
+    """Counts of the completion calls (``sent`` = answered + ``failed`` + cancelled) and, apart from
+    them, of the feedback posts."""
+
     sent: int = 0
     streamed: int = 0
     failed: int = 0  # no HTTP answer (connection error, timeout)
     skipped: int = 0  # not sent: too many calls already in flight
-    feedback: int = 0
+    feedback: int = 0  # ratings the service accepted (202)
+    feedback_failed: int = 0  # ratings refused or without answer
     statuses: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def cancelled(self) -> int:
+        """Calls still in flight when the demo stopped."""
+        return self.sent - sum(self.statuses.values()) - self.failed
 
 
 class Traffic:
@@ -150,7 +159,11 @@ class Traffic:
             weights = (1, 2, 4, 6, 4) if self.shifted else (1, 1, 2, 6, 8)
             rating = rng.choices((1, 2, 3, 4, 5), weights)[0]
             try:
-                await client.post("/v1/feedback", json={"model": model, "rating": rating})
-                self.stats.feedback += 1
+                answer = await client.post("/v1/feedback", json={"model": model, "rating": rating})
             except httpx.HTTPError:
-                self.stats.failed += 1
+                self.stats.feedback_failed += 1
+                return
+            if answer.status_code == 202:
+                self.stats.feedback += 1
+            else:
+                self.stats.feedback_failed += 1

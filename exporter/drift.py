@@ -6,6 +6,14 @@ the sliding window; memory per feature is fixed once the baseline is. A daemon t
 ``score_interval_seconds``: PSI, KS (numeric) and Jensen-Shannon distance, set as
 ``llm_drift_score{feature, method}`` once the window holds ``min_samples`` observations.
 
+When the window falls below ``min_samples`` again, the feature's samples are removed so that no stale
+score keeps an alert firing. In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) prometheus_client
+cannot remove a sample from its shared files, so both gauges are set to NaN instead: NaN never passes
+a threshold comparison (``llm_drift_score > 0.2`` is false), so the alert resolves all the same.
+
+Built-in feature names left out of ``drift.features`` are ignored when they arrive as user features
+(``Recorder.prediction`` sends ``predicted_label``): they never take a ``max_user_features`` slot.
+
 Counters are incremented without a lock: under heavy thread contention an increment can very rarely be
 lost, which moves a distribution by far less than its sampling noise, and keeps the hot path at a few
 hundred nanoseconds. Slot rotation, baseline fixing and feature creation are rare and locked.
@@ -34,6 +42,7 @@ from .drift_stats import (
     psi,
     regroup,
 )
+from .exposition import multiprocess_dir
 from .recorder import Cost, LLMCall, Sink
 
 if TYPE_CHECKING:
@@ -44,6 +53,7 @@ __all__ = ["DriftSink", "add_parser", "load_baseline"]
 log = logging.getLogger("exporter.drift")
 
 NUMERIC = frozenset(("input_tokens", "output_tokens", "request_duration", "confidence"))
+BUILTIN = frozenset(DRIFT_FEATURES)
 MAX_SLOTS = 120  # a finer ring buys little: a slot is at least window / 120 wide
 MAX_NAME = 200
 _NEVER = -(1 << 62)
@@ -276,6 +286,8 @@ class DriftSink(Sink):
         self._mlflow_pending = cfg.baseline_mlflow_run is not None
         self._tracking_uri = recorder.config.mlflow.tracking_uri
         self._mlflow_error: str | None = None
+        # prometheus_client picks shared-file values when it is imported with this set; remove() is then a no-op.
+        self._multiprocess = multiprocess_dir() is not None
 
         for name in cfg.features:
             self._features[name] = self._new_feature(name, name in NUMERIC)
@@ -361,6 +373,8 @@ class DriftSink(Sink):
         numeric = type(value) is not str
         f = self._features.get(name)
         if f is None:
+            if name in BUILTIN:  # a built-in the user turned off in drift.features, not a user feature
+                return
             f = self._new_user_feature(name, numeric)
             if f is None:
                 return
@@ -434,6 +448,11 @@ class DriftSink(Sink):
         if methods is None:
             return
         m = self.metrics
+        if self._multiprocess:  # see the module docstring: NaN, since the sample cannot be removed
+            m.drift_samples.labels(name, *m.static).set(math.nan)
+            for method in methods:
+                m.drift_score.labels(name, method, *m.static).set(math.nan)
+            return
         m.drift_samples.remove(name, *m.static)
         for method in methods:
             m.drift_score.remove(name, method, *m.static)

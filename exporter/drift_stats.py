@@ -132,20 +132,27 @@ def mass_groups(counts: Sequence[float], bins: int) -> list[int]:
     """Map each fine bin to a coarse bin so that coarse bins hold about ``1 / bins`` of the mass each.
 
     A cut goes after the fine bin whose cumulative mass is closest to each multiple of ``total / bins``;
-    cuts that would leave a coarse bin with no baseline mass are dropped (its PSI term would be all
-    epsilon), so there may be fewer than ``bins`` groups.
+    inner cuts that would leave a coarse bin with no baseline mass are dropped, so there may be fewer
+    than ``bins`` groups. The outer fine bins with no baseline mass (below the baseline's smallest value,
+    above its largest) are kept as groups of their own: a recent window that moves there is exactly what
+    PSI must see (epsilon smoothing keeps the term finite). Without them a constant baseline would be a
+    single group, and every shift would score 0.
     """
     total = math.fsum(counts)
     n = len(counts)
     if n <= 1 or not total > 0:
         return [0] * n
     cumulative = list(accumulate(counts))
-    cuts: list[int] = []
+    first = next(j for j, c in enumerate(counts) if c > 0)
+    last = max(j for j, c in enumerate(counts) if c > 0)
+    cuts: list[int] = [first - 1] if first > 0 else []
     for k in range(1, bins):
         target = total * k / bins
         best = min(range(n - 1), key=lambda j: (abs(cumulative[j] - target), j))
         if 0 < cumulative[best] < total and (not cuts or cumulative[best] > cumulative[cuts[-1]]):
             cuts.append(best)
+    if last < n - 1:
+        cuts.append(last)
     groups = []
     group = 0
     cut_set = set(cuts)

@@ -21,6 +21,10 @@ from .recorder import LLMCall, Recorder
 
 MAX_STRING = 256  # label values longer than this are a client bug, not a label
 FUTURE_SLACK = 300.0  # seconds a client clock may run ahead
+# Metric values are float64, exact for integers up to 2**53. A JSON integer can be any length: beyond
+# this it would be rounded, and beyond ~1.8e308 converting it to a float raises OverflowError.
+MAX_INT = 2**53
+TOO_LARGE = f"integer too large: expected at most 2**53 ({MAX_INT}) in absolute value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,9 @@ class _Fields:
         if maximum is not None and value > maximum:
             self.error(name, _range("an integer", minimum, maximum))
             return minimum
+        if value > MAX_INT:
+            self.error(name, TOO_LARGE)
+            return minimum
         return value
 
     def number(
@@ -186,9 +193,19 @@ class _Fields:
         value = self._get(name, required)
         if value is None:
             return None
-        ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-        if not ok or value < minimum or (maximum is not None and value > maximum):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
             self.error(name, _range("a number", minimum, maximum))
+            return None
+        # A huge int compares with the bounds exactly (10**400 > 1 is an out-of-range confidence); only
+        # converting it to a float would overflow.
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            self.error(name, TOO_LARGE)
             return None
         return float(value)
 
@@ -307,9 +324,10 @@ def _feature(f: _Fields) -> list[Observation]:
     name = f.string("name", required=True)
     raw = f.data.get("value")
     value: float | str | None
+    integer = isinstance(raw, int) and not isinstance(raw, bool)  # any size: number() names a too large one
     if isinstance(raw, str):
         value = f.string("value", required=True)
-    elif raw is None or (not isinstance(raw, bool) and isinstance(raw, int | float) and math.isfinite(raw)):
+    elif raw is None or integer or (isinstance(raw, float) and math.isfinite(raw)):
         value = f.number("value", required=True, minimum=-math.inf)
     else:
         f.read.add("value")

@@ -100,8 +100,13 @@ class MlflowSink(Sink):
         self._started = clock()
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(cfg.queue_size)
         self._agg = WindowAggregator(
-            self.width, self._enqueue_window, max_keys=recorder.config.label_cap, late_windows=cfg.late_windows
+            self.width,
+            self._enqueue_window,
+            max_keys=recorder.config.label_cap,
+            late_windows=cfg.late_windows,
+            clock=clock,
         )
+        self._late_warned = False
         try:
             self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
         except OSError as exc:
@@ -112,6 +117,11 @@ class MlflowSink(Sink):
         self._results = {r: m.child(m.mlflow_batches, r) for r in RESULTS}
         self._spool_gauge = m.child(m.mlflow_spool_bytes)
         self._spool_gauge.set(self._pending_bytes())
+        for spool in list(self._spools):  # torn last lines were cut off when the spools were opened
+            self._count_corrupt(spool)
+            if not spool and spool is not self._spool:  # an orphan that held nothing else
+                spool.close(remove=True)
+                self._spools.remove(spool)
         self._sample = cfg.per_request_sample_rate
         self._delay = 0.0  # current backoff; 0 while MLflow answers
         self._retry_at = 0.0
@@ -209,6 +219,7 @@ class MlflowSink(Sink):
             "last_error": self.last_error,
             "last_error_time": self.last_error_time,
             "last_ok_time": self.last_ok_time,
+            "late_dropped": self._agg.late_dropped,
         }
 
     # -- the bridge thread --------------------------------------------------------------------------
@@ -243,6 +254,7 @@ class MlflowSink(Sink):
                 self._handle(item)
         for index, scores in self._agg.take_late():
             self._submit_metrics("late", index, summarize_late(scores), self._clock())
+        self._warn_late()
         if self._delay == 0:  # MLflow answered last time: worth trying the spool once more
             if self._pending():
                 self._replay(time.monotonic() + self.cfg.shutdown_timeout_seconds / 2)
@@ -255,11 +267,24 @@ class MlflowSink(Sink):
     def _timers(self) -> None:
         now = self._clock()
         self._agg.roll(now)
+        self._warn_late()
         index = int(now // self.width)
         if index != self._last_index:  # late results are flushed once per window, not per result
             self._last_index = index
             for late_index, scores in self._agg.take_late():
                 self._submit_metrics("late", late_index, summarize_late(scores), now)
+
+    def _warn_late(self) -> None:
+        """Once per process, from this thread (the request path that drops them does no I/O)."""
+        if self._agg.late_dropped and not self._late_warned:
+            self._late_warned = True
+            log.warning(
+                "llm-exporter: dropped an evaluation result older than mlflow.late_windows (%d windows of %.0fs); "
+                "its timestamp must be the judged call's wall-clock time in seconds. Further ones are only "
+                "counted (late_dropped in the MLflow bridge's health report)",
+                self.cfg.late_windows,
+                self.width,
+            )
 
     def _handle(self, item: tuple[str, Any]) -> None:
         kind, payload = item
@@ -403,24 +428,34 @@ class MlflowSink(Sink):
     def _replay(self, until: float) -> None:
         """Write spooled batches, oldest first, until one fails or ``until`` (monotonic) passes."""
         for spool in list(self._spools):
-            while (record := spool.peek()) is not None:
-                if time.monotonic() >= until:
-                    return
-                try:
-                    self._writer.write(record, replay=True)
-                except Exception as exc:
-                    self._failed(exc)
-                    if not permanent(exc):
+            try:
+                while (record := spool.peek()) is not None:
+                    if time.monotonic() >= until:
                         return
-                    self._results["dropped"].inc()
-                else:
-                    self._succeeded(record)
-                    self._results["retried"].inc()
-                spool.pop()
-                self._spool_gauge.set(self._pending_bytes())
+                    try:
+                        self._writer.write(record, replay=True)
+                    except Exception as exc:
+                        self._failed(exc)
+                        if not permanent(exc):
+                            return
+                        self._results["dropped"].inc()
+                    else:
+                        self._succeeded(record)
+                        self._results["retried"].inc()
+                    spool.pop()
+                    self._spool_gauge.set(self._pending_bytes())
+            finally:
+                self._count_corrupt(spool)
             if spool is not self._spool:  # an orphan of a dead process, now empty
                 spool.close(remove=True)
                 self._spools.remove(spool)
+
+    def _count_corrupt(self, spool: Spool) -> None:
+        """Spooled batches lost to a torn or unreadable line are dropped batches: nothing goes uncounted."""
+        lost = spool.take_corrupt()
+        if lost:
+            self._results["dropped"].inc(lost)
+            self._spool_gauge.set(self._pending_bytes())
 
     def _succeeded(self, record: dict[str, Any]) -> None:
         self._delay = 0.0

@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # MLflow's log_batch limits (mlflow.utils.validation); a batch over them is rejected whole.
 MAX_METRICS_PER_BATCH = 1000
@@ -64,6 +67,8 @@ class Writer:
         if self._experiment_id is None:
             client = self.client
             exp = client.get_experiment_by_name(self.experiment)
+            if exp is not None and exp.lifecycle_stage == "deleted":
+                self._restore(exp)
             if exp is None:
                 try:
                     self._experiment_id = str(client.create_experiment(self.experiment))
@@ -74,6 +79,23 @@ class Writer:
             else:
                 self._experiment_id = str(exp.experiment_id)
         return self._experiment_id
+
+    def _restore(self, exp: Any) -> None:
+        """Bring back an experiment deleted in the UI (with its runs): MLflow takes nothing into a deleted
+        experiment and will not create another of the same name until the deleted one is purged."""
+        log.warning(
+            "llm-exporter: the MLflow experiment %r (id %s) was deleted; restoring it to keep logging there. "
+            "Disable mlflow or set mlflow.experiment to stop logging to it.",
+            self.experiment,
+            exp.experiment_id,
+        )
+        try:
+            self.client.restore_experiment(exp.experiment_id)
+        except Exception:
+            again = self.client.get_experiment_by_name(self.experiment)
+            if again is None or again.lifecycle_stage == "deleted":
+                raise
+            # another process restored it first
 
     def run_id(self, run: dict[str, Any], search: bool) -> str:
         key = run["key"]

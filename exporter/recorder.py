@@ -220,8 +220,9 @@ class Recorder:
 
         cost: Cost | None = None
         if call.cost_usd is not None:
+            # A given cost is split by tokens; with no token counts it is booked as output (what was bought).
             total = call.input_tokens + call.output_tokens
-            share = call.input_tokens / total if total else 1.0
+            share = call.input_tokens / total if total else 0.0
             cost = Cost(call.cost_usd * share, call.cost_usd * (1.0 - share))
         elif call.input_tokens or call.output_tokens:
             cost = self.pricing.cost(call.model, call.input_tokens, call.output_tokens, call.cached_input_tokens)

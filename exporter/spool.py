@@ -5,12 +5,18 @@ memory: after a restart the whole file is replayed again, which is safe because 
 MLflow for a batch before writing a replayed one. When the head reaches the end the file is
 truncated, so an empty spool is an empty file. Only the bridge thread uses a Spool.
 
+A crash in the middle of a write leaves a last line without its newline. That batch was never
+acknowledged, so opening the spool cuts it off: otherwise the next append would be glued to it and
+both lines lost. Lines that are still unreadable are skipped on replay; both are counted in
+``corrupt``, and :meth:`Spool.take_corrupt` hands the count to the bridge (as dropped batches).
+
 A lock file keeps two processes (several uvicorn workers in one directory) from sharing one spool:
 the second one gets ``<name>.<pid><suffix>`` next to it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +45,8 @@ class Spool:
         self._next = 0
         self._size = os.fstat(self._file.fileno()).st_size
         self.corrupt = 0  # lines skipped because they were not valid JSON (a torn write at a crash)
+        self._reported = 0
+        self._cut_torn_tail()
 
     @property
     def pending_bytes(self) -> int:
@@ -55,10 +63,20 @@ class Spool:
         if self._size + len(line) > self.max_bytes:
             return False
         self._file.seek(0, os.SEEK_END)
-        self._file.write(line)
-        self._file.flush()
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError:  # disk full: take back the part written, or the next line would be glued to it
+            with contextlib.suppress(OSError):
+                self._truncate_at(self._size)
+            raise
         self._size += len(line)
         return True
+
+    def take_corrupt(self) -> int:
+        """Lines lost to corruption since the last call (the bridge counts them as dropped batches)."""
+        new, self._reported = self.corrupt - self._reported, self.corrupt
+        return new
 
     def peek(self) -> dict[str, Any] | None:
         """The record at the head, or None when the spool is empty. Undecodable lines are skipped."""
@@ -106,7 +124,7 @@ class Spool:
             if lock is not None:
                 orphan = Spool.__new__(Spool)
                 orphan._open(candidate, lock, 0)  # max_bytes 0: never appended to
-                if orphan:
+                if orphan or orphan.corrupt:  # a torn line alone is still reported (as a dropped batch)
                     found.append(orphan)
                 else:
                     orphan.close(remove=True)
@@ -118,6 +136,30 @@ class Spool:
         self._head = offset
         if self._head >= self._size:
             self._truncate_at(0)
+
+    def _cut_torn_tail(self) -> None:
+        if not self._size:
+            return
+        self._file.seek(self._size - 1)
+        if self._file.read(1) == b"\n":
+            return
+        # The last newline is in the final block in practice; read back further only if it is not.
+        end = self._size
+        while end > 0:
+            start = max(0, end - 65536)
+            self._file.seek(start)
+            cut = self._file.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+        log.warning(
+            "llm-exporter: cutting off a half-written last line (%d bytes) of the MLflow spool %s",
+            self._size - end,
+            self.path,
+        )
+        self.corrupt += 1
+        self._truncate_at(end)
 
     def _truncate_at(self, offset: int) -> None:
         self._file.truncate(offset)

@@ -36,21 +36,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[Any] | None = None) -> None:
-    """Wait until ``url`` answers anything (even 4xx/5xx); fail early if ``proc`` died."""
+def wait_http(
+    url: str, timeout: float = 30.0, proc: subprocess.Popen[Any] | None = None, *, any_answer: bool = False
+) -> None:
+    """Wait until ``url`` answers 2xx (with ``any_answer``: anything, even 4xx/5xx); fail early if ``proc``
+    died. A readiness endpoint answers 503 while starting (Prometheus's ``/-/ready``): not ready yet."""
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} was ready ({last})")
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            urllib.request.urlopen(url, timeout=2).close()  # redirects are followed; errors raise
             return
-        except urllib.error.HTTPError:
-            return
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if any_answer:
+                return
+            last = f"last answer {exc.code}"
         except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout}s") from None
-            time.sleep(0.05)
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} was not ready within {timeout}s ({last})")
+        time.sleep(0.05)
 
 
 class ThreadServer:
@@ -79,14 +87,17 @@ class ThreadServer:
 
 
 @contextlib.contextmanager
-def process(args: list[str], url: str, *, timeout: float = 60.0, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``args``, wait for ``url`` to answer, and always terminate it (then kill)."""
+def process(
+    args: list[str], url: str, *, timeout: float = 60.0, any_answer: bool = False, **kwargs: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``args``, wait for ``url`` to answer 2xx (or anything: ``any_answer``), and always terminate
+    it (then kill)."""
     log = kwargs.pop("log", None)
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **kwargs)
     try:
         try:
-            wait_http(url, timeout, proc)
+            wait_http(url, timeout, proc, any_answer=any_answer)
         except (RuntimeError, TimeoutError) as exc:
             detail = Path(log).read_text(errors="replace")[-3000:] if log else ""
             raise RuntimeError(f"{args[0]}: {exc}\n{detail}") from None

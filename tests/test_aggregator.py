@@ -27,9 +27,17 @@ W = 60.0
 T0 = 1_700_000_040.0  # a window boundary (1_700_000_040 = 28_333_334 * 60)
 
 
-def make(**kwargs: int) -> tuple[WindowAggregator, list[Window]]:
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(clock: Clock | None = None, **kwargs: int) -> tuple[WindowAggregator, list[Window]]:
     closed: list[Window] = []
-    return WindowAggregator(W, closed.append, **kwargs), closed
+    return WindowAggregator(W, closed.append, clock=clock or Clock(), **kwargs), closed
 
 
 def test_windows_close_when_time_passes_their_end() -> None:
@@ -132,6 +140,40 @@ def test_late_windows_are_bounded() -> None:
     for i in range(5):
         agg.evaluation("e", "", 1.0, T0 + i * W)
     assert [i - int(T0 // W) for i, _ in agg.take_late()] == [3, 4]
+
+
+def test_late_results_older_than_late_windows_are_dropped_and_counted() -> None:
+    i0 = int(T0 // W)
+    clock = Clock(T0 + 10 * W)
+    agg, _ = make(clock, late_windows=3)
+    agg.http(200, 0.1, T0 + 10 * W)
+    for window in (6, 7, 9):  # the horizon is window 10 - 3 = 7
+        agg.evaluation("e", "", 1.0, T0 + window * W)
+    agg.evaluation("e", "", 1.0, 1.0)  # a timestamp of 1970: no run for 1970-01-01
+    agg.evaluation("e", "", 1.0, T0 + 10 * W + 1)  # on time
+    assert agg.late_dropped == 2
+    assert [i - i0 for i, _ in agg.take_late()] == [7, 9]
+    clock.t = T0 + 12 * W  # time moves on: window 7 is now past the horizon too
+    agg.evaluation("e", "", 1.0, T0 + 7 * W)
+    assert agg.late_dropped == 3
+    assert agg.take_late() == []
+    w = agg.flush()
+    assert w is not None and w.index == i0 + 10 and summarize(w)["eval_e_count"] == 1
+
+
+def test_no_window_is_opened_for_a_time_long_gone() -> None:
+    agg, closed = make(Clock(T0), late_windows=5)
+    agg.evaluation("e", "", 1.0, 1.0)  # the first observation: dropped, not a window of 1970
+    assert agg.late_dropped == 1 and agg.flush() is None
+    agg.llm("", 1, 1, None, None, None, False, 1.0)  # a caller's bad timestamp: counted now
+    agg.evaluation("e", "", 0.5, T0 - 5 * W)  # within the horizon: late for a window never opened
+    w = agg.flush()
+    assert w is not None and w.index == int(T0 // W)
+    assert summarize(w) == {"llm_calls": 1, "llm_errors": 0, "input_tokens": 1, "output_tokens": 1, "cost_usd": 0.0}
+    assert [(i - int(T0 // W), summarize_late(s)) for i, s in agg.take_late()] == [
+        (-5, {"eval_e_late_mean": 0.5, "eval_e_late_count": 1})
+    ]
+    assert closed == [] and agg.late_dropped == 1
 
 
 def test_other_observations_with_a_past_time_count_in_the_current_window() -> None:

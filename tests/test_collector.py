@@ -36,6 +36,8 @@ SEED = {
     "ai_response_length": 120,
     "response_type": "text",
 }
+HUGE = 10**400  # a valid JSON integer that no float can hold
+TOO_LARGE = "integer too large: expected at most 2**53 (9007199254740992) in absolute value"
 LLM = {"type": "llm", "model": "gpt-4o", "provider": "openai", "input_tokens": 3, "output_tokens": 1, "cost_usd": 0.25}
 
 
@@ -162,6 +164,16 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
         ({**SEED, "appointment_requested": "yes"}, "appointment_requested", "expected true or false"),
         ({**SEED, "business_id": 42}, "business_id", "expected a string"),
         ({**SEED, "user_message_length": -1}, "user_message_length", "expected an integer >= 0"),
+        # JSON integers of any length: beyond 2**53 a float is not exact, beyond ~1.8e308 it overflows.
+        ({"type": "confidence", "value": HUGE}, "value", "expected a number between 0 and 1"),
+        ({**LLM, "input_tokens": HUGE}, "input_tokens", TOO_LARGE),
+        ({**LLM, "output_tokens": 2**53 + 1}, "output_tokens", TOO_LARGE),
+        ({**LLM, "cost_usd": HUGE}, "cost_usd", TOO_LARGE),
+        ({"type": "event", "name": "x", "count": HUGE}, "count", TOO_LARGE),
+        ({"type": "feature", "name": "f", "value": HUGE}, "value", TOO_LARGE),
+        ({"type": "feature", "name": "f", "value": -HUGE}, "value", TOO_LARGE),
+        ({**SEED, "tokens_used": HUGE}, "tokens_used", TOO_LARGE),
+        ({**SEED, "response_time_ms": HUGE}, "response_time_ms", TOO_LARGE),
     ],
 )
 def test_422_names_the_wrong_field_and_records_nothing(event: dict[str, Any], field: str, message: str) -> None:
@@ -177,6 +189,36 @@ def test_422_names_the_wrong_field_and_records_nothing(event: dict[str, Any], fi
         is None
     )
     assert track_events(registry) == (0.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"type": "confidence", "value": HUGE, "label": "booking", "model": "gpt-4o"}, "value"),
+        ({**LLM, "input_tokens": HUGE}, "input_tokens"),
+        ({"type": "event", "name": "x", "count": HUGE}, "count"),
+        ({"type": "feature", "name": "f", "value": HUGE}, "value"),
+    ],
+)
+def test_a_huge_integer_in_the_second_event_records_nothing_of_the_batch(event: dict[str, Any], field: str) -> None:
+    app, registry, sink = make()
+    first = {"type": "event", "name": "first"}
+    response = call(app, "POST", "/track", json=[first, event])
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (1, field)
+    assert value(registry, "llm_events_total", event="first") is None
+    assert (sink.events, sink.features) == ([], [])
+    assert track_events(registry) == (0.0, 2.0)
+
+
+def test_integers_up_to_2_to_the_53_are_exact() -> None:
+    app, registry, _ = make()
+    batch = [{**LLM, "input_tokens": 2**53, "cost_usd": 2**53}, {"type": "event", "name": "x", "count": 2**53}]
+    assert call(app, "POST", "/track", json=batch).json() == {"accepted": 2}
+    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") == 2.0**53
+    assert value(registry, "llm_events_total", event="x") == 2.0**53
 
 
 def test_422_names_every_wrong_field_of_every_event() -> None:
@@ -372,6 +414,17 @@ def test_seed_payload_with_tenant_label_and_appointment() -> None:
     assert value(registry, "llm_requests_total", **llm, outcome="ok") == 2.0
     assert value(registry, "llm_events_total", event="appointment_requested", tenant="test-business") == 2.0
     assert sink.events == [("appointment_requested", "test-business", 1)] * 2
+
+
+def test_legacy_cost_without_tokens_is_output_cost() -> None:
+    """``api_cost_usd`` without ``tokens_used``: no token split to go by; it is what the reply cost."""
+    app, registry, _ = make()
+    payload = {"business_id": "b", "api_cost_usd": 0.002, "response_time_ms": 1500}
+    assert call(app, "POST", "/track", json=payload).json() == {"accepted": 1}
+    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown"}
+    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="output") == 0.002
+    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="input") is None
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") is None
 
 
 def test_legacy_payload_ignores_fields_it_does_not_know_and_takes_model() -> None:
@@ -623,3 +676,33 @@ def test_llm_exporter_collector_command(tmp_path: Path) -> None:
         'gen_ai_token_type="output",tenant="test-business"} 150.0'
     )
     assert series in text.splitlines()
+
+
+# -- tests/servers.py's readiness wait (process() uses it for Prometheus, Alertmanager and MLflow) ----------
+
+
+class Starting:
+    """Answers 503 to the first ``busy`` requests, like Prometheus's ``/-/ready`` while it starts, then 200."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.hits = 0
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        self.hits += 1
+        status = 503 if self.hits <= self.busy else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def test_wait_http_takes_a_503_as_not_ready_yet() -> None:
+    app = Starting(busy=3)
+    with ThreadServer(app, lifespan="off") as server:
+        wait_http(f"{server.url}/-/ready", timeout=30)
+        assert app.hits == 4  # three 503s, then the 200
+        app.hits = 0
+        wait_http(f"{server.url}/-/ready", timeout=30, any_answer=True)
+        assert app.hits == 1  # the first 503 is an answer
+        app.busy = 10**9
+        with pytest.raises(TimeoutError, match=r"was not ready within 0\.2s \(last answer 503\)"):
+            wait_http(f"{server.url}/-/ready", timeout=0.2)

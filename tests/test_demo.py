@@ -21,9 +21,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import demo_service
-from exporter.config import Config, DriftConfig, MlflowConfig
-from exporter.demo import demo_config, run_demo
+from exporter import demo_service, demo_traffic
+from exporter.cli import main
+from exporter.config import Config, DriftConfig, MlflowConfig, user_sections
+from exporter.demo import demo_config, load_demo_config, run_demo
 from exporter.demo_service import ChatService, classify, count_tokens
 from exporter.demo_traffic import Traffic
 from exporter.middleware import PrometheusMiddleware
@@ -199,13 +200,98 @@ def test_demo_config_keeps_the_users_sections() -> None:
     user = Config.from_mapping(
         {"mlflow": {"tracking_uri": "http://127.0.0.1:5000"}, "drift": {"baseline_size": 500}, "label_cap": 7}
     )
-    cfg = demo_config(user)
+    cfg = demo_config(user, user_set={"mlflow", "drift", "label_cap"})
     assert cfg.mlflow == user.mlflow
     assert cfg.drift == user.drift == DriftConfig(baseline_size=500)
     assert cfg.label_cap == 7
     on = Config.from_mapping({"mlflow": {"enabled": True, "tracking_uri": "http://127.0.0.1:5000"}})
-    assert demo_config(on).mlflow == on.mlflow
-    assert demo_config(on, mlflow=False).mlflow.enabled is False
+    assert demo_config(on, user_set={"mlflow"}).mlflow == on.mlflow
+    assert demo_config(on, mlflow=False, user_set={"mlflow"}).mlflow.enabled is False
+
+
+def test_user_sections_come_from_the_file_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "demo.yaml"
+    path.write_text("mlflow: {enabled: false}\nlabel_cap: 7\n")
+    env = {"LLM_EXPORTER_DRIFT__MIN_SAMPLES": "200", "LLM_EXPORTER_OTEL": "{metrics: false}", "HOME": "/x"}
+    assert user_sections(str(path), env) == {"mlflow", "label_cap", "drift", "otel"}
+    assert user_sections(None, {**env, "LLM_EXPORTER_CONFIG": str(path)}) == {"mlflow", "label_cap", "drift", "otel"}
+    assert user_sections(None, {}) == frozenset()  # the working directory has no llm-exporter.yaml
+
+
+# A section the user wrote is theirs even when every value in it is the default.
+OWN_SECTIONS = {
+    "file": ("mlflow: {enabled: false}\ndrift: {min_samples: 200}\n", {}),
+    "environment": ("", {"LLM_EXPORTER_MLFLOW__ENABLED": "false", "LLM_EXPORTER_DRIFT__MIN_SAMPLES": "200"}),
+    "both": ("mlflow: {enabled: false}\n", {"LLM_EXPORTER_DRIFT": "{min_samples: 200}"}),
+}
+
+
+@pytest.mark.parametrize("source", list(OWN_SECTIONS))
+def test_the_users_own_mlflow_and_drift_sections_are_used_as_is(tmp_path: Path, source: str) -> None:
+    text, env = OWN_SECTIONS[source]
+    path = tmp_path / "demo.yaml"
+    path.write_text(text)
+    cfg = load_demo_config(str(path), environ=env)
+    assert cfg.mlflow == MlflowConfig()  # enabled: false, as written
+    assert cfg.drift == DriftConfig()  # min_samples: 200, and no demo baseline of 100
+    assert (cfg.drift.min_samples, cfg.drift.baseline_size) == (200, 1000)
+
+
+def test_only_the_sections_the_user_left_alone_get_demo_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text("drift: {min_samples: 200}\nlabel_cap: 7\n")
+    cfg = load_demo_config(str(path), environ={})
+    assert (cfg.mlflow.enabled, cfg.mlflow.window_seconds, cfg.mlflow.run_period) == (True, 15.0, "instance")
+    assert cfg.drift == DriftConfig()
+    assert cfg.label_cap == 7
+    cfg = load_demo_config(None, environ={"LLM_EXPORTER_MLFLOW__ENABLED": "false"})
+    assert cfg.mlflow == MlflowConfig()
+    assert (cfg.drift.baseline_size, cfg.drift.min_samples) == (100, 50)
+    assert load_demo_config(str(path), mlflow=False, environ={}).mlflow.enabled is False
+
+
+def test_demo_command_keeps_mlflow_off_as_the_config_file_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("llm-exporter.yaml").write_text("mlflow:\n  enabled: false\n")
+    port = free_port()
+    assert main(["demo", "--port", str(port), "--duration", "1", "--rps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"  metrics   http://{HOST}:{port}/metrics\n" in out
+    assert "MLflow" not in out
+    assert not Path("mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("feedback", "accepted", "failed"),
+    [(202, 3, 0), (400, 0, 3), (None, 0, 3)],  # None: the connection fails
+)
+def test_traffic_counts_feedback_apart_from_the_calls(
+    monkeypatch: pytest.MonkeyPatch, feedback: int | None, accepted: int, failed: int
+) -> None:
+    monkeypatch.setattr(demo_traffic, "FEEDBACK_SHARE", 1.0)
+    monkeypatch.setattr(demo_traffic, "STREAM_SHARE", 0.0)
+
+    def service(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/feedback":
+            if feedback is None:
+                raise httpx.ConnectError("connection refused", request=request)
+            return httpx.Response(feedback, json={})
+        return httpx.Response(200, json={"choices": []})
+
+    traffic = Traffic("http://demo", [("gpt-4o", 1.0)], rps=1.0, shift_after=60.0, seed=3)
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(service), base_url="http://demo") as client:
+            for _ in range(3):
+                await traffic._one(client)
+
+    asyncio.run(go())
+    s = traffic.stats
+    assert (s.sent, dict(s.statuses), s.failed, s.cancelled) == (3, {200: 3}, 0, 0)
+    assert (s.feedback, s.feedback_failed) == (accepted, failed)
 
 
 def test_run_demo_refuses_a_busy_port_and_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -149,8 +149,26 @@ def test_quantiles_and_edges() -> None:
 def test_mass_groups() -> None:
     assert mass_groups([1] * 10, 5) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     assert mass_groups([5, 0, 0, 5], 2) == [0, 1, 1, 1]
-    assert mass_groups([0, 10, 0], 4) == [0, 0, 0]  # no cut leaves mass on both sides
+    assert mass_groups([0, 10, 0], 4) == [0, 1, 2]  # empty outer bins stay apart: values beyond the baseline
+    assert mass_groups([0, 0, 3, 3, 0, 0], 2) == [0, 0, 1, 2, 3, 3]  # ...one group per side
+    assert mass_groups([0, 4, 0, 4], 4) == [0, 1, 2, 2]  # an empty inner bin joins a neighbour
     assert mass_groups([], 3) == []
+
+
+def test_a_constant_baseline_still_sees_a_total_shift(make: Make) -> None:
+    """All baseline values equal: one fine bin holds everything, the other (below it) is empty. Moving
+    every recent value into the empty bin must score high, not 0."""
+    sink, registry, _ = make(baseline_size=100, min_samples=1)
+    feed(sink, "x", [1.0] * 100)
+    feed(sink, "x", [0.2] * 200)
+    assert sink.baselines()["x"] == NumericBaseline((1.0,), (0.0, 100.0))
+    scores = sink.score_now()["x"]
+    # Proportions (eps, 1) vs (1, eps): PSI = 2 (1 - eps) ln(1 / eps); disjoint for JS and KS.
+    assert scores["psi"] == pytest.approx(2 * (1 - 1e-4) * math.log(1e4), abs=1e-9)
+    assert scores["js"] == pytest.approx(1.0, abs=1e-9)
+    assert scores["ks"] == 1.0
+    assert scores["psi"] > 0.25 and scores["js"] > 0.5
+    assert score(registry, "x", "psi") == scores["psi"]
 
 
 def test_baseline_builders() -> None:
@@ -245,6 +263,69 @@ def test_nothing_exported_below_min_samples(make: Make) -> None:
     assert samples(registry, "x") is None
 
 
+_MULTIPROCESS_SCRIPT = """
+import json, sys
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from exporter.config import Config
+from exporter.drift import DriftSink
+from exporter.recorder import Recorder
+
+T0 = float(sys.argv[2])
+now = [T0]
+drift = {"baseline_size": 4, "min_samples": 2, "resolution": 4, "bins": 4}
+rec = Recorder(Config.from_mapping({"drift": drift}), CollectorRegistry())
+sink = DriftSink(rec, clock=lambda: now[0])
+for v in (1.0, 2.0, 3.0, 4.0, 1.0, 4.0):  # a baseline of 4, then 2 in the window
+    sink.on_feature("x", v, T0)
+
+def read():
+    shared = CollectorRegistry()
+    MultiProcessCollector(shared, sys.argv[1])
+    got = {m: shared.get_sample_value("llm_drift_score", {"feature": "x", "method": m}) for m in ("psi", "ks", "js")}
+    got["samples"] = shared.get_sample_value("llm_drift_window_samples", {"feature": "x"})
+    return got
+
+sink.score_now()
+before = read()
+now[0] = T0 + 7200  # the window slides past both observations
+sink.score_now()
+print(json.dumps({"before": before, "after": read(), "scores": sink.scores()}))
+sink.close()
+"""
+
+
+def test_multiprocess_mode_sets_nan_instead_of_a_stale_score(tmp_path: Path) -> None:
+    """prometheus_client cannot remove a sample in multiprocess mode; its value files are only used when
+    PROMETHEUS_MULTIPROC_DIR is set before it is imported, hence a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _MULTIPROCESS_SCRIPT, str(tmp_path), str(T0)],
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stderr == ""  # no "removal of labels has not been implemented" warning
+    got = json.loads(done.stdout)
+    want = NumericBaseline((1.75, 2.5, 3.25), (1.0, 1.0, 1.0, 1.0))  # 1..4 cut at their quartiles
+    recent = [1.0, 0.0, 0.0, 1.0]
+    assert got["before"] == {
+        "psi": pytest.approx(psi(want.counts, recent), abs=1e-12),
+        "ks": pytest.approx(0.25, abs=1e-12),
+        "js": pytest.approx(js_distance(want.counts, recent), abs=1e-12),
+        "samples": 2.0,
+    }
+    assert got["scores"] == {}
+    assert set(got["after"]) == {"psi", "ks", "js", "samples"}
+    assert all(math.isnan(v) for v in got["after"].values())  # NaN > threshold is false: the alert resolves
+
+
 def test_sliding_window_and_bad_timestamps(make: Make) -> None:
     sink, registry, clock = make(baseline_size=10, min_samples=1)  # 60 slots of 60 s
     feed(sink, "x", range(10))
@@ -296,6 +377,25 @@ def test_disabled_builtin_features_are_not_tracked(make: Make) -> None:
         sink.on_llm(LLMCall(model="m", input_tokens=5, output_tokens=5), None, T0)
         sink.on_http("GET", "/", 200, 0.1, T0)
     assert set(sink.score_now()) == {"model"}
+
+
+def test_disabled_builtin_names_never_become_user_features() -> None:
+    registry = CollectorRegistry()
+    data = {"drift": {"features": ["model"], "max_user_features": 1, "baseline_size": 1, "min_samples": 1}}
+    rec = Recorder(Config.from_mapping(data), registry)
+    sink = DriftSink(rec, clock=Clock())
+    rec.add_sink(sink)
+    try:
+        for label in ("billing", "billing", "sales"):
+            rec.prediction(label)  # sends predicted_label to the sinks, which drift.features turned off
+        rec.feature("input_tokens", 5)  # a built-in name through the user API: off, so ignored as well
+        feed(sink, "x", [1.0, 2.0])  # the one user slot is still free
+        assert set(sink.score_now()) == {"x"}
+        assert set(sink.baselines()) == {"x"}
+        assert sink.dropped_observations == 0
+        assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "feature"}) is None
+    finally:
+        sink.close()
 
 
 def test_user_features_are_capped_and_typed(make: Make) -> None:

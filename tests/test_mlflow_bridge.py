@@ -268,6 +268,53 @@ def test_a_deleted_run_is_replaced_not_dropped(tmp_path: Path, sqlite_uri: str) 
     assert replacement.data.params["mlflow.experiment"] == "deleted"
 
 
+def test_a_deleted_experiment_is_restored_not_dropped(
+    tmp_path: Path, sqlite_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="exporter.mlflow_writer")
+    config = make_config(tmp_path, tracking_uri=sqlite_uri, experiment="deleted-experiment")
+    clock = Clock()
+    with bridge(config, clock) as (rec, sink):
+        traffic(rec, sink, clock, 0, 1)
+        traffic(rec, sink, clock, 1, 2)
+        wait_for(lambda: batches(rec, "ok") == 1, "window 0 to be written")
+        client, run = window_run(sqlite_uri, "deleted-experiment")
+        client.delete_experiment(run.info.experiment_id)  # someone cleans up in the MLflow UI
+        traffic(rec, sink, clock, 2, 3)  # closes window 1; window 2 is closed by the shutdown
+    assert results(rec) == {"ok": 3.0, "retried": 0.0, "spooled": 0.0, "dropped": 0.0}
+    client, restored = window_run(sqlite_uri, "deleted-experiment")
+    assert client.get_experiment(restored.info.experiment_id).lifecycle_stage == "active"
+    assert restored.info.run_id == run.info.run_id  # restored with its experiment
+    assert history(client, restored, "requests") == [(STEP0, 1.0), (STEP0 + 1, 2.0), (STEP0 + 2, 3.0)]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "exporter.mlflow_writer"]
+    assert len(warnings) == 1 and "'deleted-experiment'" in warnings[0] and "restoring" in warnings[0]
+
+
+def test_late_results_from_before_late_windows_are_dropped_and_counted(
+    tmp_path: Path, sqlite_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="exporter.mlflow_bridge")
+    config = make_config(tmp_path, tracking_uri=sqlite_uri, experiment="ancient", late_windows=2)
+    clock = Clock()
+    with bridge(config, clock) as (rec, sink):
+        rec.evaluation("relevancy", 0.5, ts=1.0)  # seconds since 1970 taken for an age: no run for 1970-01-01
+        traffic(rec, sink, clock, 0, 1)
+        traffic(rec, sink, clock, 3, 1)  # window 0 closes
+        rec.evaluation("relevancy", 1.0, ts=T0 + 5)  # window 0 is 3 windows back: past late_windows
+        rec.evaluation("relevancy", 0.25, ts=T0 + W + 5)  # window 1: 2 back, still taken
+        rec.evaluation("relevancy", 0.0, ts=1_700_000_040_000.0)  # milliseconds: counted in now's window
+        assert sink.health()["late_dropped"] == 2
+    assert sink.health()["late_dropped"] == 2
+    assert results(rec) == {"ok": 3.0, "retried": 0.0, "spooled": 0.0, "dropped": 0.0}  # 2 windows + 1 late
+    client, run = window_run(sqlite_uri, "ancient")  # one run: the day of the traffic, nothing from 1970
+    assert run.info.run_name == RUN_NAME
+    assert history(client, run, "requests") == [(STEP0, 1.0), (STEP0 + 3, 1.0)]
+    assert history(client, run, "eval_relevancy_late_mean") == [(STEP0 + 1, 0.25)]
+    assert history(client, run, "eval_relevancy_mean") == [(STEP0 + 3, 0.0)]
+    warned = [r for r in caplog.records if "older than mlflow.late_windows" in r.getMessage()]
+    assert len(warned) == 1
+
+
 def test_an_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     config = make_config(tmp_path, spool_path=str(tmp_path / "file" / "spool.jsonl"))
@@ -485,6 +532,43 @@ def test_spool_survives_a_torn_write(tmp_path: Path) -> None:
     assert spool.corrupt == 2
     assert path.stat().st_size == 0
     spool.close()
+
+
+def test_a_torn_last_line_does_not_swallow_the_next_batch(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b'{"n":1}\n{"n":2}\n{"n":3,"pa')  # the process died in the middle of the third write
+    spool = Spool(path, 10_000)
+    assert path.read_bytes() == b'{"n":1}\n{"n":2}\n'  # cut at once: the torn batch was never acknowledged
+    assert spool.corrupt == 1 and spool.take_corrupt() == 1 and spool.take_corrupt() == 0
+    assert spool.append({"n": 4}) and spool.append({"n": 5})
+    got = []
+    while (record := spool.peek()) is not None:
+        got.append(record["n"])
+        spool.pop()
+    assert got == [1, 2, 4, 5]
+    assert spool.corrupt == 1
+    spool.close()
+
+
+def test_batches_lost_in_the_spool_are_counted_as_dropped(tmp_path: Path, sqlite_uri: str) -> None:
+    """Nothing is lost without being counted: a torn last line and an unreadable line are dropped batches."""
+    path = tmp_path / "spool.jsonl"
+    unreachable = f"http://{HOST}:{free_port()}"
+    clock = Clock()
+    with bridge(make_config(tmp_path, tracking_uri=unreachable, experiment="torn"), clock) as (rec, sink):
+        for window in range(2):
+            traffic(rec, sink, clock, window, window + 1)
+    first, second = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(first + b"not json\n" + second + second[:40])  # and a crash in the middle of a write
+    clock = Clock(T0 + 2 * W)
+    with bridge(make_config(tmp_path, tracking_uri=sqlite_uri, experiment="torn"), clock) as (rec, sink):
+        wait_for(lambda: sink.health()["spool_bytes"] == 0, "the spool to be replayed")
+        traffic(rec, sink, clock, 2, 3)
+    # dropped: the torn line (cut off when the spool was opened) and the unreadable one (skipped on replay)
+    assert results(rec) == {"ok": 1.0, "retried": 2.0, "spooled": 0.0, "dropped": 2.0}
+    client, run = window_run(sqlite_uri, "torn")
+    assert history(client, run, "requests") == [(STEP0, 1.0), (STEP0 + 1, 2.0), (STEP0 + 2, 3.0)]
+    assert path.stat().st_size == 0
 
 
 def test_a_second_process_gets_its_own_spool_and_the_orphan_is_adopted(tmp_path: Path) -> None:
