@@ -56,7 +56,7 @@ class PrometheusMiddleware:
         self.is_default = is_default(self.recorder)
         self.metrics_path = cfg.metrics_path
         self.excluded = frozenset((*cfg.exclude_paths, cfg.metrics_path))
-        self.route_resolver = RouteResolver(app, cfg.route_patterns, route_resolver)
+        self.route_resolver = RouteResolver(app, cfg.route_patterns, route_resolver, cap=self.recorder.route)
         self.metrics: ASGIApp | None = None
         if cfg.metrics_port is None:
             self.metrics = metrics_app(self.recorder.registry, auth=cfg.auth)
@@ -90,7 +90,9 @@ class PrometheusMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        path = route_path(scope)  # without root_path, as the app routes it
+        path = scope["path"]
+        if scope.get("root_path"):
+            path = route_path(scope)  # without root_path, as the app routes it
         if path in self.excluded:
             if path == self.metrics_path and self.metrics is not None:
                 await self.metrics(scope, receive, send)
@@ -101,9 +103,8 @@ class PrometheusMiddleware:
         method: str = scope["method"]
         if method not in KNOWN_METHODS:
             method = "_OTHER"
-        rec = self.recorder
         try:
-            route = rec.route(self.route_resolver(scope))
+            route = self.route_resolver(scope, path)
         except Exception:  # an odd route table must not fail the request
             log.exception("llm-exporter: resolving the route failed")
             route = UNMATCHED

@@ -143,26 +143,35 @@ def find_routes(app: Any) -> list[Any] | None:
 class RouteResolver:
     """Gives each request its route template, or ``__unmatched__``."""
 
-    def __init__(self, app: Any, patterns: Sequence[str] = (), resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        patterns: Sequence[str] = (),
+        resolver: Resolver | None = None,
+        cap: Callable[[str], str] = str,
+    ) -> None:
         self.app = app
         self.resolver = resolver
+        self.cap = cap  # applied once per template found, so cached values are already capped
         self.patterns = _Table([(p, template_regex(p), None) for p in patterns]) if patterns else None
         self._routes: list[Any] | None = None
         self._routes_len = -1
         self._table: _Table | None = None
         self._cache: dict[str, str] = {}
 
-    def __call__(self, scope: Scope) -> str:
+    def __call__(self, scope: Scope, path: str | None = None) -> str:
+        """``path``, when the caller has it, is ``route_path(scope)``."""
         if self.resolver is not None:
-            return self._from_resolver(scope)
+            return self.cap(self._from_resolver(scope))
         method: str = scope["method"]
-        path = route_path(scope)
+        if path is None:
+            path = route_path(scope)
         key = method + " " + path
         hit = self._cache.get(key)
         if hit is not None:
             return hit
         table = self.patterns or self._starlette_table(scope)
-        template = (table.match(method, path) if table is not None else None) or UNMATCHED
+        template = self.cap((table.match(method, path) if table is not None else None) or UNMATCHED)
         cache = self._cache
         if len(cache) >= _CACHE_SIZE:
             cache.clear()  # bounded; paths with ids would otherwise grow it without end
