@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.capture import start_capture  # noqa: E402
+from exporter.capture import may_carry_usage, start_capture  # noqa: E402
 from exporter.config import Config  # noqa: E402
 from exporter.recorder import LLMCall, Recorder  # noqa: E402
 
@@ -140,11 +140,11 @@ def main() -> None:
 
         return run
 
+    other = b'{"id": 42, "name": "widget", "tags": ["a", "b"]}'
+
     def non_llm() -> None:
-        c = start_capture(JSON_HEADERS, cfg)
-        assert c is not None
-        c.feed(b'{"id": 42, "name": "widget", "tags": ["a", "b"]}', 1.0)
-        c.finish(rec, 0.0, 1.0, 200)
+        # What the middleware does with a non-LLM body sent in one message: rule it out, read nothing.
+        assert not may_carry_usage(other, cfg.max_json_bytes)
 
     call = LLMCall("gpt-4o-2024-08-06", "openai", input_tokens=512, output_tokens=380, cached_input_tokens=128)
     call.duration = 1.0
@@ -165,7 +165,7 @@ def main() -> None:
     print(f"Recorder.llm alone (metric updates, in every figure below): {t_llm * us:7.2f} us")
     print(f"2 KB OpenAI JSON ({len(body)} B), start + feed + finish:   {t_json * us:7.2f} us"
           f"  (capture without Recorder.llm: {(t_json - t_llm) * us:.2f} us)")  # fmt: skip
-    print(f"small non-LLM JSON, start + feed + finish:              {t_other * us:7.2f} us")
+    print(f"small non-LLM JSON in one message (ruled out):          {t_other * us:7.2f} us")
     print(f"OpenAI SSE, {len(stream)} chunks, whole stream:              {t_sse * us:7.2f} us"
           f"  = {t_sse / len(stream) * us:.3f} us/chunk;"
           f" feed only: {t_sse_feed / len(stream) * us:.3f} us/chunk")  # fmt: skip

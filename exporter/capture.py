@@ -25,6 +25,7 @@ _NL = 10  # b"\n"[0]
 # Byte markers that must be present for a body to carry usage: cheap checks before any JSON parsing.
 _USAGE = b'"usage'  # "usage" (OpenAI, Anthropic) and "usageMetadata" (Gemini)
 _ERROR = b'"error'
+_DATA = b"data:"  # an SSE event line
 _END_OF_TYPE = (b"", b";", b" ", b"\t")
 _LLM_HINTS = (_USAGE, b'"model"', b'"candidates"', b'"choices"')
 
@@ -47,8 +48,7 @@ def capture_body(
 ) -> None:
     """A response whose whole body came in one message (the usual non-streaming case).
 
-    A JSON body without the usage marker is the common non-LLM response: it costs the header scan and one
-    substring search, and no reader is built.
+    The middleware calls it only for bodies that :func:`may_carry_usage`.
     """
     kind = _reader_for(headers, config)
     if kind is None:
@@ -58,6 +58,14 @@ def capture_body(
     capture = kind(config.max_json_bytes)
     capture.feed(body, now)
     capture.finish(recorder, start, end, status)
+
+
+def may_carry_usage(body: bytes, cap: int) -> bool:
+    """False for the common non-LLM response, at the cost of two substring searches: a body with neither
+    the usage marker nor an SSE ``data:`` line has nothing either reader would record, whatever its
+    content type, so its headers are not even scanned. (An over-size body is looked at: it may count as
+    unreadable LLM output.)"""
+    return len(body) > cap or _USAGE in body or _DATA in body
 
 
 def _reader_for(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> type[JsonCapture | SseCapture] | None:

@@ -354,6 +354,10 @@ class DriftSink(Sink):
         if f is not None:
             f.observe(duration, ts)
 
+    def duration_observer(self) -> Callable[[float, float], None] | None:
+        # The request path calls the feature directly. Built-in features are made once, in __init__.
+        return self._duration.observe if self._duration is not None else None
+
     def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
         f = self._confidence
         if f is not None:

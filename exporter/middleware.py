@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from .capture import capture_body, start_capture
+from .capture import capture_body, may_carry_usage, start_capture
 from .config import Config, to_dict
 from .exposition import metrics_app, multiprocess_dir, start_metrics_server
 from .metrics import KNOWN_METHODS, UNMATCHED
@@ -115,9 +115,13 @@ class PrometheusMiddleware:
             exchange.failed(exc)
             raise
         else:
-            exchange.returned()
+            if not exchange.done:
+                exchange.returned()
         finally:
-            exchange.close()
+            # Inline, not a method: this runs on every request.
+            exchange.active(-1)
+            if exchange.token is not None:
+                _current.reset(exchange.token)
 
     def _lifespan_send(self, send: Send) -> Send:
         """Pass lifespan messages through; on shutdown, flush the recorder's sinks (MLflow's last window)."""
@@ -218,15 +222,17 @@ class _Exchange:
             more = message.get("more_body", False)
             if body:
                 if not self.sent:
-                    self.first_byte = time.perf_counter()
-                    self.streaming = more
+                    # Only a streamed body has a time to first byte; a whole one's first byte is its last.
+                    if more:
+                        self.first_byte = time.perf_counter()
+                        self.streaming = True
                     if self.capture_config is not None:
                         if more:
                             try:
                                 self.capture = start_capture(self.headers, self.capture_config)
                             except Exception:
                                 self.capture = None
-                        else:
+                        elif may_carry_usage(body, self.capture_config.max_json_bytes):
                             self.whole_body = body
                 self.sent += len(body)
                 if self.capture is not None:
@@ -260,7 +266,7 @@ class _Exchange:
             elif self.whole_body:
                 config = self.capture_config
                 assert config is not None  # whole_body is only kept when capture is on
-                capture_body(self.headers, self.whole_body, self.first_byte, config, rec, self.start, end, self.status)
+                capture_body(self.headers, self.whole_body, end, config, rec, self.start, end, self.status)
         except Exception:  # metrics must never fail a request
             log.exception("llm-exporter: recording a request failed")
 
@@ -281,16 +287,10 @@ class _Exchange:
                 log.exception("llm-exporter: recording an exception failed")
 
     def returned(self) -> None:
-        if not self.done:
-            # The app returned without ending the body: the client left, or nothing was sent (the server then
-            # answers 500 itself).
-            if self.disconnected:
-                self.status = CLIENT_CLOSED
-            elif self.status == 0:
-                self.status = 500
-            self.finish(time.perf_counter())
-
-    def close(self) -> None:
-        self.active(-1)
-        if self.token is not None:
-            _current.reset(self.token)
+        """The app returned without ending the body: the client left, or nothing was sent (the server then
+        answers 500 itself)."""
+        if self.disconnected:
+            self.status = CLIENT_CLOSED
+        elif self.status == 0:
+            self.status = 500
+        self.finish(time.perf_counter())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
-from .metrics import Metrics, adder, observer, unlocked
+from .metrics import Metrics, adder, http_observer, observer, unlocked
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
@@ -63,6 +63,11 @@ class Sink:
     def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
         pass
 
+    def duration_observer(self) -> Callable[[float, float], None] | None:
+        """For a sink that only wants each request's duration: a ``(duration, ts)`` callable the recorder
+        calls instead of ``on_http``, one call less on the request path. Asked once, when the sink is added."""
+        return None
+
     def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
         pass
 
@@ -95,6 +100,8 @@ class Recorder:
         )
         self.guard = self.metrics.guard
         self.sinks: tuple[Sink, ...] = ()
+        self._on_http: tuple[Callable[[str, str, int, float, float], None], ...] = ()
+        self._on_duration: tuple[Callable[[float, float], None], ...] = ()
         # Set by the otel module when exemplars are on: returns {"trace_id": ..., "span_id": ...} or None.
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
         self._pricing: PricingTable | None = None
@@ -107,9 +114,22 @@ class Recorder:
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks = (*self.sinks, sink)
+        self._sinks_changed()
 
     def remove_sink(self, sink: Sink) -> None:
         self.sinks = tuple(s for s in self.sinks if s is not sink)
+        self._sinks_changed()
+
+    def _sinks_changed(self) -> None:
+        # Per request only the sinks that take HTTP observations are called, by their shortest path.
+        on_http, on_duration = [], []
+        for sink in self.sinks:
+            observe = sink.duration_observer()
+            if observe is not None:
+                on_duration.append(observe)
+            elif type(sink).on_http is not Sink.on_http:
+                on_http.append(sink.on_http)
+        self._on_http, self._on_duration = tuple(on_http), tuple(on_duration)
 
     @property
     def pricing(self) -> PricingTable:
@@ -154,14 +174,14 @@ class Recorder:
         children = self._http_children.get(key)
         if children is None:
             children = self._http_children_for(key)
-        duration_h, observe_duration, observe_request, observe_response = children
         exemplar = self.exemplar() if self.exemplar is not None else None
         if exemplar:
+            duration_h, observe_request, observe_response = children[1:]
             duration_h.observe(duration, exemplar)
+            observe_request(request_bytes)
+            observe_response(response_bytes)
         else:
-            observe_duration(duration)
-        observe_request(request_bytes)
-        observe_response(response_bytes)
+            children[0](duration, request_bytes, response_bytes)
         if ttfb is not None:
             ttfb_h = self._ttfb_children.get(key)
             if ttfb_h is None:
@@ -170,10 +190,12 @@ class Recorder:
                 ttfb_h = observer(unlocked(m.http_ttfb.labels(*self._http_values(key), *m.static)))
                 self._ttfb_children[key] = ttfb_h
             ttfb_h(ttfb)
-        if self.sinks:
+        if self._on_duration or self._on_http:
             ts = time.time()
-            for sink in self.sinks:
-                sink.on_http(method, route, status, duration, ts)
+            for observe in self._on_duration:
+                observe(duration, ts)
+            for on_http in self._on_http:
+                on_http(method, route, status, duration, ts)
 
     def _http_values(self, key: tuple[str, str, int]) -> tuple[str, str, str]:
         method, route, status = key
@@ -183,12 +205,10 @@ class Recorder:
         m = self.metrics
         values = self._http_values(key)
         duration = unlocked(m.http_duration.labels(*values, *m.static))
-        children = (
-            duration,
-            observer(duration),
-            observer(unlocked(m.http_request_size.labels(*values, *m.static))),
-            observer(unlocked(m.http_response_size.labels(*values, *m.static))),
-        )
+        request = unlocked(m.http_request_size.labels(*values, *m.static))
+        response = unlocked(m.http_response_size.labels(*values, *m.static))
+        # All three in one call; the duration child itself and the sizes' observers for an exemplar.
+        children = (http_observer(duration, request, response), duration, observer(request), observer(response))
         # The key space is bounded: methods are normalised, routes capped by route(), statuses are 3 digits.
         self._http_children[key] = children
         return children
