@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from .recorder import LLMCall, Recorder
@@ -27,7 +28,12 @@ _USAGE = b'"usage'  # "usage" (OpenAI, Anthropic) and "usageMetadata" (Gemini)
 _ERROR = b'"error'
 _DATA = b"data:"  # an SSE event line
 _END_OF_TYPE = (b"", b";", b" ", b"\t")
-_LLM_HINTS = (_USAGE, b'"model"', b'"candidates"', b'"choices"')
+# What an over-size body must show to count as unreadable LLM output: a provider's response shape, not
+# just a common key such as "model" (a list of cars has one).
+_LLM_SHAPE = re.compile(
+    rb'"object"\s*:\s*"(?:chat\.completion|text_completion|response|embedding)"'
+    rb'|"type"\s*:\s*"message"|"candidates"\s*:|"usage(?:Metadata)?"\s*:'
+)
 
 
 def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | None:
@@ -149,7 +155,7 @@ class JsonCapture(ResponseCapture):
             size = self._size + len(chunk)
             if size > self._cap:
                 body = b"".join(self._parts) + chunk[: max(self._cap - self._size, 0)]
-                self._suspect = any(hint in body for hint in _LLM_HINTS)
+                self._suspect = _LLM_SHAPE.search(body) is not None
                 self._over = True
                 self._parts = []
                 return

@@ -9,7 +9,6 @@ startup), so importing this module creates nothing on the global registry.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any
@@ -17,9 +16,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .config import Config, ConfigError
+from .config import AuthConfig, Config, ConfigError
 from .events import FieldError, parse_events
-from .exposition import metrics_app
+from .exposition import authorizer, metrics_app
 from .recorder import Recorder, recorder_for
 from .types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,7 +54,7 @@ class Collector:
         c = config.collector
         self.max_body = c.max_body_bytes
         self.max_events = c.max_events
-        self.expected_auth = b"Bearer " + c.token.encode() if c.token else None
+        self.authorized = authorizer(AuthConfig(bearer_token=c.token)) if c.token else None
         self.metrics_path = config.metrics_path
         self.metrics = metrics_app(recorder=recorder)
         m = recorder.metrics
@@ -100,9 +99,8 @@ class Collector:
 
     async def _accept(self, scope: Scope, receive: Receive) -> int:
         headers = dict(scope["headers"])  # the last of repeated headers wins; none of these may repeat
-        if self.expected_auth is not None:
-            # Constant-time, so the token can't be guessed a byte at a time from response times.
-            if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected_auth):
+        if self.authorized is not None:
+            if not self.authorized(headers.get(b"authorization", b"")):
                 raise _Reject(
                     401,
                     [{"field": "Authorization", "message": "expected the header 'Authorization: Bearer <token>'"}],
@@ -167,14 +165,8 @@ class Collector:
     # -- GET /health ------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        sinks: dict[str, Any] = {}
-        for sink in self.recorder.sinks:
-            report = getattr(sink, "health", None)
-            if callable(report):
-                try:
-                    sinks[type(sink).__name__] = report()
-                except Exception as exc:  # a health probe must answer even when a sink is broken
-                    sinks[type(sink).__name__] = {"status": "error", "error": repr(exc)}
+        # Still "ok" to accept events when a sink struggles (MLflow down spools to disk), but say so.
+        report = self.recorder.health()
         m = self.recorder.metrics
         static = dict(zip(m.static_names, m.static, strict=True))
         events = {
@@ -184,9 +176,7 @@ class Collector:
             )
             for result in ("accepted", "rejected")
         }
-        # Still "ok" to accept events when a sink struggles (MLflow down spools to disk), but say so.
-        degraded = any(_state(report) != "ok" for report in sinks.values())
-        return {"status": "degraded" if degraded else "ok", "events": events, "sinks": sinks}
+        return {"status": report["status"], "events": events, "sinks": report["sinks"]}
 
     # -- lifespan ---------------------------------------------------------------------------------------
 
@@ -201,13 +191,6 @@ class Collector:
                     await anyio.to_thread.run_sync(self.recorder.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _state(report: Any) -> str:
-    """A sink health report's verdict: its ``status`` or ``state`` (the MLflow bridge's), else ok."""
-    if not isinstance(report, dict):
-        return "ok"
-    return str(report.get("status", report.get("state", "ok")))
 
 
 def _no_constant(name: str) -> Any:

@@ -58,14 +58,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Buckets:
-    http_duration: tuple[float, ...] = HTTP_DURATION_BUCKETS
-    http_ttfb: tuple[float, ...] = HTTP_DURATION_BUCKETS
-    http_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS
-    llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS
-    llm_tokens: tuple[float, ...] = TOKEN_BUCKETS
-    llm_ttft: tuple[float, ...] = TTFT_BUCKETS
-    score: tuple[float, ...] = SCORE_BUCKETS
-    rating: tuple[float, ...] = RATING_BUCKETS
+    """One boundary list per histogram (the metric each key sets is in the comment)."""
+
+    http_duration: tuple[float, ...] = HTTP_DURATION_BUCKETS  # http_server_request_duration_seconds
+    http_ttfb: tuple[float, ...] = HTTP_DURATION_BUCKETS  # http_server_time_to_first_byte_seconds
+    http_request_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS  # http_server_request_body_size_bytes
+    http_response_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS  # http_server_response_body_size_bytes
+    llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_client_operation_duration_seconds
+    llm_tokens: tuple[float, ...] = TOKEN_BUCKETS  # gen_ai_client_token_usage
+    llm_ttft: tuple[float, ...] = TTFT_BUCKETS  # gen_ai_client_time_to_first_token_seconds
+    confidence: tuple[float, ...] = SCORE_BUCKETS  # llm_confidence
+    evaluation_score: tuple[float, ...] = SCORE_BUCKETS  # llm_evaluation_score
+    feedback_rating: tuple[float, ...] = RATING_BUCKETS  # llm_feedback_rating
 
 
 @dataclass(frozen=True)
@@ -288,6 +292,7 @@ def _read_yaml(path: str | os.PathLike[str]) -> Mapping[str, Any]:
 _SECRET_KEY = re.compile(r"(^|_)(token|password|secret|api_key)$")
 # Credentials inside a URI (``https://user:pass@mlflow.example``).
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def mask_uri(uri: str) -> str:
@@ -441,13 +446,15 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
     if cfg.label_cap < 1:
         bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
-    from .metrics import LABEL_NAMES  # here: metrics imports this module
+    from .metrics import LABEL_NAMES, is_utf8  # here: metrics imports this module
 
-    for name in cfg.labels:
-        if not name.isidentifier() or name.startswith("__"):
-            bad(f"labels.{name}", "not a valid Prometheus label name")
+    for name, value in cfg.labels.items():
+        if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+            bad(f"labels.{name}", "not a valid Prometheus label name (letters, digits and '_', not first a digit)")
         if name in LABEL_NAMES or name in ("le", "quantile"):
             bad(f"labels.{name}", "clashes with a label of the exporter's own metrics; choose another name")
+        if not is_utf8(value):
+            bad(f"labels.{name}", "expected valid Unicode text (it holds a lone surrogate escape)")
     for bucket_field in dataclasses.fields(cfg.buckets):
         values = getattr(cfg.buckets, bucket_field.name)
         if not values or list(values) != sorted(set(values)):

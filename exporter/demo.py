@@ -90,7 +90,7 @@ def build(config: Config, *, seed: int | None = None, time_scale: float = 1.0) -
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     recorder = recorder_for(registry, config)
-    service = ChatService(seed=seed, time_scale=time_scale)
+    service = ChatService(seed=seed, time_scale=time_scale, health=recorder.health)
     return PrometheusMiddleware(service.app(), recorder=recorder), recorder, service
 
 

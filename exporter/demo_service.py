@@ -13,7 +13,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +82,16 @@ def _error(status: int, message: str, kind: str, code: str) -> JSONResponse:
 class ChatService:
     """The simulated service's handlers. ``time_scale`` < 1 makes every simulated delay shorter."""
 
-    def __init__(self, *, seed: int | None = None, time_scale: float = 1.0, error_rate: float = ERROR_RATE) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        time_scale: float = 1.0,
+        error_rate: float = ERROR_RATE,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
+        self._health = health  # the recorder's: reports the MLflow bridge (degraded while it spools)
         self.time_scale = time_scale
         self.error_rate = error_rate
         # Set at shutdown: simulated delays end at once, so no handler is still asleep when the server stops.
@@ -104,7 +112,7 @@ class ChatService:
         return PlainTextResponse("llm-exporter demo chat service: POST /v1/chat/completions; metrics at /metrics\n")
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse(self._health() if self._health is not None else {"status": "ok"})
 
     async def models(self, request: Request) -> Response:
         data = [{"id": m.name, "object": "model", "owned_by": "llm-exporter-demo"} for m in MODELS]

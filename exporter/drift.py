@@ -43,6 +43,7 @@ from .drift_stats import (
     regroup,
 )
 from .exposition import multiprocess_dir
+from .metrics import is_utf8
 from .recorder import Cost, LLMCall, Sink
 
 if TYPE_CHECKING:
@@ -285,6 +286,10 @@ class DriftSink(Sink):
         self._thread: threading.Thread | None = None
         self._mlflow_pending = cfg.baseline_mlflow_run is not None
         self._tracking_uri = recorder.config.mlflow.tracking_uri
+        if self._mlflow_pending:  # the store the bridge writes to, resolved the same way
+            from .mlflow_bridge import resolve_tracking_uri
+
+            self._tracking_uri = resolve_tracking_uri(self._tracking_uri)
         self._mlflow_error: str | None = None
         # prometheus_client picks shared-file values when it is imported with this set; remove() is then a no-op.
         self._multiprocess = multiprocess_dir() is not None
@@ -392,7 +397,11 @@ class DriftSink(Sink):
             f = self._features.get(name)
             if f is not None:
                 return f
-            if self._user_features >= self.config.max_user_features or not 0 < len(name) <= MAX_NAME:
+            if (
+                self._user_features >= self.config.max_user_features
+                or not 0 < len(name) <= MAX_NAME
+                or not is_utf8(name)  # a name is a label value
+            ):
                 self.dropped_observations += 1
                 m = self.metrics
                 m.label_overflow.labels("feature", *m.static).inc()

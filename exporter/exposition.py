@@ -148,7 +148,7 @@ def render(
     return body, headers
 
 
-def _authorizer(auth: AuthConfig | None) -> Callable[[bytes], bool] | None:
+def authorizer(auth: AuthConfig | None) -> Callable[[bytes], bool] | None:
     """A check of the ``Authorization`` header, or None when the endpoint is open.
 
     The scheme is case-insensitive (RFC 9110) and the secret is compared in constant time.
@@ -189,7 +189,7 @@ class MetricsApp:
 
     def __init__(self, registry: CollectorRegistry, auth: AuthConfig | None) -> None:
         self.registry = registry
-        self._authorized = _authorizer(auth)
+        self._authorized = authorizer(auth)
         bearer = auth is not None and bool(auth.bearer_token)
         self._challenge = b'Bearer realm="metrics"' if bearer else b'Basic realm="metrics"'
 

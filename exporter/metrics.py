@@ -43,6 +43,18 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
 
 
+def is_utf8(value: str) -> bool:
+    """Whether ``value`` can be written out as UTF-8. A lone surrogate (``"\\ud800"``, which JSON and Python
+    accept) cannot: as a label value it would make every later scrape fail."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class LabelGuard:
     """Caps the distinct values each label may take; later values become ``__overflow__``.
 
@@ -63,6 +75,10 @@ class LabelGuard:
             return value
         if value == OVERFLOW:  # already folded upstream: count it once only
             return value
+        if not is_utf8(value):  # inputs reject these; this is the last line for values read from responses
+            value = value.encode("utf-8", "replace").decode("utf-8")
+            if value in seen:
+                return value
         if len(seen) < self.cap:
             seen.add(value)
             return value
@@ -116,10 +132,10 @@ class Metrics:
             "http_server_active_requests", "Number of HTTP requests in flight.", (METHOD, ROUTE), "livesum"
         )
         self.http_request_size = histogram(
-            "http_server_request_body_size_bytes", "Size of HTTP request bodies.", HTTP, b.http_body_size
+            "http_server_request_body_size_bytes", "Size of HTTP request bodies.", HTTP, b.http_request_body_size
         )
         self.http_response_size = histogram(
-            "http_server_response_body_size_bytes", "Size of HTTP response bodies.", HTTP, b.http_body_size
+            "http_server_response_body_size_bytes", "Size of HTTP response bodies.", HTTP, b.http_response_body_size
         )
         self.http_ttfb = histogram(
             "http_server_time_to_first_byte_seconds",
@@ -164,13 +180,16 @@ class Metrics:
 
         # Quality and business signals.
         self.confidence = histogram(
-            "llm_confidence", "Confidence of model predictions (0..1).", (MODEL, "label"), b.score
+            "llm_confidence", "Confidence of model predictions (0..1).", (MODEL, "label"), b.confidence
         )
         self.predictions = counter("llm_predictions", "Predictions by label (intent, class).", (MODEL, "label"))
         self.evaluation = histogram(
-            "llm_evaluation_score", "Evaluation scores (0..1) by evaluation name.", ("evaluation", MODEL), b.score
+            "llm_evaluation_score",
+            "Evaluation scores (0..1) by evaluation name.",
+            ("evaluation", MODEL),
+            b.evaluation_score,
         )
-        self.feedback = histogram("llm_feedback_rating", "User feedback ratings (1..5).", (MODEL,), b.rating)
+        self.feedback = histogram("llm_feedback_rating", "User feedback ratings (1..5).", (MODEL,), b.feedback_rating)
         self.events = counter("llm_events", "Business events.", ("event", *tenant_names))
 
         # Drift.

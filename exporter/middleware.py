@@ -30,9 +30,10 @@ CLIENT_CLOSED = 499  # nginx's code for a client that went away before the respo
 class PrometheusMiddleware:
     """Wraps any ASGI app. With no arguments it records on the default registry and serves ``/metrics``.
 
-    Keyword options are the keys of :class:`Config` (``metrics_path=``, ``exclude_paths=``, ``labels=``,
-    ``label_cap=``...), validated as config; ``route_resolver`` maps a scope to a route template for
-    frameworks other than Starlette/FastAPI.
+    Without ``config`` (or ``recorder``) it reads :meth:`Config.load`: the config file and ``LLM_EXPORTER_*``
+    variables. Keyword options are the keys of :class:`Config` (``metrics_path=``, ``exclude_paths=``,
+    ``labels=``, ``label_cap=``...), validated as config and applied on top; ``route_resolver`` maps a
+    scope to a route template for frameworks other than Starlette/FastAPI.
     """
 
     def __init__(
@@ -48,6 +49,8 @@ class PrometheusMiddleware:
         self.app = app
         if recorder is not None:
             config = config or recorder.config
+        elif config is None:
+            config = Config.load()  # the config file and LLM_EXPORTER_* variables, as the CLI reads them
         if options:
             base = to_dict(config) if config is not None else {}
             config = Config.from_mapping({**base, **options}, source="PrometheusMiddleware(...)")

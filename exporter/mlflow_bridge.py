@@ -91,7 +91,8 @@ class MlflowSink(Sink):
         self.host = socket.gethostname()
         self._version = version()
         self.instance = metric_part(cfg.instance or f"{self.host}-{os.getpid()}")
-        self.service = recorder.config.labels.get("service", "")
+        # The service tag and run names fall back to the project's name when no service label is set.
+        self.service = recorder.config.labels.get("service") or "llm-exporter"
         if importlib.util.find_spec("mlflow") is None:
             raise ConfigError(
                 "<config>", "mlflow.enabled", "the mlflow package is not installed: pip install 'llm-exporter[mlflow]'"
@@ -345,7 +346,7 @@ class MlflowSink(Sink):
         step = index - int(period_start // self.width)
         if step < 0:  # a late result from before this instance's run started
             return None
-        service = metric_part(self.service) if self.service else "llm-exporter"
+        service = metric_part(self.service)
         run = {
             "key": f"{service}/{self.instance}/{label}",
             "name": f"{service}-{self.instance}-{label}",
@@ -366,10 +367,13 @@ class MlflowSink(Sink):
         return {"id": rid, "kind": "request", "run": run, "step": 0, "ts": int(ts * 1000), "metrics": metrics}
 
     def _tags(self, kind: str) -> dict[str, str]:
-        tags = {"host": self.host, "version": self._version, "llm_exporter.instance": self.instance, KIND_TAG: kind}
-        if self.service:
-            tags["service"] = self.service
-        return tags
+        return {
+            "host": self.host,
+            "version": self._version,
+            "service": self.service,
+            "llm_exporter.instance": self.instance,
+            KIND_TAG: kind,
+        }
 
     def _params(self) -> dict[str, str]:
         """The effective config (secrets masked) and the pricing table's date, as run params."""

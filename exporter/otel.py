@@ -291,10 +291,10 @@ class OtelMetricsSink(Sink):
         self.tokens = meter.create_counter("llm.tokens", unit="{token}", description="Tokens used, by token type.")
         self.cost = meter.create_counter("llm.cost.usd", unit="{USD}", description="Cost of LLM usage in US dollars.")
         self.requests = meter.create_counter("llm.requests", unit="{request}", description="LLM calls by outcome.")
-        self.confidence = histogram("llm.confidence", "", "Confidence of model predictions (0..1).", b.score)
+        self.confidence = histogram("llm.confidence", "", "Confidence of model predictions (0..1).", b.confidence)
         self.predictions = meter.create_counter("llm.predictions", unit="{prediction}", description="By label.")
-        self.evaluation = histogram("llm.evaluation.score", "", "Evaluation scores (0..1).", b.score)
-        self.feedback = histogram("llm.feedback.rating", "", "User feedback ratings (1..5).", b.rating)
+        self.evaluation = histogram("llm.evaluation.score", "", "Evaluation scores (0..1).", b.evaluation_score)
+        self.feedback = histogram("llm.feedback.rating", "", "User feedback ratings (1..5).", b.feedback_rating)
         self.events = meter.create_counter("llm.events", unit="{event}", description="Business events.")
 
     def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:

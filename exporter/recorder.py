@@ -143,6 +143,20 @@ class Recorder:
         for sink in self.sinks:
             sink.close()
 
+    def health(self) -> dict[str, Any]:
+        """The sinks' health reports (those that have a ``health()``), and ``status``: ``degraded`` when
+        one of them is not ok (the MLflow bridge while it spools), else ``ok``. For a ``/health`` endpoint."""
+        sinks: dict[str, Any] = {}
+        for sink in self.sinks:
+            report = getattr(sink, "health", None)
+            if callable(report):
+                try:
+                    sinks[type(sink).__name__] = report()
+                except Exception as exc:  # a health probe must answer even when a sink is broken
+                    sinks[type(sink).__name__] = {"status": "error", "error": repr(exc)}
+        degraded = any(_state(r) != "ok" for r in sinks.values())
+        return {"status": "degraded" if degraded else "ok", "sinks": sinks}
+
     # -- HTTP (the hot path) --------------------------------------------------------------------------
 
     def route(self, route: str) -> str:
@@ -352,13 +366,21 @@ class Recorder:
 
 # -- which recorder handlers talk to --------------------------------------------------------------------
 
+
+def _state(report: Any) -> str:
+    """A sink health report's verdict: its ``status`` or ``state`` (the MLflow bridge's), else ok."""
+    if not isinstance(report, dict):
+        return "ok"
+    return str(report.get("status", report.get("state", "ok")))
+
+
 _current: ContextVar[Recorder | None] = ContextVar("llm_exporter_recorder", default=None)
 _by_registry: dict[int, tuple[CollectorRegistry, Recorder]] = {}
 _lock = threading.Lock()
 
 
 def recorder_for(registry: CollectorRegistry | None = None, config: Config | None = None) -> Recorder:
-    """The one Recorder of a registry, created on first use.
+    """The one Recorder of a registry, created on first use (with :meth:`Config.load` when no config is given).
 
     A registry can hold each metric family once, so two recorders can't share it; asking again with
     another config is an error rather than a silent second set of buckets.
@@ -376,7 +398,7 @@ def recorder_for(registry: CollectorRegistry | None = None, config: Config | Non
             return rec
         from .sinks import attach_default_sinks
 
-        rec = Recorder(config, registry)
+        rec = Recorder(config if config is not None else Config.load(), registry)
         attach_default_sinks(rec)
         _by_registry[id(registry)] = (registry, rec)
         return rec

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .metrics import UNMATCHED
+from .metrics import OVERFLOW, UNMATCHED
 from .types import Scope
 
 Resolver = Callable[[Scope], "str | None"]
@@ -117,6 +117,8 @@ def _starlette_entries(routes: Iterable[Any], prefix: str, depth: int = 0) -> li
             template = prefix + path
             entries.append((template, template_regex(template), frozenset(methods) if methods else None))
         elif sub is not None:  # a Mount
+            if not sub:  # a mounted app behind middleware: Mount.routes can't see through it
+                sub = find_routes(getattr(route, "app", None)) or []
             mount = prefix + path.rstrip("/")
             inner = _starlette_entries(sub, mount, depth + 1)
             if inner:
@@ -172,6 +174,8 @@ class RouteResolver:
             return hit
         table = self.patterns or self._starlette_table(scope)
         template = self.cap((table.match(method, path) if table is not None else None) or UNMATCHED)
+        if template == OVERFLOW:
+            return template  # not cached: the cap counts every request it folds, as for every other label
         cache = self._cache
         if len(cache) >= _CACHE_SIZE:
             cache.clear()  # bounded; paths with ids would otherwise grow it without end

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.capture import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
@@ -267,14 +267,29 @@ def test_json_over_the_size_cap() -> None:
     rec = recorder()
     cfg = CaptureConfig(max_json_bytes=120)
     llm = json.dumps(OPENAI_CHAT).encode()
-    run(rec, JSON, [llm[:40], llm[40:]], config=cfg)  # the first 120 bytes name a model: counted
+    run(rec, JSON, [llm[:40], llm[40:]], config=cfg)  # the first 120 bytes show a chat completion: counted
     assert capture_errors(rec, "json") == 1
     other = json.dumps({"rows": list(range(100))}).encode()
     run(rec, JSON, [other], config=cfg)  # some large non-LLM JSON: skipped, not counted
+    cars = json.dumps([{"make": "Honda", "model": "Civic", "choices": ["red", "blue"]}] * 10).encode()
+    run(rec, JSON, [cars], config=cfg)  # common keys, but no provider's response shape: not counted either
     assert capture_errors(rec, "json") == 1
+    anthropic = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "content": ["x" * 200]}).encode()
+    run(rec, JSON, [anthropic], config=cfg)  # Anthropic's shape, usage past the cap: counted
+    assert capture_errors(rec, "json") == 2
     assert list(rec.metrics.llm_requests.collect()[0].samples) == []
     run(rec, JSON, [llm], config=CaptureConfig(max_json_bytes=len(llm)))  # exactly at the cap: read
     assert tokens(rec, "openai", "gpt-4o-2024-08-06", "input") == 1000
+
+
+def test_a_lone_surrogate_from_a_response_is_replaced_and_metrics_render() -> None:
+    # A response may say anything; a value that can't be written as UTF-8 must not break every scrape.
+    rec = recorder()
+    body = json.dumps({**OPENAI_CHAT, "model": "gpt-\ud800x"}).encode()
+    assert b"\\ud800" in body
+    run(rec, JSON, [body])
+    assert tokens(rec, "openai", "gpt-?x", "input") == 1000
+    assert "gpt-?x" in generate_latest(rec.registry).decode()
 
 
 def test_error_status_is_the_error_type() -> None:

@@ -348,7 +348,7 @@ def test_413_too_many_events() -> None:
     assert call(app, "POST", "/track", json=[LLM] * 5).json() == {"accepted": 5}
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "bearer s3cret", "Basic czNjcmV0", "Bearer s3cret "])
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Bearer s3cret2", "Basic czNjcmV0", "Bearers3cret"])
 def test_401_without_the_bearer_token(authorization: str | None) -> None:
     app, registry, _ = make(collector={"token": "s3cret"})
     headers = {"authorization": authorization} if authorization else {}
@@ -361,6 +361,15 @@ def test_401_without_the_bearer_token(authorization: str | None) -> None:
     assert track_events(registry) == (0.0, 0.0)
     ok = call(app, "POST", "/track", json=LLM, headers={"authorization": "Bearer s3cret"})
     assert (ok.status_code, ok.json()) == (202, {"accepted": 1})
+
+
+@pytest.mark.parametrize("authorization", ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret "])
+def test_the_bearer_scheme_is_case_insensitive(authorization: str) -> None:
+    # RFC 9110: the scheme is case-insensitive; the token itself is compared exactly (in constant time).
+    app, registry, _ = make(collector={"token": "s3cret"})
+    response = call(app, "POST", "/track", json=LLM, headers={"authorization": authorization})
+    assert (response.status_code, response.json()) == (202, {"accepted": 1})
+    assert track_events(registry) == (1.0, 0.0)
 
 
 def test_405_and_404() -> None:
@@ -578,6 +587,26 @@ def test_metrics_endpoint_serves_the_recorders_registry() -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert 'llm_events_total{event="appointment_requested"} 1.0' in response.text.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"type": "llm", "model": "gpt-\\ud800"}', "model"),
+        (b'{"type": "event", "name": "signup", "tenant": "\\udfff"}', "tenant"),
+        (b'{"type": "feature", "name": "f\\ud83d", "value": 1}', "name"),
+    ],
+)
+def test_422_for_a_lone_surrogate_and_metrics_still_render(body: bytes, field: str) -> None:
+    # JSON allows "\ud800"; as a label value it could never be written out, and every scrape would fail.
+    app, registry, features = make()
+    response = call(app, "POST", "/track", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    message = "expected valid Unicode text (it holds a lone surrogate escape)"
+    assert response.json() == {"errors": [{"index": 0, "field": field, "message": message}]}
+    assert track_events(registry) == (0.0, 1.0)
+    assert (features.features, features.events) == ([], [])
+    assert call(app, "GET", "/metrics").status_code == 200
 
 
 def test_metrics_endpoint_honours_metrics_auth() -> None:

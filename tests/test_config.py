@@ -46,6 +46,8 @@ def test_yaml_file(tmp_path: Path) -> None:
         ("pricing:\n  overrides:\n    m: {input: 1}\n", "pricing.overrides.m.output: required key is missing"),
         ("pricing:\n  overrides:\n    m: {input: -1, output: 1}\n", "pricing.overrides.m.input: expected a finite"),
         ("labels: {9lives: x}\n", "labels.9lives: not a valid Prometheus label name"),
+        ("labels: {région: eu}\n", "labels.région: not a valid Prometheus label name"),  # isidentifier() says yes
+        ('labels: {env: "pr\\ud800d"}\n', "labels.env: expected valid Unicode text"),
         ("auth:\n  basic_username: u\n", "auth.basic_password: basic auth needs both"),
         ("exclude_paths: [1, {a: b}]\n", "exclude_paths[1]: expected a string, got dict"),
         ("- a\n- b\n", "(top level): expected a mapping, got list"),

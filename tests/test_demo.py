@@ -24,11 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter import demo_service, demo_traffic
 from exporter.cli import main
 from exporter.config import Config, DriftConfig, MlflowConfig, user_sections
-from exporter.demo import demo_config, load_demo_config, run_demo
+from exporter.demo import build, demo_config, load_demo_config, run_demo
 from exporter.demo_service import ChatService, classify, count_tokens
 from exporter.demo_traffic import Traffic
 from exporter.middleware import PrometheusMiddleware
-from exporter.recorder import Recorder
+from exporter.recorder import Recorder, Sink
 
 from .servers import HOST, free_port, wait_http
 
@@ -175,6 +175,31 @@ def test_feedback() -> None:
     assert post(app, "/v1/feedback", {"model": "gpt-4o", "rating": 2}).status_code == 202
     assert registry.get_sample_value("llm_feedback_rating_sum", {"gen_ai_request_model": "gpt-4o"}) == 6.0
     assert registry.get_sample_value("llm_feedback_rating_count", {"gen_ai_request_model": "gpt-4o"}) == 2.0
+
+
+def test_health_reports_the_sinks_and_says_degraded_when_one_is() -> None:
+    class Spooling(Sink):
+        def __init__(self) -> None:
+            self.state = "ok"
+
+        def health(self) -> dict[str, Any]:
+            return {"state": self.state, "spool_bytes": 0 if self.state == "ok" else 512}
+
+    app, _, _ = build(Config.from_mapping({"drift": {"enabled": False}}), seed=1, time_scale=0.0)
+    recorder = app.recorder
+    sink = Spooling()
+    recorder.add_sink(sink)
+
+    async def get() -> Any:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://demo") as client:
+            return (await client.get("/health")).json()
+
+    assert asyncio.run(get()) == {"status": "ok", "sinks": {"Spooling": {"state": "ok", "spool_bytes": 0}}}
+    sink.state = "degraded"  # as the MLflow bridge says while MLflow is down and windows go to the spool
+    assert asyncio.run(get()) == {
+        "status": "degraded",
+        "sinks": {"Spooling": {"state": "degraded", "spool_bytes": 512}},
+    }
 
 
 def test_traffic_prompts_grow_after_the_shift() -> None:

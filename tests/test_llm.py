@@ -374,6 +374,9 @@ def test_request_id_memory_is_bounded() -> None:
         (lambda: llm.record("m", ttft=float("inf")), "ttft"),
         (lambda: llm.record("m", cost_usd=-1.0), "cost_usd"),
         (lambda: llm.record("m", provider=""), "provider"),
+        (lambda: llm.record("gpt-\ud800", input_tokens=1), "model"),  # a lone surrogate: never a label value
+        (lambda: llm.event("signup", tenant="\udfff"), "tenant"),
+        (lambda: llm.confidence(0.5, label="\ud83d"), "label"),
         (lambda: llm.call(""), "model"),
         (lambda: llm.call(None), "model"),  # type: ignore[arg-type]
         (lambda: llm.track(model=""), "model"),

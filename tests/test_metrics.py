@@ -73,3 +73,26 @@ def test_label_names_lists_every_dynamic_label() -> None:
     metrics = Metrics(registry, tenant=True)
     used = {name for family in vars(metrics).values() if hasattr(family, "_labelnames") for name in family._labelnames}
     assert used == LABEL_NAMES
+
+
+def test_every_histogram_has_its_own_bucket_key() -> None:
+    from exporter.config import Config
+
+    keys = ("http_request_body_size", "http_response_body_size", "confidence", "evaluation_score", "feedback_rating")
+    config = Config.from_mapping({"buckets": {key: [i + 1.0, 100.0] for i, key in enumerate(keys)}})
+    metrics = Metrics(CollectorRegistry(), buckets=config.buckets)
+    families = (
+        metrics.http_request_size,
+        metrics.http_response_size,
+        metrics.confidence,
+        metrics.evaluation,
+        metrics.feedback,
+    )
+    assert [tuple(f._upper_bounds) for f in families] == [(i + 1.0, 100.0, float("inf")) for i in range(5)]
+
+
+def test_label_guard_replaces_what_cannot_be_written_as_utf8() -> None:
+    registry = CollectorRegistry()
+    guard = Metrics(registry, label_cap=2).guard
+    assert [guard("model", v) for v in ("gpt-\ud800", "gpt-?", "ok")] == ["gpt-?", "gpt-?", "ok"]
+    assert guard("model", "\udfff") == OVERFLOW  # a third value past the cap of 2

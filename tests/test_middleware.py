@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -112,6 +113,38 @@ def test_add_middleware_on_fastapi_with_routers_and_mounted_subapp() -> None:
     assert count(registry, "/v1/chat/{session_id}", method="POST") == 2
     assert count(registry, "/admin/reports/{report_id}") == 1
     assert count(registry, UNMATCHED, "404") == 1
+
+
+def test_a_mounted_app_behind_its_own_middleware_keeps_its_templates() -> None:
+    sub = Starlette(routes=[Route("/items/{item_id}", ok)])
+    static = PlainTextResponse("a file")  # a mounted ASGI app with no routes at all
+    outer = Starlette(routes=[Mount("/v2", app=GZipMiddleware(sub)), Mount("/static", app=static)])
+    app, registry = wrap(outer)
+    with TestClient(app) as client:
+        assert client.get("/v2/items/1").text == "hello"
+        assert client.get("/v2/nothing").status_code == 404
+        assert client.get("/static/logo.png").text == "a file"
+    assert count(registry, "/v2/items/{item_id}") == 1
+    assert count(registry, UNMATCHED, "404") == 1
+    assert count(registry, "/static/{path:path}") == 1
+
+
+def test_without_config_the_middleware_reads_the_file_and_environment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "llm-exporter.yaml").write_text("label_cap: 7\nlabels: {service: chat}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLM_EXPORTER_METRICS_PATH", "/internal/metrics")
+    registry = CollectorRegistry()
+    app = PrometheusMiddleware(starlette_app(), registry=registry, exclude_paths=["/health"])
+    cfg = app.config
+    assert (cfg.label_cap, cfg.labels, cfg.metrics_path) == (7, {"service": "chat"}, "/internal/metrics")
+    assert app.config.exclude_paths == ("/health",)  # keyword options on top
+    with TestClient(app) as client:
+        client.get("/items/1")
+        text = client.get("/internal/metrics").text
+    labels = 'http_request_method="GET",http_response_status_code="200",http_route="/items/{item_id}",service="chat"'
+    assert f"http_server_request_duration_seconds_count{{{labels}}} 1.0" in text.splitlines()
 
 
 def test_root_path_is_not_part_of_the_route() -> None:
@@ -313,6 +346,20 @@ def test_label_cap_overflow() -> None:
         assert count(registry, f"/r{i}") == 1
     assert count(registry, OVERFLOW) == 2
     assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "http_route"}) == 2
+
+
+def test_label_cap_counts_every_folded_request_of_a_starlette_app() -> None:
+    routes = [Route(f"/r{i}/{{id}}", ok) for i in range(4)]
+    app, registry = wrap(Starlette(routes=routes), label_cap=3)
+    with TestClient(app) as client:
+        for i in range(3):
+            client.get(f"/r{i}/1")
+        for i in range(5):
+            client.get(f"/r3/{i % 2}")  # the same two paths again and again: each request folded and counted
+    for i in range(3):
+        assert count(registry, f"/r{i}/{{id}}") == 1
+    assert count(registry, OVERFLOW) == 5
+    assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "http_route"}) == 5
 
 
 def test_exclusions_and_metrics_endpoint() -> None:

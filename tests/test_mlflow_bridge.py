@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.config import Config, ConfigError
+from exporter.config import Config, ConfigError, to_dict
 from exporter.mlflow_bridge import MlflowSink, resolve_tracking_uri
 from exporter.recorder import LLMCall, Recorder, Sink
 from exporter.spool import Spool
@@ -313,6 +313,15 @@ def test_late_results_from_before_late_windows_are_dropped_and_counted(
     assert history(client, run, "eval_relevancy_mean") == [(STEP0 + 3, 0.0)]
     warned = [r for r in caplog.records if "older than mlflow.late_windows" in r.getMessage()]
     assert len(warned) == 1
+
+
+def test_without_a_service_label_the_service_tag_is_the_projects_name(tmp_path: Path) -> None:
+    config = Config.from_mapping({**to_dict(make_config(tmp_path)), "labels": {}})
+    sink = MlflowSink(Recorder(config, CollectorRegistry()))
+    try:
+        assert sink._tags("window")["service"] == "llm-exporter"
+    finally:
+        sink.close()
 
 
 def test_an_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:

@@ -24,8 +24,6 @@ TEMPLATES = ROOT / "monitoring-templates"
 RUNBOOK = TEMPLATES / "RUNBOOK.md"
 RUNBOOK_URL = "https://github.com/llm-exporter/llm-exporter/blob/main/monitoring-templates/RUNBOOK.md"
 SEVERITIES = {"critical", "warning", "info"}
-# Alerts whose value is a constant (up == 0, a rate of 0): their description names the labels only.
-VALUELESS = {"HTTPNoTraffic", "ScrapeTargetDown"}
 UNCOMMENT_MARKER = "(uncomment to use):"
 
 
@@ -117,7 +115,7 @@ def test_alert_conventions(rule: dict[str, Any]) -> None:
     assert set(notes) == {"summary", "description", "runbook_url"}
     assert "{{" not in notes["summary"] and notes["summary"].endswith(".")
     assert "$labels." in notes["description"]
-    assert ("$value" in notes["description"]) is (name not in VALUELESS)
+    assert "$value" in notes["description"]
     assert notes["runbook_url"] == f"{RUNBOOK_URL}#{name.lower()}"
 
 
