@@ -146,7 +146,10 @@ class ChatService:
             )
         rng = self.rng
         if rng.random() < self.error_rate:
+            started = time.perf_counter()
             await self._sleep(rng.uniform(0.05, 0.6))
+            # An error body names no model, so capture can't say whose call failed: the service records it.
+            llm.record(model.name, "openai", error_type="server_error", duration=time.perf_counter() - started)
             if rng.random() < 0.7:
                 return _error(503, "The model is overloaded, please retry", "server_error", "overloaded")
             return _error(500, "The server had an error processing your request", "server_error", "internal_error")

@@ -144,6 +144,11 @@ def test_server_errors_and_complaints() -> None:
         registry.get_sample_value("llm_confidence_count", {"gen_ai_request_model": "gpt-4o", "label": "booking"})
         is None
     )
+    llm_call = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
+    assert registry.get_sample_value("llm_requests_total", {**llm_call, "outcome": "error"}) == 1.0
+    assert registry.get_sample_value("llm_requests_total", {**llm_call, "outcome": "ok"}) is None
+    errors = {**llm_call, "gen_ai_operation_name": "chat", "error_type": "server_error"}
+    assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_count", errors) == 1.0
 
     app, registry, _ = service()
     complaint = [{"role": "user", "content": "The haircut was terrible."}]
