@@ -18,8 +18,14 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from exporter.config import Config, ConfigError, to_dict
+from exporter.middleware import PrometheusMiddleware
 from exporter.mlflow_bridge import MlflowSink, resolve_tracking_uri
 from exporter.recorder import LLMCall, Recorder, Sink
 from exporter.spool import Spool
@@ -422,6 +428,45 @@ def test_hanging_mlflow_never_blocks_recording(tmp_path: Path) -> None:
     health = sink.health()
     assert health["state"] == "degraded"
     assert "timed out" in health["last_error"] or "timeout" in health["last_error"]
+
+
+def test_hanging_mlflow_app_requests_complete_and_every_window_is_spooled(tmp_path: Path) -> None:
+    async def chat(request: Request) -> Response:
+        return PlainTextResponse("hi")
+
+    hanging = Hanging()
+    try:
+        config = make_config(
+            tmp_path,
+            tracking_uri=f"http://{HOST}:{hanging.port}",
+            window_seconds=0.5,
+            request_timeout_seconds=2,
+            retry_min_seconds=30.0,
+            retry_max_seconds=60.0,
+        )
+        rec = Recorder(config, CollectorRegistry())
+        rec.add_sink(MlflowSink(rec))  # the real clock: windows close while requests go on
+        app = PrometheusMiddleware(Starlette(routes=[Route("/chat", chat)]), recorder=rec)
+        statuses = []
+        with TestClient(app) as client:  # its lifespan shutdown closes the recorder: the last window
+            for _ in range(30):
+                statuses.append(client.get("/chat").status_code)
+                time.sleep(0.05)
+            assert hanging.accepted.wait(60)  # the bridge is stuck in a call to MLflow by now
+            statuses.append(client.get("/chat").status_code)
+    finally:
+        hanging.close()
+    assert statuses == [200] * 31
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "/chat",
+        "http_response_status_code": "200",
+        "service": "chat",
+    }
+    assert rec.registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 31
+    spooled = [json.loads(line) for line in (tmp_path / "spool.jsonl").read_bytes().splitlines()]
+    assert sum(batch["metrics"]["requests"] for batch in spooled) == 31  # every window, none lost
+    assert results(rec) == {"ok": 0.0, "retried": 0.0, "spooled": float(len(spooled)), "dropped": 0.0}
 
 
 # -- a real mlflow server --------------------------------------------------------------------------------
