@@ -354,7 +354,16 @@ class DriftSink(Sink):
             if f is not None:
                 f.observe(call.output_tokens, ts)
 
-    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+    def on_http(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        ts: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+    ) -> None:
         f = self._duration
         if f is not None:
             f.observe(duration, ts)

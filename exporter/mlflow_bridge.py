@@ -140,7 +140,16 @@ class MlflowSink(Sink):
 
     # -- the request path: in-memory only ---------------------------------------------------------
 
-    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+    def on_http(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        ts: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+    ) -> None:
         self._agg.http(status, duration, ts)
 
     def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:

@@ -279,6 +279,15 @@ class OtelMetricsSink(Sink):
         self.http_duration = histogram(
             "http.server.request.duration", "s", "Duration of HTTP server requests.", b.http_duration
         )
+        self.http_request_size = histogram(
+            "http.server.request.body.size", "By", "Size of HTTP server request bodies.", b.http_request_body_size
+        )
+        self.http_response_size = histogram(
+            "http.server.response.body.size", "By", "Size of HTTP server response bodies.", b.http_response_body_size
+        )
+        self.http_active = meter.create_up_down_counter(
+            "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
+        )
         self.llm_duration = histogram(
             "gen_ai.client.operation.duration", "s", "GenAI operation duration.", b.llm_duration
         )
@@ -297,7 +306,16 @@ class OtelMetricsSink(Sink):
         self.feedback = histogram("llm.feedback.rating", "", "User feedback ratings (1..5).", b.feedback_rating)
         self.events = meter.create_counter("llm.events", unit="{event}", description="Business events.")
 
-    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+    def on_http(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        ts: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+    ) -> None:
         attrs: dict[str, Any] = {
             "http.request.method": method,
             "http.route": route,  # already capped: the middleware passes Recorder.route()'s value
@@ -307,6 +325,11 @@ class OtelMetricsSink(Sink):
         if status >= 500:
             attrs["error.type"] = str(status)  # the HTTP conventions' error.type for server errors
         self.http_duration.record(duration, attrs)
+        self.http_request_size.record(request_bytes, attrs)
+        self.http_response_size.record(response_bytes, attrs)
+
+    def on_active(self, method: str, route: str, delta: int) -> None:
+        self.http_active.add(delta, {"http.request.method": method, "http.route": route, **self.static})
 
     def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
         cap = self.cap

@@ -60,8 +60,20 @@ class Sink:
     ``ts`` is a wall-clock timestamp (``time.time()``) of when the observed thing happened.
     """
 
-    def on_http(self, method: str, route: str, status: int, duration: float, ts: float) -> None:
+    def on_http(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        ts: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+    ) -> None:
         pass
+
+    def on_active(self, method: str, route: str, delta: int) -> None:
+        """The in-flight requests of (method, route) changed by ``delta``: +1 at the start, -1 at the end."""
 
     def duration_observer(self) -> Callable[[float, float], None] | None:
         """For a sink that only wants each request's duration: a ``(duration, ts)`` callable the recorder
@@ -100,7 +112,8 @@ class Recorder:
         )
         self.guard = self.metrics.guard
         self.sinks: tuple[Sink, ...] = ()
-        self._on_http: tuple[Callable[[str, str, int, float, float], None], ...] = ()
+        self._on_http: tuple[Callable[..., None], ...] = ()
+        self._on_active: tuple[Callable[[str, str, int], None], ...] = ()
         self._on_duration: tuple[Callable[[float, float], None], ...] = ()
         # Set by the otel module when exemplars are on: returns {"trace_id": ..., "span_id": ...} or None.
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
@@ -130,6 +143,8 @@ class Recorder:
             elif type(sink).on_http is not Sink.on_http:
                 on_http.append(sink.on_http)
         self._on_http, self._on_duration = tuple(on_http), tuple(on_duration)
+        self._on_active = tuple(s.on_active for s in self.sinks if type(s).on_active is not Sink.on_active)
+        self._active_children.clear()  # the in-flight adders call the sinks that want them
 
     @property
     def pricing(self) -> PricingTable:
@@ -170,6 +185,8 @@ class Recorder:
         if add is None:
             m = self.metrics
             add = adder(unlocked(m.http_active.labels(method, route, *m.static)))
+            if self._on_active:
+                add = _telling(add, method, route, self._on_active)
             self._active_children[(method, route)] = add
         return add
 
@@ -209,7 +226,7 @@ class Recorder:
             for observe in self._on_duration:
                 observe(duration, ts)
             for on_http in self._on_http:
-                on_http(method, route, status, duration, ts)
+                on_http(method, route, status, duration, ts, request_bytes, response_bytes)
 
     def _http_values(self, key: tuple[str, str, int]) -> tuple[str, str, str]:
         method, route, status = key
@@ -365,6 +382,17 @@ class Recorder:
 
 
 # -- which recorder handlers talk to --------------------------------------------------------------------
+
+
+def _telling(
+    add: Callable[[float], None], method: str, route: str, sinks: tuple[Callable[[str, str, int], None], ...]
+) -> Callable[[float], None]:
+    def add_and_tell(delta: float) -> None:
+        add(delta)
+        for on_active in sinks:
+            on_active(method, route, int(delta))
+
+    return add_and_tell
 
 
 def _state(report: Any) -> str:

@@ -443,6 +443,18 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
     )
     assert (post.count, post.sum) == (1, 0.5)
     assert list(get.explicit_bounds) == list(rec.config.buckets.http_duration)
+    get_attrs = {**svc, "http.request.method": "GET", "http.route": "/chat", "http.response.status_code": 200}
+    for name, size in (("http.server.request.body.size", 10), ("http.server.response.body.size", 20)):
+        body = point(points[name], **get_attrs)
+        assert (body.count, body.sum) == (1, size)
+        assert list(body.explicit_bounds) == list(rec.config.buckets.http_request_body_size)
+    active = rec.active("GET", "/chat")
+    for delta in (1, 1, -1):  # two requests start, one ends
+        active(delta)
+    route = {"http.request.method": "GET", "http.route": "/chat"}
+    in_flight = point(otel_points(reader)["http.server.active_requests"], **svc, **route)
+    labels = {"http_request_method": "GET", "http_route": "/chat", **svc}
+    assert in_flight.value == prom("http_server_active_requests", labels) == 1
 
     assert point(points["llm.confidence"], **svc, **{"gen_ai.request.model": "gpt-4o", "label": "booking"}).sum == 0.9
     assert point(points["llm.predictions"], **svc, **{"gen_ai.request.model": "gpt-4o", "label": "booking"}).value == 1
