@@ -134,12 +134,18 @@ def _failed(recorder: Recorder, fmt: str) -> None:
 
 
 class JsonCapture(ResponseCapture):
-    """A JSON body: an LLM response, or a JSON array of Gemini stream responses."""
+    """A JSON body: an LLM response, or a JSON array of Gemini stream responses.
 
-    __slots__ = ("_cap", "_parts", "_size", "_over", "_suspect", "_array", "_prev", "_ttft")
+    An object is kept up to the cap and parsed at the end. An array is a stream: only its last
+    ``_ARRAY_TAIL`` bytes are kept (every item carries the usage so far; the last one has the total),
+    and only the last usage object in them is parsed.
+    """
+
+    __slots__ = ("_cap", "_tail", "_parts", "_size", "_over", "_suspect", "_array", "_prev", "_ttft")
 
     def __init__(self, cap: int) -> None:
         self._cap = cap
+        self._tail = min(cap, _ARRAY_TAIL)
         self._parts: list[bytes] = []
         self._size = 0
         self._over = False
@@ -152,6 +158,13 @@ class JsonCapture(ResponseCapture):
         if self._over:
             return
         try:
+            if self._array is None:
+                head = chunk.lstrip()
+                if head:
+                    self._array = head[0] == 0x5B  # "["
+            if self._array:
+                self._feed_array(chunk, now)
+                return
             size = self._size + len(chunk)
             if size > self._cap:
                 body = b"".join(self._parts) + chunk[: max(self._cap - self._size, 0)]
@@ -161,18 +174,21 @@ class JsonCapture(ResponseCapture):
                 return
             self._size = size
             self._parts.append(chunk)
-            if self._array is None:
-                head = chunk.lstrip()
-                if head:
-                    self._array = head[0] == 0x5B  # "["
-            if self._array and self._ttft is None:
-                # A streamed array: the first "text" part marks the first token.
-                if b'"text"' in self._prev + chunk:
-                    self._ttft = now
-                self._prev = chunk[-5:]
         except Exception:
             self._over = True
             self._parts = []
+
+    def _feed_array(self, chunk: bytes, now: float) -> None:
+        parts = self._parts
+        parts.append(chunk)
+        self._size += len(chunk)
+        while len(parts) > 1 and self._size - len(parts[0]) >= self._tail:
+            self._size -= len(parts.pop(0))
+        if self._ttft is None:
+            # The first "text" part marks the first token.
+            if b'"text"' in self._prev + chunk:
+                self._ttft = now
+            self._prev = chunk[-5:]
 
     def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
         try:
@@ -183,6 +199,9 @@ class JsonCapture(ResponseCapture):
             parts = self._parts
             if not parts:
                 return
+            if self._array:
+                self._finish_array(recorder, start, end, status)
+                return
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             # Usage comes last in all three providers' responses: searching backwards finds it at once.
             if body.rfind(_USAGE) < 0:
@@ -192,22 +211,38 @@ class JsonCapture(ResponseCapture):
             except ValueError:
                 _failed(recorder, "json")
                 return
-            reading: Reading | None = None
-            if isinstance(obj, list):
-                for item in obj:
-                    r = read(item)
-                    if r is not None:
-                        reading = r if reading is None else reading.merge(r)
-            else:
-                reading = read(obj)
+            reading = read(obj)
             # Usage without a model is some other API's "usage" field, except in Gemini's distinct shape.
             if reading is None or not reading.has_usage or (reading.model is None and reading.provider != GEMINI):
                 return
-            _record(recorder, reading, start, end, self._ttft if self._array else None, status)
+            _record(recorder, reading, start, end, None, status)
         except Exception:
             log.exception("llm-exporter: reading a JSON response failed")
             _failed(recorder, "json")
 
+    def _finish_array(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+        # The tail may start inside a character or an item: only the complete last usage object is parsed.
+        text = b"".join(self._parts)[-self._tail :].decode("utf-8", "replace")
+        found = list(_GEMINI_USAGE.finditer(text))
+        if not found:
+            return  # not a Gemini stream, or one without usage: nothing to say
+        try:
+            meta, _ = _DECODER.raw_decode(text, found[-1].end())
+        except ValueError:
+            _failed(recorder, "json")
+            return
+        models = _GEMINI_MODEL.findall(text)
+        model = models[-1] if models else None
+        # A stand-in for the last item: what read() needs to see a Gemini response.
+        reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
+        if reading is not None and reading.has_usage:
+            _record(recorder, reading, start, end, self._ttft, status)
+
+
+_ARRAY_TAIL = 65_536  # bytes of a JSON-array stream kept: the last item's usage is in its last few hundred
+_GEMINI_USAGE = re.compile(r'"(?:usageMetadata|usage_metadata)"\s*:\s*(?=\{)')
+_GEMINI_MODEL = re.compile(r'"(?:modelVersion|model_version)"\s*:\s*"([^"\\]{1,200})"')
+_DECODER = json.JSONDecoder()
 
 _UNDECIDED, _LLM, _IGNORE = 0, 1, 2
 

@@ -234,6 +234,27 @@ def test_gemini_json_array_stream() -> None:
     assert ttft(rec, "gcp.gemini", "gemini-2.5-pro") == pytest.approx(0.2, abs=1e-12)
 
 
+def test_a_long_gemini_array_stream_keeps_only_its_tail() -> None:
+    rec = recorder()
+    item = {"candidates": [{"content": {"parts": [{"text": "x" * 1000}]}}], "modelVersion": "gemini-2.5-pro"}
+    items = [
+        {**item, "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 250 * (i + 1)}} for i in range(1200)
+    ]
+    body = json.dumps(items).encode()
+    assert len(body) > 1_300_000  # past the 1 MiB JSON cap: an array is a stream, not one body to parse
+    capture = start_capture(JSON, CaptureConfig())
+    assert capture is not None
+    kept = 0
+    for i in range(0, len(body), 1200):
+        capture.feed(body[i : i + 1200], START + 0.1)
+        kept = max(kept, sum(len(p) for p in capture._parts))  # type: ignore[union-attr]
+    capture.finish(rec, START, END, 200)
+    assert kept <= 65_536 + 1200
+    assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "input") == 8
+    assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "output") == 300_000
+    assert capture_errors(rec, "json") == 0
+
+
 @pytest.mark.parametrize(
     "body",
     [
