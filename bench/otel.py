@@ -2,7 +2,7 @@
 
 1. Middleware: the same Starlette app called through ASGI directly, with and without an active span
    (started by a thin wrapper, so the OTel ASGI middleware's own cost is not part of the figure) and with
-   exemplars on and off. Rounds are interleaved; each figure is the median of the rounds.
+   exemplars on and off. Rounds are interleaved; each figure is the best of the rounds.
 2. Micro: ``Recorder.http`` with/without exemplars, the span processor's cost for a non-GenAI and a GenAI
    span, and the OTel metrics sink's cost per HTTP observation.
 
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
 
-    print(f"middleware, µs per request (median of {args.rounds} rounds of {args.requests}):")
+    print(f"middleware, µs per request (best of {args.rounds} rounds of {args.requests}):")
     results = middleware(args.requests, args.rounds)
     for name, value in results.items():
         print(f"  {name:34s} {value:7.1f}")

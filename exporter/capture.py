@@ -304,10 +304,11 @@ class SseCapture(ResponseCapture):
                 self._parse_lines(chunk, now)
                 if self._state == _IGNORE:
                     return
-            if _USAGE in chunk:
+            if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
+                kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
                 if self._first is None:
-                    self._first = self._keep(chunk, _USAGE)
-                self._last = self._keep(chunk, _USAGE)
+                    self._first = kept
+                self._last = kept
             if _ERROR in chunk:
                 # The last one: an error ends a stream, and events before it may carry '"error": null'.
                 self._error = self._keep(chunk, _ERROR)
