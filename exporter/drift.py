@@ -27,6 +27,7 @@ import threading
 import time
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,8 @@ BUILTIN = frozenset(DRIFT_FEATURES)
 MAX_SLOTS = 120  # a finer ring buys little: a slot is at least window / 120 wide
 MAX_NAME = 200
 _NEVER = -(1 << 62)
+_DRAIN_SECONDS = 1.0  # how often queued request durations reach their feature
+_QUEUE_MAX = 100_000  # queued request durations at most (100k requests per second per process)
 
 
 class _Ring:
@@ -301,6 +304,9 @@ class DriftSink(Sink):
         elif not self._mlflow_pending:
             self._apply({}, "")
         get = self._features.get
+        self._recorder = recorder
+        # Bounded: past this many requests between two drains, the oldest durations give way.
+        self._durations: deque[float] = deque(maxlen=_QUEUE_MAX)
         self._input_tokens, self._output_tokens = get("input_tokens"), get("output_tokens")
         self._duration, self._confidence = get("request_duration"), get("confidence")
         self._label, self._model = get("predicted_label"), get("model")
@@ -368,9 +374,27 @@ class DriftSink(Sink):
         if f is not None:
             f.observe(duration, ts)
 
-    def duration_observer(self) -> Callable[[float, float], None] | None:
-        # The request path calls the feature directly. Built-in features are made once, in __init__.
-        return self._duration.observe if self._duration is not None else None
+    def duration_observer(self) -> Callable[[float], None] | None:
+        # Request durations go through a queue the thread drains each second: the request path only
+        # appends. Until the thread runs, the first request starts it. (Built-ins are made in __init__.)
+        if self._duration is None:
+            return None
+        return self._durations.append if self._thread is not None else self._first_duration
+
+    def _first_duration(self, duration: float) -> None:
+        self._durations.append(duration)
+        self._ensure_thread()
+        self._recorder.sinks_changed()  # from now on the bare append
+
+    def _drain(self) -> None:
+        """Feed the queued request durations to their feature, stamped now (the queue is a second deep)."""
+        f, queue = self._duration, self._durations
+        if f is None or not queue:
+            return
+        ts = self._clock()
+        pop = queue.popleft
+        for _ in range(len(queue)):
+            f.observe(pop(), ts)
 
     def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
         f = self._confidence
@@ -444,6 +468,7 @@ class DriftSink(Sink):
         with self._score_lock:
             if self._mlflow_pending:
                 self._load_mlflow()
+            self._drain()
             slots = self._ring.window(self._clock())
             m = self.metrics
             s = m.static
@@ -524,9 +549,15 @@ class DriftSink(Sink):
         if self._mlflow_pending:
             with self._score_lock:
                 self._load_mlflow()
-        while not self._stop.wait(interval):
+        due = time.monotonic() + interval
+        while not self._stop.wait(min(_DRAIN_SECONDS, interval)):
             try:
-                self.score_now()
+                if time.monotonic() >= due:
+                    due += interval
+                    self.score_now()  # drains first
+                else:
+                    with self._score_lock:
+                        self._drain()
             except Exception:
                 log.exception("llm-exporter: drift scoring failed")
 
@@ -535,5 +566,7 @@ class DriftSink(Sink):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
+        with self._score_lock:
+            self._drain()
         for f in self._features.values():
             self._flush_unseen(f)

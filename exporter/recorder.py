@@ -75,9 +75,10 @@ class Sink:
     def on_active(self, method: str, route: str, delta: int) -> None:
         """The in-flight requests of (method, route) changed by ``delta``: +1 at the start, -1 at the end."""
 
-    def duration_observer(self) -> Callable[[float, float], None] | None:
-        """For a sink that only wants each request's duration: a ``(duration, ts)`` callable the recorder
-        calls instead of ``on_http``, one call less on the request path. Asked once, when the sink is added."""
+    def duration_observer(self) -> Callable[[float], None] | None:
+        """For a sink that only wants each request's duration: a callable the recorder calls with it instead
+        of ``on_http`` (no timestamp is taken for it). Asked when the sink is added and whenever
+        :meth:`Recorder.sinks_changed` is called."""
         return None
 
     def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
@@ -114,7 +115,7 @@ class Recorder:
         self.sinks: tuple[Sink, ...] = ()
         self._on_http: tuple[Callable[..., None], ...] = ()
         self._on_active: tuple[Callable[[str, str, int], None], ...] = ()
-        self._on_duration: tuple[Callable[[float, float], None], ...] = ()
+        self._on_duration: tuple[Callable[[float], None], ...] = ()
         # Set by the otel module when exemplars are on: returns {"trace_id": ..., "span_id": ...} or None.
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
         self._pricing: PricingTable | None = None
@@ -127,13 +128,14 @@ class Recorder:
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks = (*self.sinks, sink)
-        self._sinks_changed()
+        self.sinks_changed()
 
     def remove_sink(self, sink: Sink) -> None:
         self.sinks = tuple(s for s in self.sinks if s is not sink)
-        self._sinks_changed()
+        self.sinks_changed()
 
-    def _sinks_changed(self) -> None:
+    def sinks_changed(self) -> None:
+        """Ask the sinks again for their request-path callables (``duration_observer``, ``on_http``...)."""
         # Per request only the sinks that take HTTP observations are called, by their shortest path.
         on_http, on_duration = [], []
         for sink in self.sinks:
@@ -221,10 +223,10 @@ class Recorder:
                 ttfb_h = observer(unlocked(m.http_ttfb.labels(*self._http_values(key), *m.static)))
                 self._ttfb_children[key] = ttfb_h
             ttfb_h(ttfb)
-        if self._on_duration or self._on_http:
+        for observe in self._on_duration:
+            observe(duration)
+        if self._on_http:
             ts = time.time()
-            for observe in self._on_duration:
-                observe(duration, ts)
             for on_http in self._on_http:
                 on_http(method, route, status, duration, ts, request_bytes, response_bytes)
 

@@ -355,6 +355,18 @@ def test_baseline_observations_are_not_in_the_window(make: Make) -> None:
     assert sink.baselines()["x"].total == 50.0
 
 
+def test_request_durations_reach_the_feature_through_a_bounded_queue(make: Make) -> None:
+    sink, registry, _ = make(baseline_size=2, min_samples=1)
+    recorder = sink._recorder
+    assert sink._thread is None
+    for i in range(5):
+        recorder.http("GET", "/chat", 200, 0.1 * (i + 1), 0, 0)
+    assert sink._thread is not None  # started by the first request; the rest only queued
+    sink.score_now()  # drains first: 2 baseline observations, 3 in the window
+    assert (samples(registry, "request_duration"), len(sink._durations)) == (3.0, 0)
+    assert sink._durations.maxlen == 100_000
+
+
 def test_recorder_callbacks_feed_the_builtin_features(make: Make) -> None:
     sink, registry, _ = make(baseline_size=2, min_samples=1)
     for i in range(3):
