@@ -382,6 +382,8 @@ class DriftSink(Sink):
         return self._durations.append if self._thread is not None else self._first_duration
 
     def _first_duration(self, duration: float) -> None:
+        if self._stop.is_set():
+            return  # closed: nothing would drain it
         self._durations.append(duration)
         self._ensure_thread()
         self._recorder.sinks_changed()  # from now on the bare append
@@ -566,7 +568,11 @@ class DriftSink(Sink):
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
-        with self._score_lock:
-            self._drain()
+        # The last durations, unless the thread is still stuck in a call to MLflow (the join gave up).
+        if self._score_lock.acquire(timeout=1.0):
+            try:
+                self._drain()
+            finally:
+                self._score_lock.release()
         for f in self._features.values():
             self._flush_unseen(f)

@@ -49,10 +49,10 @@ class PrometheusMiddleware:
         self.app = app
         if recorder is not None:
             config = config or recorder.config
-        elif config is None:
-            config = Config.load()  # the config file and LLM_EXPORTER_* variables, as the CLI reads them
         if options:
-            base = to_dict(config) if config is not None else {}
+            # On top of the config file and LLM_EXPORTER_* variables when no config is given, as the CLI
+            # reads them. (Without options, recorder_for() loads them, or reuses the registry's recorder.)
+            base = to_dict(config if config is not None else Config.load())
             config = Config.from_mapping({**base, **options}, source="PrometheusMiddleware(...)")
         self.recorder = recorder if recorder is not None else recorder_for(registry, config)
         cfg = self.config = config or self.recorder.config

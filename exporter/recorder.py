@@ -7,6 +7,7 @@ must not do I/O on these calls.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from .metrics import Metrics, adder, http_observer, observer, unlocked
 if TYPE_CHECKING:
     from .pricing import PricingTable
 
+
+log = logging.getLogger(__name__)
 
 _MAX_CACHED_CHILDREN = 20_000
 
@@ -392,7 +395,10 @@ def _telling(
     def add_and_tell(delta: float) -> None:
         add(delta)
         for on_active in sinks:
-            on_active(method, route, int(delta))
+            try:
+                on_active(method, route, int(delta))
+            except Exception:  # runs on the request path: a sink must never fail a request
+                log.exception("llm-exporter: a sink's on_active failed")
 
     return add_and_tell
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,20 @@ def test_request_durations_reach_the_feature_through_a_bounded_queue(make: Make)
     sink.score_now()  # drains first: 2 baseline observations, 3 in the window
     assert (samples(registry, "request_duration"), len(sink._durations)) == (3.0, 0)
     assert sink._durations.maxlen == 100_000
+
+
+def test_close_does_not_wait_for_a_scoring_thread_stuck_in_mlflow(make: Make) -> None:
+    sink, _, _ = make()
+    sink._score_lock.acquire()  # as the thread holds it while a call to MLflow hangs
+    try:
+        closing = threading.Thread(target=sink.close)
+        closing.start()
+        closing.join(30)
+        assert not closing.is_alive()
+    finally:
+        sink._score_lock.release()
+    sink._recorder.http("GET", "/", 200, 0.1, 0, 0)  # after close: dropped, nothing queued
+    assert len(sink._durations) == 0
 
 
 def test_recorder_callbacks_feed_the_builtin_features(make: Make) -> None:

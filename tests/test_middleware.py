@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 
 from exporter import Config, PrometheusMiddleware, Recorder
 from exporter.metrics import OVERFLOW, UNMATCHED
+from exporter.recorder import Sink, recorder_for
 
 from .asgi import call, http_scope, wrap
 
@@ -145,6 +146,26 @@ def test_without_config_the_middleware_reads_the_file_and_environment(
         text = client.get("/internal/metrics").text
     labels = 'http_request_method="GET",http_response_status_code="200",http_route="/items/{item_id}",service="chat"'
     assert f"http_server_request_duration_seconds_count{{{labels}}} 1.0" in text.splitlines()
+
+
+def test_a_failing_sink_never_fails_the_request_and_the_gauge_comes_back() -> None:
+    class Broken(Sink):
+        def on_active(self, method: str, route: str, delta: int) -> None:
+            raise RuntimeError("sink bug")
+
+    app, registry = wrap(starlette_app())
+    app.recorder.add_sink(Broken())
+    with TestClient(app) as client:
+        assert client.get("/items/1").status_code == 200
+    assert count(registry, "/items/{item_id}") == 1
+    assert active(registry, "/items/{item_id}") == 0
+
+
+def test_without_config_a_registrys_recorder_is_reused() -> None:
+    registry = CollectorRegistry()
+    rec = recorder_for(registry, Config.from_mapping({"labels": {"service": "chat"}}))
+    app = PrometheusMiddleware(starlette_app(), registry=registry)
+    assert app.recorder is rec and app.config.labels == {"service": "chat"}
 
 
 def test_root_path_is_not_part_of_the_route() -> None:
