@@ -45,7 +45,6 @@ def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> 
 def capture_body(
     headers: list[tuple[bytes, bytes]],
     body: bytes,
-    now: float,
     config: CaptureConfig,
     recorder: Recorder,
     start: float,
@@ -59,10 +58,8 @@ def capture_body(
     kind = _reader_for(headers, config)
     if kind is None:
         return
-    if kind is JsonCapture and len(body) <= config.max_json_bytes and body.rfind(_USAGE) < 0:
-        return
     capture = kind(config.max_json_bytes)
-    capture.feed(body, now)
+    capture.feed(body, end)
     capture.finish(recorder, start, end, status)
 
 

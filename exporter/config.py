@@ -446,7 +446,7 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
     if cfg.label_cap < 1:
         bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
-    from .metrics import LABEL_NAMES, is_utf8  # here: metrics imports this module
+    from .metrics import LABEL_NAMES, NOT_UTF8, is_utf8  # here: metrics imports this module
 
     for name, value in cfg.labels.items():
         if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
@@ -454,7 +454,7 @@ def _check_semantics(cfg: Config, source: str) -> None:
         if name in LABEL_NAMES or name in ("le", "quantile"):
             bad(f"labels.{name}", "clashes with a label of the exporter's own metrics; choose another name")
         if not is_utf8(value):
-            bad(f"labels.{name}", "expected valid Unicode text (it holds a lone surrogate escape)")
+            bad(f"labels.{name}", f"expected {NOT_UTF8}")
     for bucket_field in dataclasses.fields(cfg.buckets):
         values = getattr(cfg.buckets, bucket_field.name)
         if not values or list(values) != sorted(set(values)):

@@ -277,6 +277,7 @@ class DriftSink(Sink):
         self.metrics = recorder.metrics
         self._clock = clock
         self._ring = _Ring(cfg, clock, self._ensure_thread)
+        self._recorder = recorder
         self._features: dict[str, _Feature] = {}
         self._user_features = 0
         self.dropped_observations = 0  # user features past the cap, or of the wrong kind
@@ -304,7 +305,6 @@ class DriftSink(Sink):
         elif not self._mlflow_pending:
             self._apply({}, "")
         get = self._features.get
-        self._recorder = recorder
         # Bounded: past this many requests between two drains, the oldest durations give way.
         self._durations: deque[float] = deque(maxlen=_QUEUE_MAX)
         self._input_tokens, self._output_tokens = get("input_tokens"), get("output_tokens")
@@ -359,20 +359,6 @@ class DriftSink(Sink):
             f = self._output_tokens
             if f is not None:
                 f.observe(call.output_tokens, ts)
-
-    def on_http(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        duration: float,
-        ts: float,
-        request_bytes: int = 0,
-        response_bytes: int = 0,
-    ) -> None:
-        f = self._duration
-        if f is not None:
-            f.observe(duration, ts)
 
     def duration_observer(self) -> Callable[[float], None] | None:
         # Request durations go through a queue the thread drains each second: the request path only

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics import KNOWN_METHODS, is_utf8
+from .metrics import KNOWN_METHODS, NOT_UTF8, is_utf8
 from .recorder import LLMCall, Recorder
 
 MAX_STRING = 256  # label values longer than this are a client bug, not a label
@@ -161,7 +161,7 @@ class _Fields:
             self.error(name, f"expected a string of at most {MAX_STRING} characters, got {len(value)}")
             return default
         if not is_utf8(value):
-            self.error(name, "expected valid Unicode text (it holds a lone surrogate escape)")
+            self.error(name, f"expected {NOT_UTF8}")
             return default
         return value
 

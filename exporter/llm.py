@@ -32,7 +32,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .metrics import is_utf8
+from .metrics import NOT_UTF8, is_utf8
 from .recorder import Cost, LLMCall, Recorder, current_recorder
 from .usage import Reading, read
 
@@ -71,7 +71,7 @@ def _name(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidValueError(field, value, "a non-empty string")
     if not is_utf8(value):
-        raise InvalidValueError(field, value, "valid Unicode text (no lone surrogates)")
+        raise InvalidValueError(field, value, NOT_UTF8)
     return value
 
 
@@ -79,7 +79,7 @@ def _opt_str(field: str, value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise InvalidValueError(field, value, "a string or None")
     if value and not is_utf8(value):
-        raise InvalidValueError(field, value, "valid Unicode text (no lone surrogates)")
+        raise InvalidValueError(field, value, NOT_UTF8)
     return value or None
 
 

@@ -43,6 +43,9 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
 
 
+NOT_UTF8 = "valid Unicode text (it holds a lone surrogate escape)"  # what the inputs say they expected
+
+
 def is_utf8(value: str) -> bool:
     """Whether ``value`` can be written out as UTF-8. A lone surrogate (``"\\ud800"``, which JSON and Python
     accept) cannot: as a label value it would make every later scrape fail."""

@@ -269,7 +269,7 @@ class _Exchange:
             elif self.whole_body:
                 config = self.capture_config
                 assert config is not None  # whole_body is only kept when capture is on
-                capture_body(self.headers, self.whole_body, end, config, rec, self.start, end, self.status)
+                capture_body(self.headers, self.whole_body, config, rec, self.start, end, self.status)
         except Exception:  # metrics must never fail a request
             log.exception("llm-exporter: recording a request failed")
 

@@ -212,10 +212,9 @@ class Recorder:
             children = self._http_children_for(key)
         exemplar = self.exemplar() if self.exemplar is not None else None
         if exemplar:
-            duration_h, observe_request, observe_response = children[1:]
-            duration_h.observe(duration, exemplar)
-            observe_request(request_bytes)
-            observe_response(response_bytes)
+            children[1].observe(duration, exemplar)
+            children[2](request_bytes)
+            children[3](response_bytes)
         else:
             children[0](duration, request_bytes, response_bytes)
         if ttfb is not None:

@@ -386,7 +386,7 @@ def test_recorder_callbacks_feed_the_builtin_features(make: Make) -> None:
     sink, registry, _ = make(baseline_size=2, min_samples=1)
     for i in range(3):
         sink.on_llm(LLMCall(model="gpt-4o", input_tokens=100 + i, output_tokens=10 + i), None, T0)
-        sink.on_http("GET", "/chat", 200, 0.1 * (i + 1), T0)
+        sink._recorder.http("GET", "/chat", 200, 0.1 * (i + 1), 0, 0)  # queued, drained by score_now()
         sink.on_confidence("gpt-4o", "billing", 0.5 + 0.1 * i, T0)
     sink.on_llm(LLMCall(model="claude"), None, T0)  # no usage: only the model counts
     sink.on_confidence("gpt-4o", "", 0.9, T0)  # no label: only the confidence counts
@@ -402,8 +402,9 @@ def test_disabled_builtin_features_are_not_tracked(make: Make) -> None:
     sink, registry, _ = make(baseline_size=1, min_samples=1, features=["model"])
     for _ in range(2):
         sink.on_llm(LLMCall(model="m", input_tokens=5, output_tokens=5), None, T0)
-        sink.on_http("GET", "/", 200, 0.1, T0)
+        sink._recorder.http("GET", "/", 200, 0.1, 0, 0)
     assert set(sink.score_now()) == {"model"}
+    assert sink.duration_observer() is None and sink._recorder._on_http == ()  # nothing on the request path
 
 
 def test_disabled_builtin_names_never_become_user_features() -> None:
