@@ -27,9 +27,10 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.aggregator import GAMMA, MAX_VALUE, MIN_VALUE, Window, WindowAggregator  # noqa: E402
-from exporter.config import Config  # noqa: E402
-from exporter.recorder import Cost, LLMCall, Recorder  # noqa: E402
+from exporter.config import Config
+from exporter.mlflow_bridge.windows import GAMMA, MAX_VALUE, MIN_VALUE, Window, WindowAggregator
+from exporter.observations import Cost, LLMCall
+from exporter.recorder import Recorder
 
 T0 = 1_700_000_040.0
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "gemini-2.5-flash", "llama-3.1-8b")

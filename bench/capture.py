@@ -22,9 +22,10 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.capture import may_carry_usage, start_capture  # noqa: E402
-from exporter.config import Config  # noqa: E402
-from exporter.recorder import LLMCall, Recorder  # noqa: E402
+from exporter.capture.response import may_carry_usage, start_capture
+from exporter.config import Config
+from exporter.observations import LLMCall
+from exporter.recorder import Recorder
 
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"2048")]
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]

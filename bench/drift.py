@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exporter import Config, LLMCall, Recorder  # noqa: E402
-from exporter.drift import DriftSink  # noqa: E402
-from exporter.drift_stats import NumericBaseline  # noqa: E402
+from exporter.drift import DriftSink
+from exporter.drift.stats import NumericBaseline
 
 NOW = 60.0 * 30_000_000  # a slot boundary; the fake clock below never moves
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from asgi_driver import compare  # noqa: E402
 
 from exporter import Config, PrometheusMiddleware, Recorder  # noqa: E402
-from exporter.otel import GenAISpanProcessor, enable_exemplars, enable_otel_metrics  # noqa: E402
+from exporter.otel import GenAISpanProcessor, enable_exemplars, enable_otel_metrics
 
 TRACER = TracerProvider().get_tracer("bench")  # no span processor: the span costs only its creation
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from asgi_driver import rounds_of  # noqa: E402
 
 from exporter import Config, PrometheusMiddleware, Recorder  # noqa: E402
-from exporter.exposition import render  # noqa: E402
+from exporter.prometheus.exposition import render
 
 
 async def item(request: Request) -> JSONResponse:

@@ -25,11 +25,11 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exporter.collector import create_app  # noqa: E402
-from exporter.config import Config  # noqa: E402
-from exporter.events import parse_events  # noqa: E402
-from exporter.recorder import Recorder  # noqa: E402
-from exporter.sinks import attach_default_sinks  # noqa: E402
+from exporter.collector import create_app
+from exporter.collector.events import parse_events
+from exporter.config import Config
+from exporter.recorder import Recorder
+from exporter.sinks import attach_default_sinks
 
 CONFIG = {"drift": {"enabled": False}, "otel": {"exemplars": False}}
 

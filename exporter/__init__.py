@@ -2,9 +2,10 @@
 
 from . import llm
 from .config import Config, ConfigError
-from .exposition import metrics_app
 from .middleware import PrometheusMiddleware
-from .recorder import LLMCall, Recorder
+from .observations import LLMCall
+from .prometheus.exposition import metrics_app
+from .recorder import Recorder
 
 __version__ = "0.1.0"
 __all__ = ["Config", "ConfigError", "LLMCall", "PrometheusMiddleware", "Recorder", "llm", "metrics_app", "__version__"]

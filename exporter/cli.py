@@ -72,7 +72,9 @@ def run(
     config = Config.load()  # fail here, once, with a clear message, rather than in every worker
     if config.metrics_port is not None and config.metrics_port == port:
         raise UsageError(f"--metrics-port must differ from --port (both {port})")
-    from .exposition import MULTIPROC_ENV, metrics_app, multiprocess_dir, start_metrics_server, wipe_multiprocess_dir
+    from .prometheus.exposition import metrics_app
+    from .prometheus.multiprocess import MULTIPROC_ENV, multiprocess_dir, wipe_multiprocess_dir
+    from .prometheus.server import start_metrics_server
 
     shared = multiprocess_dir()
     if shared is not None:
@@ -145,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_check)
 
-    from .drift import add_parser as add_baseline_parser
+    from .drift.cli import add_parser as add_baseline_parser
 
     add_baseline_parser(sub)
     return parser

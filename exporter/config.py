@@ -446,7 +446,7 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
     if cfg.label_cap < 1:
         bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
-    from .metrics import LABEL_NAMES, NOT_UTF8, is_utf8  # here: metrics imports this module
+    from .labels import LABEL_NAMES, NOT_UTF8, is_utf8
 
     for name, value in cfg.labels.items():
         if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):

@@ -32,9 +32,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .metrics import NOT_UTF8, is_utf8
-from .recorder import Cost, LLMCall, Recorder, current_recorder
-from .usage import Reading, read
+from .capture.usage import Reading, read
+from .labels import NOT_UTF8, is_utf8
+from .observations import Cost, LLMCall
+from .recorder import Recorder
+from .wiring import current_recorder
 
 __all__ = [
     "Call",

@@ -13,13 +13,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from .capture import capture_body, may_carry_usage, start_capture
+from .capture.response import capture_body, may_carry_usage, start_capture
 from .config import Config, to_dict
-from .exposition import metrics_app, multiprocess_dir, start_metrics_server
-from .metrics import KNOWN_METHODS, UNMATCHED
-from .recorder import Recorder, _current, is_default, recorder_for
+from .labels import KNOWN_METHODS, UNMATCHED
+from .prometheus.exposition import metrics_app
+from .prometheus.multiprocess import multiprocess_dir
+from .prometheus.server import start_metrics_server
+from .recorder import Recorder
 from .routing import Resolver, RouteResolver, find_routes, route_path
 from .types import ASGIApp, Message, Receive, Scope, Send
+from .wiring import _current, is_default, recorder_for
 
 log = logging.getLogger("exporter")
 

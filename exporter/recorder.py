@@ -8,17 +8,17 @@ must not do I/O on these calls.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
-from .metrics import Metrics, adder, http_observer, observer, unlocked
+from .observations import Cost, LLMCall
+from .prometheus.families import Metrics
+from .prometheus.fastpath import adder, http_observer, observer, unlocked
+from .sinks import Sink
 
 if TYPE_CHECKING:
     from .pricing import PricingTable
@@ -27,83 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_CACHED_CHILDREN = 20_000
-
-
-@dataclass(slots=True)
-class LLMCall:
-    """One LLM operation. Token counts are totals: ``input_tokens`` includes ``cached_input_tokens``."""
-
-    model: str
-    provider: str = "unknown"
-    operation: str = "chat"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    duration: float | None = None  # seconds
-    ttft: float | None = None  # seconds to the first output token, streams only
-    error_type: str | None = None
-    cost_usd: float | None = None  # a cost given by the caller is used as is (split input/output by tokens)
-    tenant: str | None = None
-    timestamp: float | None = None  # wall clock of the call; None means now
-
-
-@dataclass(slots=True)
-class Cost:
-    input_usd: float
-    output_usd: float
-
-    @property
-    def total_usd(self) -> float:
-        return self.input_usd + self.output_usd
-
-
-class Sink:
-    """Receives every observation after the metrics are updated. Methods must be quick and never block.
-
-    ``ts`` is a wall-clock timestamp (``time.time()``) of when the observed thing happened.
-    """
-
-    def on_http(
-        self,
-        method: str,
-        route: str,
-        status: int,
-        duration: float,
-        ts: float,
-        request_bytes: int = 0,
-        response_bytes: int = 0,
-    ) -> None:
-        pass
-
-    def on_active(self, method: str, route: str, delta: int) -> None:
-        """The in-flight requests of (method, route) changed by ``delta``: +1 at the start, -1 at the end."""
-
-    def duration_observer(self) -> Callable[[float], None] | None:
-        """For a sink that only wants each request's duration: a callable the recorder calls with it instead
-        of ``on_http`` (no timestamp is taken for it). Asked when the sink is added and whenever
-        :meth:`Recorder.sinks_changed` is called."""
-        return None
-
-    def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
-        pass
-
-    def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
-        pass
-
-    def on_evaluation(self, name: str, model: str, score: float, ts: float) -> None:
-        pass
-
-    def on_feedback(self, model: str, rating: float, ts: float) -> None:
-        pass
-
-    def on_event(self, name: str, tenant: str | None, ts: float, count: int = 1) -> None:
-        pass
-
-    def on_feature(self, name: str, value: float | str, ts: float) -> None:
-        pass
-
-    def close(self) -> None:
-        """Flush and stop (called on shutdown)."""
 
 
 class Recorder:
@@ -407,54 +330,3 @@ def _state(report: Any) -> str:
     if not isinstance(report, dict):
         return "ok"
     return str(report.get("status", report.get("state", "ok")))
-
-
-_current: ContextVar[Recorder | None] = ContextVar("llm_exporter_recorder", default=None)
-_by_registry: dict[int, tuple[CollectorRegistry, Recorder]] = {}
-_lock = threading.Lock()
-
-
-def recorder_for(registry: CollectorRegistry | None = None, config: Config | None = None) -> Recorder:
-    """The one Recorder of a registry, created on first use (with :meth:`Config.load` when no config is given).
-
-    A registry can hold each metric family once, so two recorders can't share it; asking again with
-    another config is an error rather than a silent second set of buckets.
-    """
-    registry = REGISTRY if registry is None else registry
-    with _lock:
-        entry = _by_registry.get(id(registry))
-        if entry is not None and entry[0] is registry:
-            rec = entry[1]
-            if config is not None and config != rec.config:
-                raise ValueError(
-                    "this registry already has an llm-exporter Recorder with another config; "
-                    "pass recorder=... to share it, or a fresh CollectorRegistry"
-                )
-            return rec
-        from .sinks import attach_default_sinks
-
-        rec = Recorder(config if config is not None else Config.load(), registry)
-        attach_default_sinks(rec)
-        _by_registry[id(registry)] = (registry, rec)
-        return rec
-
-
-def is_default(rec: Recorder) -> bool:
-    """Whether ``rec`` is the recorder ``current_recorder()`` falls back to."""
-    entry = _by_registry.get(id(REGISTRY))
-    return entry is not None and entry[1] is rec
-
-
-def current_recorder() -> Recorder:
-    """The recorder of the request being handled, else the one on the default registry."""
-    rec = _current.get()
-    return rec if rec is not None else recorder_for()
-
-
-def use_recorder(rec: Recorder) -> Any:
-    """Make ``rec`` current in this context; returns the token for ``_current.reset``."""
-    return _current.set(rec)
-
-
-def reset_recorder(token: Any) -> None:
-    _current.reset(token)

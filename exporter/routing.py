@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .metrics import OVERFLOW, UNMATCHED
+from .labels import OVERFLOW, UNMATCHED
 from .types import Scope
 
 Resolver = Callable[[Scope], "str | None"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.aggregator import (
+from exporter.mlflow_bridge.windows import (
     GAMMA,
     MAX_VALUE,
     OVERFLOW,

@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from exporter import Config
 from exporter.drift import DriftSink
-from exporter.recorder import Recorder, recorder_for
+from exporter.recorder import Recorder
+from exporter.wiring import recorder_for
 
 from .servers import (
     HOST,

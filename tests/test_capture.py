@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.capture import JsonCapture, SseCapture, start_capture
+from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
 from exporter.recorder import Recorder
 

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from exporter.collector import Collector, create_app
 from exporter.config import Config
-from exporter.recorder import Recorder, Sink
+from exporter.recorder import Recorder
+from exporter.sinks import Sink
 
 from .servers import HOST, ThreadServer, free_port, wait_http
 

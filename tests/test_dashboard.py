@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import Config
 from exporter.config import DriftConfig
-from exporter.recorder import recorder_for
+from exporter.wiring import recorder_for
 
 from .servers import HOST, ThreadServer, eventually, free_port, llm_app, prom_get, prometheus, scrape_config
 

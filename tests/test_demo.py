@@ -21,14 +21,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import demo_service, demo_traffic
 from exporter.cli import main
 from exporter.config import Config, DriftConfig, MlflowConfig, user_sections
 from exporter.demo import build, demo_config, load_demo_config, run_demo
-from exporter.demo_service import ChatService, classify, count_tokens
-from exporter.demo_traffic import Traffic
+from exporter.demo import service as demo_service
+from exporter.demo import traffic as demo_traffic
+from exporter.demo.service import ChatService, classify, count_tokens
+from exporter.demo.traffic import Traffic
 from exporter.middleware import PrometheusMiddleware
-from exporter.recorder import Recorder, Sink
+from exporter.recorder import Recorder
+from exporter.sinks import Sink
 
 from .servers import HOST, free_port, wait_http
 

@@ -19,8 +19,8 @@ from scipy.stats import ks_2samp
 from exporter.cli import main
 from exporter.config import Config, ConfigError
 from exporter.drift import DriftSink
-from exporter.drift_io import load_baseline, save_baseline
-from exporter.drift_stats import (
+from exporter.drift.baseline import load_baseline, save_baseline
+from exporter.drift.stats import (
     CategoricalBaseline,
     NumericBaseline,
     histogram,
@@ -31,7 +31,9 @@ from exporter.drift_stats import (
     quantile,
     quantile_edges,
 )
-from exporter.recorder import LLMCall, Recorder, recorder_for
+from exporter.observations import LLMCall
+from exporter.recorder import Recorder
+from exporter.wiring import recorder_for
 
 T0 = 60.0 * 20_000  # on a slot boundary, so window arithmetic below is exact
 

@@ -29,7 +29,8 @@ from starlette.routing import Mount, Route
 
 from exporter import Config, PrometheusMiddleware, Recorder, metrics_app
 from exporter.config import AuthConfig
-from exporter.exposition import accepts_gzip, render, start_metrics_server, stop_metrics_server
+from exporter.prometheus.exposition import accepts_gzip, render
+from exporter.prometheus.server import start_metrics_server, stop_metrics_server
 from exporter.types import Message
 
 from .servers import HOST, ThreadServer, free_port

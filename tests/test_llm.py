@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry
 from exporter import llm
 from exporter.config import Config
 from exporter.llm import InvalidValueError
-from exporter.recorder import Recorder, Sink, reset_recorder, use_recorder
+from exporter.recorder import Recorder
+from exporter.sinks import Sink
+from exporter.wiring import reset_recorder, use_recorder
 
 
 class Evaluations(Sink):

@@ -6,7 +6,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
-from exporter.metrics import OVERFLOW, FastValue, Metrics, observer, unlocked
+from exporter.labels import OVERFLOW
+from exporter.prometheus.families import Metrics
+from exporter.prometheus.fastpath import FastValue, observer, unlocked
 
 
 def test_label_guard_caps_and_counts_each_fold() -> None:
@@ -67,7 +69,7 @@ def test_unlocked_increments_from_threads_are_exact() -> None:
 
 
 def test_label_names_lists_every_dynamic_label() -> None:
-    from exporter.metrics import LABEL_NAMES
+    from exporter.labels import LABEL_NAMES
 
     registry = CollectorRegistry()
     metrics = Metrics(registry, tenant=True)

@@ -17,8 +17,9 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 from exporter import Config, PrometheusMiddleware, Recorder
-from exporter.metrics import OVERFLOW, UNMATCHED
-from exporter.recorder import Sink, recorder_for
+from exporter.labels import OVERFLOW, UNMATCHED
+from exporter.sinks import Sink
+from exporter.wiring import recorder_for
 
 from .asgi import call, http_scope, wrap
 
@@ -476,7 +477,7 @@ def test_a_recording_failure_never_fails_the_request() -> None:
 
 
 def test_handlers_see_the_middleware_recorder() -> None:
-    from exporter.recorder import current_recorder
+    from exporter.wiring import current_recorder
 
     seen: list[Recorder] = []
 
@@ -581,7 +582,7 @@ def test_request_body_the_app_never_reads_is_sized_from_content_length() -> None
 
 
 def test_default_registry_handlers_see_the_default_recorder() -> None:
-    from exporter.recorder import current_recorder
+    from exporter.wiring import current_recorder
 
     seen: list[Recorder] = []
 

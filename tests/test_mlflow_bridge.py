@@ -26,9 +26,12 @@ from starlette.testclient import TestClient
 
 from exporter.config import Config, ConfigError, to_dict
 from exporter.middleware import PrometheusMiddleware
-from exporter.mlflow_bridge import MlflowSink, resolve_tracking_uri
-from exporter.recorder import LLMCall, Recorder, Sink
-from exporter.spool import Spool
+from exporter.mlflow_bridge import MlflowSink
+from exporter.mlflow_bridge.spool import Spool
+from exporter.mlflow_bridge.tracking import resolve_tracking_uri
+from exporter.observations import LLMCall
+from exporter.recorder import Recorder
+from exporter.sinks import Sink
 
 from .servers import HOST, free_port, process
 
@@ -277,7 +280,7 @@ def test_a_deleted_run_is_replaced_not_dropped(tmp_path: Path, sqlite_uri: str) 
 def test_a_deleted_experiment_is_restored_not_dropped(
     tmp_path: Path, sqlite_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="exporter.mlflow_writer")
+    caplog.set_level(logging.WARNING, logger="exporter.mlflow_bridge.writer")
     config = make_config(tmp_path, tracking_uri=sqlite_uri, experiment="deleted-experiment")
     clock = Clock()
     with bridge(config, clock) as (rec, sink):
@@ -292,7 +295,7 @@ def test_a_deleted_experiment_is_restored_not_dropped(
     assert client.get_experiment(restored.info.experiment_id).lifecycle_stage == "active"
     assert restored.info.run_id == run.info.run_id  # restored with its experiment
     assert history(client, restored, "requests") == [(STEP0, 1.0), (STEP0 + 1, 2.0), (STEP0 + 2, 3.0)]
-    warnings = [r.getMessage() for r in caplog.records if r.name == "exporter.mlflow_writer"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "exporter.mlflow_bridge.writer"]
     assert len(warnings) == 1 and "'deleted-experiment'" in warnings[0] and "restoring" in warnings[0]
 
 

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.exposition import clean_dead_workers, render
+from exporter.prometheus.exposition import render
+from exporter.prometheus.multiprocess import clean_dead_workers
 
 from .servers import HOST, free_port, process
 from .test_cli import PLAIN, REPO, exporter_cmd, exporter_env, http_labels, samples, scrape

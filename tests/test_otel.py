@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from exporter.config import Config, ConfigError
 from exporter.middleware import PrometheusMiddleware
+from exporter.observations import LLMCall
 from exporter.otel import (
     GenAISpanProcessor,
     OtelMetricsSink,
@@ -37,7 +38,7 @@ from exporter.otel import (
     enable_otel_metrics,
     llm_call_from_span,
 )
-from exporter.recorder import LLMCall, Recorder
+from exporter.recorder import Recorder
 
 from .servers import ThreadServer, prometheus
 

@@ -10,8 +10,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Config, ConfigError, ModelPrice, PricingConfig
+from exporter.observations import LLMCall
 from exporter.pricing import CACHE_SIZE, SHIPPED, PricingTable, format_table
-from exporter.recorder import LLMCall, Recorder
+from exporter.recorder import Recorder
 
 
 @pytest.fixture(scope="module")

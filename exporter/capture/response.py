@@ -14,11 +14,12 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from .recorder import LLMCall, Recorder
+from ..observations import LLMCall
+from ..recorder import Recorder
 from .usage import ANTHROPIC, GEMINI, Reading, error_type, has_output, model_of, read, stream_kind
 
 if TYPE_CHECKING:
-    from .config import CaptureConfig
+    from ..config import CaptureConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .config import AuthConfig, Config, ConfigError
+from ..auth import authorizer
+from ..config import AuthConfig, Config, ConfigError
+from ..prometheus.exposition import metrics_app
+from ..recorder import Recorder
+from ..types import ASGIApp, Message, Receive, Scope, Send
+from ..wiring import recorder_for
 from .events import FieldError, parse_events
-from .exposition import authorizer, metrics_app
-from .recorder import Recorder, recorder_for
-from .types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("exporter.collector")
 

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics import KNOWN_METHODS, NOT_UTF8, is_utf8
-from .recorder import LLMCall, Recorder
+from ..labels import KNOWN_METHODS, NOT_UTF8, is_utf8
+from ..observations import LLMCall
+from ..recorder import Recorder
 
 MAX_STRING = 256  # label values longer than this are a client bug, not a label
 FUTURE_SLACK = 300.0  # seconds a client clock may run ahead

@@ -1,5 +1,5 @@
-"""``llm-exporter demo``: the simulated chat service (``exporter.demo_service``), wrapped by the
-middleware, served by uvicorn, with its own traffic (``exporter.demo_traffic``).
+"""``llm-exporter demo``: the simulated chat service (``exporter.demo.service``), wrapped by the
+middleware, served by uvicorn, with its own traffic (``exporter.demo.traffic``).
 
 It runs on a fresh machine with nothing set up: MLflow mirroring goes to ``sqlite:///mlflow.db`` in the
 working directory, and the traffic calls the service over loopback only.
@@ -20,9 +20,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from .config import Config, user_sections
-from .demo_service import MODELS, ChatService
-from .recorder import Recorder, recorder_for
+from ..config import Config, user_sections
+from ..recorder import Recorder
+from ..wiring import recorder_for
+from .service import MODELS, ChatService
 
 
 def demo_config(
@@ -83,7 +84,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def build(config: Config, *, seed: int | None = None, time_scale: float = 1.0) -> tuple[Any, Recorder, ChatService]:
     """The demo app wrapped by the middleware, its recorder (own registry, process metrics included) and
     the service behind it."""
-    from .middleware import PrometheusMiddleware
+    from ..middleware import PrometheusMiddleware
 
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -174,7 +175,7 @@ class DemoRun:
         shift_after: float,
         seed: int | None,
     ) -> None:
-        from .demo_traffic import Traffic
+        from .traffic import Traffic
 
         self.app = app
         self.recorder = recorder
@@ -257,8 +258,8 @@ class DemoRun:
             f"  metrics   {self.metrics_url}",
         ]
         if cfg.mlflow.enabled:
-            from .config import mask_uri
-            from .mlflow_bridge import resolve_tracking_uri
+            from ..config import mask_uri
+            from ..mlflow_bridge.tracking import resolve_tracking_uri
 
             uri = mask_uri(resolve_tracking_uri(cfg.mlflow.tracking_uri))
             if uri.startswith(("http://", "https://")):

@@ -25,245 +25,36 @@ import logging
 import math
 import threading
 import time
-from array import array
-from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .config import DRIFT_FEATURES, ConfigError, DriftConfig
-from .drift_io import add_parser, baseline_document, load_baseline
-from .drift_stats import (
-    Baseline,
-    CategoricalBaseline,
-    NumericBaseline,
-    js_distance,
-    ks,
-    mass_groups,
-    psi,
-    regroup,
-)
-from .exposition import multiprocess_dir
-from .metrics import is_utf8
-from .recorder import Cost, LLMCall, Sink
+from ..config import DRIFT_FEATURES, ConfigError
+from ..labels import is_utf8
+from ..observations import Cost, LLMCall
+from ..prometheus.multiprocess import multiprocess_dir
+from ..sinks import Sink
+from .baseline import baseline_document, load_baseline
+from .stats import Baseline
 
 if TYPE_CHECKING:
-    from .recorder import Recorder
+    from ..recorder import Recorder
 
-__all__ = ["DriftSink", "add_parser", "load_baseline"]
+
+from .features import (
+    _DRAIN_SECONDS,
+    _QUEUE_MAX,
+    BUILTIN,
+    MAX_NAME,
+    NUMERIC,
+    _Categorical,
+    _Feature,
+    _normalize,
+    _Numeric,
+    _Ring,
+)
 
 log = logging.getLogger("exporter.drift")
-
-NUMERIC = frozenset(("input_tokens", "output_tokens", "request_duration", "confidence"))
-BUILTIN = frozenset(DRIFT_FEATURES)
-MAX_SLOTS = 120  # a finer ring buys little: a slot is at least window / 120 wide
-MAX_NAME = 200
-_NEVER = -(1 << 62)
-_DRAIN_SECONDS = 1.0  # how often queued request durations reach their feature
-_QUEUE_MAX = 100_000  # queued request durations at most (100k requests per second per process)
-
-
-class _Ring:
-    """Time slots shared by every feature: row ``i`` of each feature counts absolute slot ``epochs[i]``
-    (``int(ts / width)``). Rows are zeroed for all features at once when a slot is reused."""
-
-    def __init__(self, cfg: DriftConfig, clock: Callable[[], float], on_first_claim: Callable[[], None]) -> None:
-        self.size = min(MAX_SLOTS, max(1, round(cfg.window_seconds / cfg.score_interval_seconds)))
-        self.width = cfg.window_seconds / self.size
-        self.epochs = [_NEVER] * self.size
-        self.lock = threading.Lock()
-        self.members: list[_Feature] = []
-        self.clock = clock
-        self._on_first_claim: Callable[[], None] | None = on_first_claim
-
-    def claim(self, i: int, n: int) -> bool:
-        """Make row ``i`` hold slot ``n``; False when the observation must be dropped."""
-        with self.lock:
-            current = self.epochs[i]
-            if current != n:
-                if n < current:
-                    return False  # older than what the row already holds: far outside the window
-                if n > int(self.clock() / self.width) + 1:
-                    return False  # a timestamp from the future would wipe live data
-                for feature in self.members:
-                    feature.clear(i)
-                self.epochs[i] = n
-            start, self._on_first_claim = self._on_first_claim, None
-        if start is not None:
-            start()
-        return True
-
-    def join(self, feature: _Feature, bins: int) -> None:
-        with self.lock:
-            feature.rows = [array("I", bytes(4 * bins)) for _ in range(self.size)]
-            feature.zeros = array("I", bytes(4 * bins))
-            self.members.append(feature)
-
-    def window(self, now: float) -> list[int]:
-        """Rows inside the window that ends at ``now``: the current slot and the ``size - 1`` before it."""
-        n = int(now / self.width)
-        return [i for i, e in enumerate(self.epochs) if n - self.size < e <= n]
-
-
-def _normalize(value: object) -> float | str | None:
-    """A user feature value that is not exactly float, int or str: flags are categories (not 0 and 1),
-    numpy scalars and the like are numbers, str subclasses are strings; anything else is dropped."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return str(value)
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-class _Feature:
-    kind = ""
-    numeric = False
-
-    def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
-        self.name = name
-        self.ring = ring
-        self.cfg = cfg
-        self.rows: list[array[int]] = []
-        self.zeros: array[int] = array("I")
-        self.lock = threading.Lock()
-        self.baseline: Baseline | None = None
-        self.unseen = 0
-
-    def clear(self, i: int) -> None:
-        self.rows[i][:] = self.zeros
-
-    def window_counts(self, slots: list[int]) -> list[int]:
-        rows = self.rows
-        return [sum(column) for column in zip(*(rows[i] for i in slots), strict=True)] if slots else []
-
-    def observe(self, value: Any, ts: float) -> None:
-        raise NotImplementedError
-
-    def collect(self) -> None:
-        """Build the baseline from the next ``baseline_size`` observations."""
-        raise NotImplementedError
-
-    def set_baseline(self, baseline: Baseline) -> None:
-        raise NotImplementedError
-
-    def scores(self, recent: list[int]) -> dict[str, float]:
-        raise NotImplementedError
-
-
-class _Numeric(_Feature):
-    kind = "numeric"
-    numeric = True
-
-    def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
-        super().__init__(name, ring, cfg)
-        self.edges: list[float] | None = None  # set last: the hot path counts once it is not None
-        self.pending: list[float] | None = None
-        self.groups: list[int] = []
-        self.coarse: list[float] = []
-
-    def collect(self) -> None:
-        self.pending = []
-
-    def observe(self, x: float, ts: float) -> None:
-        edges = self.edges
-        if edges is None:
-            if self.pending is not None:
-                self._collect(x)
-            return
-        if x != x:  # NaN has no bin
-            return
-        ring = self.ring
-        n = int(ts / ring.width)
-        i = n % ring.size
-        if ring.epochs[i] != n and not ring.claim(i, n):
-            return
-        self.rows[i][bisect_right(edges, x)] += 1
-
-    def _collect(self, x: float) -> None:
-        if not math.isfinite(x):
-            return
-        with self.lock:
-            pending = self.pending
-            if pending is None:
-                return
-            pending.append(float(x))
-            if len(pending) >= self.cfg.baseline_size:
-                self.pending = None
-                # Sorting baseline_size values happens once, on the request that completes the baseline.
-                self.set_baseline(NumericBaseline.from_values(pending, self.cfg.resolution))
-
-    def set_baseline(self, baseline: Baseline) -> None:
-        assert isinstance(baseline, NumericBaseline)
-        self.groups = mass_groups(baseline.counts, self.cfg.bins)
-        self.coarse = regroup(baseline.counts, self.groups)
-        self.ring.join(self, len(baseline.counts))
-        self.baseline = baseline
-        self.edges = list(baseline.edges)
-
-    def scores(self, recent: list[int]) -> dict[str, float]:
-        assert isinstance(self.baseline, NumericBaseline)
-        coarse = regroup(recent, self.groups)
-        return {
-            "psi": psi(self.coarse, coarse, self.cfg.epsilon),
-            "ks": ks(self.baseline.counts, recent),
-            "js": js_distance(self.coarse, coarse),
-        }
-
-
-class _Categorical(_Feature):
-    kind = "categorical"
-
-    def __init__(self, name: str, ring: _Ring, cfg: DriftConfig) -> None:
-        super().__init__(name, ring, cfg)
-        self.index: dict[str, int] | None = None  # set last: the hot path counts once it is not None
-        self.other = 0
-        self.pending: dict[str, int] | None = None
-        self.pending_n = 0
-
-    def collect(self) -> None:
-        self.pending = {}
-
-    def observe(self, value: str, ts: float) -> None:
-        index = self.index
-        if index is None:
-            if self.pending is not None:
-                self._collect(value)
-            return
-        ring = self.ring
-        n = int(ts / ring.width)
-        i = n % ring.size
-        if ring.epochs[i] != n and not ring.claim(i, n):
-            return
-        b = index.get(value, self.other)
-        if b == self.other:
-            self.unseen += 1
-        self.rows[i][b] += 1
-
-    def _collect(self, value: str) -> None:
-        with self.lock:
-            pending = self.pending
-            if pending is None:
-                return
-            pending[value] = pending.get(value, 0) + 1
-            self.pending_n += 1
-            if self.pending_n >= self.cfg.baseline_size:
-                self.pending = None
-                self.set_baseline(CategoricalBaseline.from_counts(pending, self.cfg.max_categories))
-
-    def set_baseline(self, baseline: Baseline) -> None:
-        assert isinstance(baseline, CategoricalBaseline)
-        self.other = len(baseline.categories)
-        self.ring.join(self, self.other + 1)
-        self.baseline = baseline
-        self.index = {c: i for i, c in enumerate(baseline.categories)}
-
-    def scores(self, recent: list[int]) -> dict[str, float]:
-        assert isinstance(self.baseline, CategoricalBaseline)
-        base = self.baseline.counts
-        return {"psi": psi(base, recent, self.cfg.epsilon), "js": js_distance(base, recent)}
 
 
 class DriftSink(Sink):
@@ -291,7 +82,7 @@ class DriftSink(Sink):
         self._mlflow_pending = cfg.baseline_mlflow_run is not None
         self._tracking_uri = recorder.config.mlflow.tracking_uri
         if self._mlflow_pending:  # the store the bridge writes to, resolved the same way
-            from .mlflow_bridge import resolve_tracking_uri
+            from ..mlflow_bridge.tracking import resolve_tracking_uri
 
             self._tracking_uri = resolve_tracking_uri(self._tracking_uri)
         self._mlflow_error: str | None = None
@@ -501,7 +292,7 @@ class DriftSink(Sink):
             self._unseen_flushed[f.name] = unseen
 
     def _load_mlflow(self) -> None:
-        from .drift_io import load_mlflow_baseline
+        from .baseline import load_mlflow_baseline
 
         try:
             baselines = load_mlflow_baseline(self.config, self._tracking_uri, self._limits())

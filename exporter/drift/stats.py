@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from .config import ConfigError
+from ..config import ConfigError
 
 OTHER = "__other__"
 FORMAT = "llm-exporter-drift-baseline"

@@ -1,6 +1,6 @@
 """MLflow bridge: window summaries to MLflow runs, on a background thread, spooled to disk when MLflow is down.
 
-The request path only feeds the :class:`~exporter.aggregator.WindowAggregator`. Closed windows go
+The request path only feeds the :class:`~exporter.mlflow_bridge.windows.WindowAggregator`. Closed windows go
 through a bounded queue to one thread, which turns each into metric batches (one MLflow step per
 window) and writes them with ``MlflowClient.log_batch``. A batch that cannot be written goes to the
 spool file; while the spool holds anything, new batches queue behind it, so MLflow receives them in
@@ -26,38 +26,22 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from .aggregator import Window, WindowAggregator, metric_part, summarize, summarize_late
-from .config import ConfigError, effective_config, mask_uri
-from .mlflow_writer import KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, Writer, permanent
-from .recorder import Cost, LLMCall, Recorder, Sink
+from ..config import ConfigError, effective_config, mask_uri
+from ..observations import Cost, LLMCall
+from ..recorder import Recorder
+from ..sinks import Sink
 from .spool import Spool
+from .tracking import resolve_tracking_uri, version
+from .windows import Window, WindowAggregator, metric_part, summarize, summarize_late
+from .writer import KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, Writer, permanent
 
 log = logging.getLogger(__name__)
 
 RESULTS = ("ok", "retried", "spooled", "dropped")
-DEFAULT_DB = "mlflow.db"
-
-
-def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """Config, then ``$MLFLOW_TRACKING_URI``, then ``sqlite:///mlflow.db`` in the working directory."""
-    env = os.environ if environ is None else environ
-    uri = configured or env.get("MLFLOW_TRACKING_URI")
-    # Absolute, so that a later chdir of the app does not move the default store.
-    return uri or "sqlite:///" + str(Path(DEFAULT_DB).resolve())
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("llm-exporter")
-    except importlib.metadata.PackageNotFoundError:
-        import exporter
-
-        return str(getattr(exporter, "__version__", "unknown"))
 
 
 def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, ModelPrice, PricingConfig
-from .recorder import Cost
+from ..config import ConfigError, ModelPrice, PricingConfig
+from ..observations import Cost
 
 SHIPPED = Path(__file__).with_name("pricing.yaml")
 PER_TOKENS = 1_000_000

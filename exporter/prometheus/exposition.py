@@ -5,17 +5,8 @@ filtering, optional auth, and multiprocess aggregation.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import contextlib
 import gzip
-import hmac
-import os
-import re
-import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -23,69 +14,10 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
-from .config import AuthConfig
-from .types import ASGIApp, Receive, Scope, Send
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_LIVE_GAUGE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or os.environ.get(MULTIPROC_ENV.lower()) or None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_dead_workers(path: str) -> list[int]:
-    """Drop the live gauges of workers that died (uvicorn restarts them under new pids).
-
-    Their counters and histograms stay: what a dead worker counted still happened. Files are removed
-    here rather than with ``multiprocess.mark_process_dead``, because two scrapes (two workers, or two
-    Prometheus servers) can clean at the same moment and a file the other one removed is not an error.
-    """
-    dead: set[int] = set()
-    alive: set[int] = set()
-    for entry in Path(path).iterdir():
-        m = _LIVE_GAUGE.match(entry.name)
-        if m is None:
-            continue
-        pid = int(m.group(1))
-        if pid in alive:
-            continue
-        if pid not in dead and _pid_alive(pid):
-            alive.add(pid)
-            continue
-        dead.add(pid)
-        with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
-    return sorted(dead)
-
-
-def wipe_multiprocess_dir(path: str) -> None:
-    """Remove the value files of an earlier run; prometheus_client requires this before workers start."""
-    for entry in Path(path).glob("*.db"):
-        with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
-
-
-def _scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
-    path = multiprocess_dir()
-    if path is None:
-        return registry
-    from prometheus_client import multiprocess
-
-    clean_dead_workers(path)
-    fresh = CollectorRegistry()
-    multiprocess.MultiProcessCollector(fresh, path)
-    return fresh
+from ..auth import authorizer
+from ..config import AuthConfig
+from ..types import Receive, Scope, Send
+from .multiprocess import scrape_registry
 
 
 class _Only:
@@ -134,7 +66,7 @@ def render(
     registry: CollectorRegistry, accept: str = "", accept_encoding: str = "", names: list[str] | None = None
 ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """The exposition body and its headers for one scrape."""
-    source: Any = _scrape_registry(registry)
+    source: Any = scrape_registry(registry)
     if names:
         source = _Only(source, names)
     encoder, content_type = choose_encoder(accept)
@@ -146,38 +78,6 @@ def render(
     headers.append((b"content-length", str(len(body)).encode()))
     headers.append((b"vary", b"accept, accept-encoding"))
     return body, headers
-
-
-def authorizer(auth: AuthConfig | None) -> Callable[[bytes], bool] | None:
-    """A check of the ``Authorization`` header, or None when the endpoint is open.
-
-    The scheme is case-insensitive (RFC 9110) and the secret is compared in constant time.
-    """
-    if auth is None:
-        return None
-    if auth.bearer_token:
-        token = auth.bearer_token.encode()
-
-        def bearer(header: bytes) -> bool:
-            scheme, _, value = header.strip().partition(b" ")
-            return scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), token)
-
-        return bearer
-    if auth.basic_username is not None and auth.basic_password is not None:
-        pair = f"{auth.basic_username}:{auth.basic_password}".encode()
-
-        def basic(header: bytes) -> bool:
-            scheme, _, value = header.strip().partition(b" ")
-            if scheme.lower() != b"basic":
-                return False
-            try:
-                decoded = base64.b64decode(value.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                return False
-            return hmac.compare_digest(decoded, pair)
-
-        return basic
-    return None
 
 
 class MetricsApp:
@@ -257,58 +157,3 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-_servers: dict[int, tuple[threading.Thread, Any]] = {}  # port -> (thread, uvicorn.Server)
-_servers_lock = threading.Lock()
-
-
-def start_metrics_server(port: int, host: str = "127.0.0.1", app: ASGIApp | None = None) -> threading.Thread:
-    """Serve the exposition on its own port from a daemon thread (once per port per process).
-
-    The socket is bound here, in the caller's thread, so a port in use raises ``OSError`` at once
-    instead of leaving a thread that died quietly and no metrics anywhere.
-    """
-    import uvicorn
-
-    with _servers_lock:
-        running = _servers.get(port)
-        if running is not None and running[0].is_alive():
-            return running[0]
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)  # connections queue from here on, before the thread's loop accepts them
-        except OSError as exc:
-            sock.close()
-            raise OSError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
-        # log_config=None, log_level=None: a second uvicorn.Config must not reconfigure the logging of the
-        # server this one runs beside. No access log: a scrape every few seconds is noise.
-        config = uvicorn.Config(
-            app or metrics_app(),
-            host=host,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            log_level=None,
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        # uvicorn installs signal handlers only in the main thread; this one runs beside the app.
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"llm-exporter-metrics-{port}", daemon=True
-        )
-        thread.start()
-        _servers[port] = (thread, server)
-        return thread
-
-
-def stop_metrics_server(port: int, timeout: float = 10.0) -> None:
-    """Stop the server :func:`start_metrics_server` started on ``port`` (no-op if there is none)."""
-    with _servers_lock:
-        running = _servers.pop(port, None)
-    if running is not None:
-        thread, server = running
-        server.should_exit = True
-        thread.join(timeout)

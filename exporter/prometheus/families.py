@@ -6,87 +6,15 @@ settle without touching the modules that record.
 
 from __future__ import annotations
 
-import sys
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.values import MutexValue
 
-from .config import Buckets
-
-OVERFLOW = "__overflow__"
-UNMATCHED = "__unmatched__"
-
-# Label names (OTel semantic conventions in Prometheus form).
-METHOD = "http_request_method"
-ROUTE = "http_route"
-STATUS = "http_response_status_code"
-ERROR_TYPE = "error_type"
-OPERATION = "gen_ai_operation_name"
-PROVIDER = "gen_ai_provider_name"
-MODEL = "gen_ai_request_model"
-TOKEN_TYPE = "gen_ai_token_type"
-TENANT = "tenant"
-
-HTTP = (METHOD, ROUTE, STATUS)
-# Every dynamic label name below: static labels from config may not reuse one.
-LABEL_NAMES = frozenset(
-    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, TOKEN_TYPE, TENANT}
-    | {"outcome", "label", "evaluation", "event", "feature", "method", "format", "result"}
-)
-
-# OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+from ..config import Buckets
+from ..labels import ERROR_TYPE, HTTP, METHOD, MODEL, OPERATION, PROVIDER, ROUTE, TENANT, TOKEN_TYPE, LabelGuard
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
-
-
-NOT_UTF8 = "valid Unicode text (it holds a lone surrogate escape)"  # what the inputs say they expected
-
-
-def is_utf8(value: str) -> bool:
-    """Whether ``value`` can be written out as UTF-8. A lone surrogate (``"\\ud800"``, which JSON and Python
-    accept) cannot: as a label value it would make every later scrape fail."""
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-class LabelGuard:
-    """Caps the distinct values each label may take; later values become ``__overflow__``.
-
-    The check for a value already seen is one set look-up, so it is cheap enough for the request path.
-    Sets only grow to ``cap`` entries, so memory is bounded by (labels x cap).
-    """
-
-    def __init__(self, cap: int, overflow: Counter) -> None:
-        self.cap = cap
-        self._seen: dict[str, set[str]] = {}
-        self._overflow = overflow
-
-    def __call__(self, label: str, value: str) -> str:
-        seen = self._seen.get(label)
-        if seen is None:
-            seen = self._seen.setdefault(label, set())
-        if value in seen:
-            return value
-        if value == OVERFLOW:  # already folded upstream: count it once only
-            return value
-        if not is_utf8(value):  # inputs reject these; this is the last line for values read from responses
-            value = value.encode("utf-8", "replace").decode("utf-8")
-            if value in seen:
-                return value
-        if len(seen) < self.cap:
-            seen.add(value)
-            return value
-        self._overflow.labels(label).inc()
-        return OVERFLOW
 
 
 class Metrics:
@@ -225,133 +153,11 @@ class Metrics:
             "llm_exporter_track_events", "Events received by the /track collector, by result.", ("result",)
         )
 
-        self.guard = LabelGuard(label_cap, self.label_overflow)
+        overflow = self.label_overflow
+        self.guard = LabelGuard(label_cap, lambda label: overflow.labels(label, *self.static).inc())
 
     def child(self, metric: _Metric, *values: str) -> _Metric:
         """The child of ``metric`` for ``values`` plus the static label values."""
         if values or self.static:
             return metric.labels(*values, *self.static)
         return metric
-
-
-class FastValue:
-    """A metric value without a lock, for the HTTP request path.
-
-    prometheus_client guards every value with a mutex (~70 ns per update). These values are written
-    only by the middleware, from the event loop's thread, and ``+=`` on a float or int attribute does not
-    release the GIL, so the lock buys nothing there. LLM and quality metrics, which handlers may record
-    from thread pools, keep prometheus_client's locked values; free-threaded builds and multiprocess
-    mode keep theirs everywhere (see :func:`unlocked`).
-    """
-
-    __slots__ = ("_value", "_exemplar")
-
-    def __init__(self, value: float = 0.0) -> None:
-        self._value = value
-        self._exemplar: Any = None
-
-    def inc(self, amount: float) -> None:
-        self._value += amount
-
-    def set(self, value: float, timestamp: float | None = None) -> None:
-        self._value = value
-
-    def set_exemplar(self, exemplar: Any) -> None:
-        self._exemplar = exemplar
-
-    def get(self) -> float:
-        return self._value
-
-    def get_exemplar(self) -> Any:
-        return self._exemplar
-
-
-_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
-
-
-def unlocked(child: _Metric) -> _Metric:
-    """Give ``child`` lock-free values (see :class:`FastValue`) where that is safe; else leave it as it is."""
-    if not _GIL:
-        return child
-    for name in ("_value", "_sum"):
-        value = getattr(child, name, None)
-        if type(value) is MutexValue:
-            setattr(child, name, FastValue(value.get()))
-    buckets = getattr(child, "_buckets", None)
-    if buckets and all(type(b) is MutexValue for b in buckets):
-        setattr(child, "_buckets", [FastValue(b.get()) for b in buckets])  # noqa: B010 - private, on purpose
-    return child
-
-
-def observer(child: Histogram) -> Callable[[float], None]:
-    """A faster ``child.observe`` for the request path: a bisect instead of prometheus_client's linear
-    scan and wrapper checks. Same values, same storage (multiprocess too). Falls back to ``observe`` if
-    the client's internals ever change shape."""
-    parts = _parts(child)
-    if parts is None:
-        return child.observe
-    bounds, buckets, total = parts
-    if _lock_free(parts):
-        fast: list[Any] = buckets
-
-        def observe_unlocked(value: float) -> None:
-            total._value += value
-            fast[bisect_left(bounds, value)]._value += 1
-
-        return observe_unlocked
-
-    def observe(value: float) -> None:
-        total.inc(value)
-        buckets[bisect_left(bounds, value)].inc(1)
-
-    return observe
-
-
-def http_observer(duration: Histogram, request: Histogram, response: Histogram) -> Callable[[float, int, int], None]:
-    """One call that observes a request's duration, request size and response size: the three histograms
-    of one (method, route, status) child set, updated without three calls' overhead."""
-    parts = [_parts(h) for h in (duration, request, response)]
-    if not all(p is not None and _lock_free(p) for p in parts):
-        each = (observer(duration), observer(request), observer(response))
-
-        def observe_each(seconds: float, received: int, sent: int) -> None:
-            each[0](seconds)
-            each[1](received)
-            each[2](sent)
-
-        return observe_each
-    (d_bounds, d_buckets, d_sum), (q_bounds, q_buckets, q_sum), (r_bounds, r_buckets, r_sum) = parts  # type: ignore[misc]
-
-    def observe_all(seconds: float, received: int, sent: int) -> None:
-        d_sum._value += seconds
-        d_buckets[bisect_left(d_bounds, seconds)]._value += 1
-        q_sum._value += received
-        q_buckets[bisect_left(q_bounds, received)]._value += 1
-        r_sum._value += sent
-        r_buckets[bisect_left(r_bounds, sent)]._value += 1
-
-    return observe_all
-
-
-def _parts(child: Histogram) -> tuple[list[float], list[Any], Any] | None:
-    """A histogram child's bucket bounds, bucket values and sum value; None if they are not that shape."""
-    try:
-        bounds = list(child._upper_bounds)
-        buckets = child._buckets
-        total = child._sum
-    except AttributeError:
-        return None
-    if len(bounds) != len(buckets) or bounds[-1] != float("inf"):
-        return None
-    return bounds, buckets, total
-
-
-def _lock_free(parts: tuple[list[float], list[Any], Any]) -> bool:
-    _, buckets, total = parts
-    return type(total) is FastValue and all(type(b) is FastValue for b in buckets)
-
-
-def adder(child: Gauge | Counter) -> Callable[[float], None]:
-    """``child.inc`` without the per-call mode checks (livesum gauges in multiprocess mode included)."""
-    value: Any = getattr(child, "_value", None)
-    return value.inc if value is not None and hasattr(value, "inc") else child.inc

@@ -1,0 +1,83 @@
+"""Label names, the caps on their values, and the rules every label value follows.
+
+The bottom of the package: no imports from it. Every metric and label name of the contract is spelled
+here or in :mod:`exporter.prometheus.families`, so names can follow the OpenTelemetry conventions as
+they settle without touching the modules that record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+OVERFLOW = "__overflow__"
+UNMATCHED = "__unmatched__"
+
+# Label names (OTel semantic conventions in Prometheus form).
+METHOD = "http_request_method"
+ROUTE = "http_route"
+STATUS = "http_response_status_code"
+ERROR_TYPE = "error_type"
+OPERATION = "gen_ai_operation_name"
+PROVIDER = "gen_ai_provider_name"
+MODEL = "gen_ai_request_model"
+TOKEN_TYPE = "gen_ai_token_type"
+TENANT = "tenant"
+
+HTTP = (METHOD, ROUTE, STATUS)
+# Every dynamic label name below: static labels from config may not reuse one.
+LABEL_NAMES = frozenset(
+    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, TOKEN_TYPE, TENANT}
+    | {"outcome", "label", "evaluation", "event", "feature", "method", "format", "result"}
+)
+
+# OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+
+
+NOT_UTF8 = "valid Unicode text (it holds a lone surrogate escape)"  # what the inputs say they expected
+
+
+def is_utf8(value: str) -> bool:
+    """Whether ``value`` can be written out as UTF-8. A lone surrogate (``"\\ud800"``, which JSON and Python
+    accept) cannot: as a label value it would make every later scrape fail."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class LabelGuard:
+    """Caps the distinct values each label may take; later values become ``__overflow__``.
+
+    The check for a value already seen is one set look-up, so it is cheap enough for the request path.
+    Sets only grow to ``cap`` entries, so memory is bounded by (labels x cap). ``on_overflow(label)`` is
+    told of every value folded (the recorder counts them in ``llm_exporter_label_overflow_total``); sinks
+    that cap the names they were already given use it without one, so nothing is counted twice.
+    """
+
+    def __init__(self, cap: int, on_overflow: Callable[[str], None] | None = None) -> None:
+        self.cap = cap
+        self._seen: dict[str, set[str]] = {}
+        self._on_overflow = on_overflow
+
+    def __call__(self, label: str, value: str) -> str:
+        seen = self._seen.get(label)
+        if seen is None:
+            seen = self._seen.setdefault(label, set())
+        if value in seen:
+            return value
+        if value == OVERFLOW:  # already folded upstream: count it once only
+            return value
+        if not is_utf8(value):  # inputs reject these; this is the last line for values read from responses
+            value = value.encode("utf-8", "replace").decode("utf-8")
+            if value in seen:
+                return value
+        if len(seen) < self.cap:
+            seen.add(value)
+            return value
+        if self._on_overflow is not None:
+            self._on_overflow(label)
+        return OVERFLOW

@@ -1,0 +1,104 @@
+"""Exemplars: the ``trace_id``/``span_id`` of the active, sampled span on the duration and token
+observations, so a Grafana panel links to the trace.
+
+Exemplars exist only in the OpenMetrics format (``/metrics`` negotiates it from ``Accept``, which
+Prometheus sends). prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, several
+workers) does not store exemplars, so they are not enabled there. ``opentelemetry`` is imported only
+when they are enabled, so :func:`enable_exemplars` is a harmless no-op without the extra.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..prometheus.multiprocess import multiprocess_dir
+from ..recorder import Recorder
+
+if TYPE_CHECKING:
+    pass
+
+try:
+    from opentelemetry.sdk.trace import SpanProcessor as _SpanProcessorBase
+except ImportError:  # the extra is absent: the rest of this module still imports
+    _SpanProcessorBase = object  # type: ignore[misc,assignment]
+
+log = logging.getLogger("exporter")
+
+MISSING_EXTRA = "needs the OpenTelemetry SDK: pip install 'llm-exporter[otel]'"
+
+# Operations that are one model call. Agent, workflow and tool spans are left out on purpose: an
+# ``invoke_agent`` span may report the summed usage of the model calls under it, which would count twice.
+MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+# OpenLLMetry-style spans predate gen_ai.operation.name and say ``llm.request.type`` instead.
+_LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
+
+# -- exemplars ------------------------------------------------------------------------------------------
+
+
+def _span_exemplar_function() -> Callable[[], dict[str, str] | None]:
+    from opentelemetry.trace import Span, get_current_span
+
+    def from_span(span: Any) -> dict[str, str] | None:
+        ctx = span.get_span_context()
+        if ctx.is_valid and ctx.trace_flags.sampled:
+            # The label names Grafana's exemplar-to-trace link expects by default.
+            return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+        return None
+
+    found = _span_context_variable()
+    if found is None:
+
+        def exemplar() -> dict[str, str] | None:
+            return from_span(get_current_span())
+
+        return exemplar
+
+    var, key = found
+
+    def fast_exemplar() -> dict[str, str] | None:
+        # Called on every request: with no span this is one context-variable read and one dict look-up.
+        span = var.get().get(key)
+        if span is None or not isinstance(span, Span):
+            return None
+        return from_span(span)
+
+    return fast_exemplar
+
+
+def _span_context_variable() -> tuple[Any, str] | None:
+    """The SDK's context variable and the span's key in it, to read the active span without four layers of
+    calls (the public ``get_current_span`` costs ~0.3 µs). None when the API's internals are not that shape.
+    """
+    import contextvars
+
+    from opentelemetry import context
+    from opentelemetry.trace import propagation
+
+    var = getattr(getattr(context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    key = getattr(propagation, "_SPAN_KEY", None)
+    if not isinstance(var, contextvars.ContextVar) or not isinstance(key, str):
+        return None
+    return var, key
+
+
+def enable_exemplars(recorder: Recorder) -> bool:
+    """Attach the active span's trace and span id to the recorder's duration and token observations.
+
+    Returns False, changing nothing, when OpenTelemetry is not installed or in multiprocess mode
+    (prometheus_client drops exemplars there, so looking up the span would be wasted work).
+    """
+    if multiprocess_dir() is not None:
+        log.info("llm-exporter: exemplars are off: prometheus_client's multiprocess mode does not keep them")
+        return False
+    try:
+        recorder.exemplar = _span_exemplar_function()
+    except ImportError:
+        return False
+    return True
+
+
+def disable_exemplars(recorder: Recorder) -> None:
+    recorder.exemplar = None

@@ -1,0 +1,190 @@
+"""OpenTelemetry metrics out: every observation mirrored through a ``MeterProvider`` with the
+semantic-convention instrument and attribute names, for shipping metrics by OTLP."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError
+from ..labels import OVERFLOW
+from ..observations import Cost, LLMCall
+from ..recorder import Recorder
+from ..sinks import Sink
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
+try:
+    from opentelemetry.sdk.trace import SpanProcessor as _SpanProcessorBase
+except ImportError:  # the extra is absent: the rest of this module still imports
+    _SpanProcessorBase = object  # type: ignore[misc,assignment]
+
+log = logging.getLogger("exporter")
+
+MISSING_EXTRA = "needs the OpenTelemetry SDK: pip install 'llm-exporter[otel]'"
+
+# Operations that are one model call. Agent, workflow and tool spans are left out on purpose: an
+# ``invoke_agent`` span may report the summed usage of the model calls under it, which would count twice.
+MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+# OpenLLMetry-style spans predate gen_ai.operation.name and say ``llm.request.type`` instead.
+_LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
+
+
+class _Cap:
+    """Per-attribute cap on distinct values, like the Recorder's label guard, without counting twice.
+
+    The Recorder's guard already counted each overflow in ``llm_exporter_label_overflow_total``.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._seen: dict[str, set[str]] = {}
+
+    def __call__(self, name: str, value: str) -> str:
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = self._seen[name] = set()
+        if value in seen:
+            return value
+        if len(seen) < self.cap:
+            seen.add(value)
+            return value
+        return OVERFLOW
+
+
+class OtelMetricsSink(Sink):
+    """Mirrors every observation into OpenTelemetry instruments with the semantic-convention names.
+
+    HTTP and GenAI instruments use the convention names and attributes; the rest keep this project's
+    names in dotted form (``llm.tokens``, ``llm.cost.usd``...) so their Prometheus translation matches
+    ``/metrics``. Exemplars come from the SDK's own exemplar filter (the calls run in the request's context).
+    """
+
+    def __init__(self, recorder: Recorder, meter_provider: MeterProvider | None = None) -> None:
+        from opentelemetry import metrics
+
+        self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        meter = self.meter_provider.get_meter("llm-exporter")
+        cfg = recorder.config
+        b = cfg.buckets
+        self.static: dict[str, str] = dict(cfg.labels)
+        self.tenant = recorder.metrics.tenant
+        self.cap = _Cap(cfg.label_cap)
+
+        def histogram(name: str, unit: str, doc: str, bounds: tuple[float, ...]) -> Any:
+            return meter.create_histogram(name, unit=unit, description=doc, explicit_bucket_boundaries_advisory=bounds)
+
+        self.http_duration = histogram(
+            "http.server.request.duration", "s", "Duration of HTTP server requests.", b.http_duration
+        )
+        self.http_request_size = histogram(
+            "http.server.request.body.size", "By", "Size of HTTP server request bodies.", b.http_request_body_size
+        )
+        self.http_response_size = histogram(
+            "http.server.response.body.size", "By", "Size of HTTP server response bodies.", b.http_response_body_size
+        )
+        self.http_active = meter.create_up_down_counter(
+            "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
+        )
+        self.llm_duration = histogram(
+            "gen_ai.client.operation.duration", "s", "GenAI operation duration.", b.llm_duration
+        )
+        self.token_usage = histogram(
+            "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used.", b.llm_tokens
+        )
+        self.ttft = histogram(
+            "gen_ai.client.operation.time_to_first_chunk", "s", "Time to the first streamed chunk.", b.llm_ttft
+        )
+        self.tokens = meter.create_counter("llm.tokens", unit="{token}", description="Tokens used, by token type.")
+        self.cost = meter.create_counter("llm.cost.usd", unit="{USD}", description="Cost of LLM usage in US dollars.")
+        self.requests = meter.create_counter("llm.requests", unit="{request}", description="LLM calls by outcome.")
+        self.confidence = histogram("llm.confidence", "", "Confidence of model predictions (0..1).", b.confidence)
+        self.predictions = meter.create_counter("llm.predictions", unit="{prediction}", description="By label.")
+        self.evaluation = histogram("llm.evaluation.score", "", "Evaluation scores (0..1).", b.evaluation_score)
+        self.feedback = histogram("llm.feedback.rating", "", "User feedback ratings (1..5).", b.feedback_rating)
+        self.events = meter.create_counter("llm.events", unit="{event}", description="Business events.")
+
+    def on_http(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        duration: float,
+        ts: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+    ) -> None:
+        attrs: dict[str, Any] = {
+            "http.request.method": method,
+            "http.route": route,  # already capped: the middleware passes Recorder.route()'s value
+            "http.response.status_code": status,
+            **self.static,
+        }
+        if status >= 500:
+            attrs["error.type"] = str(status)  # the HTTP conventions' error.type for server errors
+        self.http_duration.record(duration, attrs)
+        self.http_request_size.record(request_bytes, attrs)
+        self.http_response_size.record(response_bytes, attrs)
+
+    def on_active(self, method: str, route: str, delta: int) -> None:
+        self.http_active.add(delta, {"http.request.method": method, "http.route": route, **self.static})
+
+    def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
+        cap = self.cap
+        provider = cap("gen_ai.provider.name", call.provider or "unknown")
+        model = cap("gen_ai.request.model", call.model or "unknown")
+        base = {"gen_ai.provider.name": provider, "gen_ai.request.model": model, **self.static}
+        op = {"gen_ai.operation.name": cap("gen_ai.operation.name", call.operation or "chat"), **base}
+        if call.duration is not None:
+            attrs = {**op, "error.type": cap("error.type", call.error_type)} if call.error_type else op
+            self.llm_duration.record(call.duration, attrs)
+        if call.ttft is not None:
+            self.ttft.record(call.ttft, base)
+        tenant = {"tenant": cap("tenant", call.tenant or "")} if self.tenant else {}
+        self.requests.add(1, {**base, **tenant, "outcome": "error" if call.error_type else "ok"})
+        for token_type, tokens, usd in (
+            ("input", call.input_tokens, cost.input_usd if cost else 0.0),
+            ("output", call.output_tokens, cost.output_usd if cost else 0.0),
+        ):
+            if tokens:
+                self.token_usage.record(tokens, {**op, "gen_ai.token.type": token_type})
+                self.tokens.add(tokens, {**base, **tenant, "gen_ai.token.type": token_type})
+            if usd:
+                self.cost.add(usd, {**base, **tenant, "gen_ai.token.type": token_type})
+
+    # Model, label and evaluation names arrive already capped by the Recorder.
+
+    def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
+        attrs = {"gen_ai.request.model": model, "label": label, **self.static}
+        self.confidence.record(value, attrs)
+        self.predictions.add(1, attrs)
+
+    def on_evaluation(self, name: str, model: str, score: float, ts: float) -> None:
+        self.evaluation.record(score, {"evaluation": name, "gen_ai.request.model": model, **self.static})
+
+    def on_feedback(self, model: str, rating: float, ts: float) -> None:
+        self.feedback.record(rating, {"gen_ai.request.model": model, **self.static})
+
+    def on_event(self, name: str, tenant: str | None, ts: float, count: int = 1) -> None:
+        tenant_attr = {"tenant": self.cap("tenant", tenant or "")} if self.tenant else {}
+        self.events.add(count, {"event": name, **tenant_attr, **self.static})
+
+
+def enable_otel_metrics(recorder: Recorder, meter_provider: MeterProvider | None = None) -> OtelMetricsSink:
+    """Add an :class:`OtelMetricsSink` to ``recorder`` (once per meter provider) and return it.
+
+    ``meter_provider`` defaults to the global one (``opentelemetry.metrics.set_meter_provider``).
+    """
+    try:
+        from opentelemetry import metrics
+    except ImportError:
+        raise ConfigError("otel", "metrics", MISSING_EXTRA) from None
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    for sink in recorder.sinks:
+        if isinstance(sink, OtelMetricsSink) and sink.meter_provider is provider:
+            return sink
+    sink = OtelMetricsSink(recorder, provider)
+    recorder.add_sink(sink)
+    return sink

@@ -1,0 +1,141 @@
+"""The lock-free fast path: the only module that touches prometheus_client's internals.
+
+Values without a mutex for children written from the event loop's thread, and observe/add callables
+that skip prometheus_client's per-call checks. Each falls back to the public API when the client's
+internals are not the shape this module expects.
+"""
+
+from __future__ import annotations
+
+import sys
+from bisect import bisect_left
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.values import MutexValue
+
+_Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
+
+
+class FastValue:
+    """A metric value without a lock, for the HTTP request path.
+
+    prometheus_client guards every value with a mutex (~70 ns per update). These values are written
+    only by the middleware, from the event loop's thread, and ``+=`` on a float or int attribute does not
+    release the GIL, so the lock buys nothing there. LLM and quality metrics, which handlers may record
+    from thread pools, keep prometheus_client's locked values; free-threaded builds and multiprocess
+    mode keep theirs everywhere (see :func:`unlocked`).
+    """
+
+    __slots__ = ("_value", "_exemplar")
+
+    def __init__(self, value: float = 0.0) -> None:
+        self._value = value
+        self._exemplar: Any = None
+
+    def inc(self, amount: float) -> None:
+        self._value += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self._value = value
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        self._exemplar = exemplar
+
+    def get(self) -> float:
+        return self._value
+
+    def get_exemplar(self) -> Any:
+        return self._exemplar
+
+
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def unlocked(child: _Metric) -> _Metric:
+    """Give ``child`` lock-free values (see :class:`FastValue`) where that is safe; else leave it as it is."""
+    if not _GIL:
+        return child
+    for name in ("_value", "_sum"):
+        value = getattr(child, name, None)
+        if type(value) is MutexValue:
+            setattr(child, name, FastValue(value.get()))
+    buckets = getattr(child, "_buckets", None)
+    if buckets and all(type(b) is MutexValue for b in buckets):
+        setattr(child, "_buckets", [FastValue(b.get()) for b in buckets])  # noqa: B010 - private, on purpose
+    return child
+
+
+def observer(child: Histogram) -> Callable[[float], None]:
+    """A faster ``child.observe`` for the request path: a bisect instead of prometheus_client's linear
+    scan and wrapper checks. Same values, same storage (multiprocess too). Falls back to ``observe`` if
+    the client's internals ever change shape."""
+    parts = _parts(child)
+    if parts is None:
+        return child.observe
+    bounds, buckets, total = parts
+    if _lock_free(parts):
+        fast: list[Any] = buckets
+
+        def observe_unlocked(value: float) -> None:
+            total._value += value
+            fast[bisect_left(bounds, value)]._value += 1
+
+        return observe_unlocked
+
+    def observe(value: float) -> None:
+        total.inc(value)
+        buckets[bisect_left(bounds, value)].inc(1)
+
+    return observe
+
+
+def http_observer(duration: Histogram, request: Histogram, response: Histogram) -> Callable[[float, int, int], None]:
+    """One call that observes a request's duration, request size and response size: the three histograms
+    of one (method, route, status) child set, updated without three calls' overhead."""
+    parts = [_parts(h) for h in (duration, request, response)]
+    if not all(p is not None and _lock_free(p) for p in parts):
+        each = (observer(duration), observer(request), observer(response))
+
+        def observe_each(seconds: float, received: int, sent: int) -> None:
+            each[0](seconds)
+            each[1](received)
+            each[2](sent)
+
+        return observe_each
+    (d_bounds, d_buckets, d_sum), (q_bounds, q_buckets, q_sum), (r_bounds, r_buckets, r_sum) = parts  # type: ignore[misc]
+
+    def observe_all(seconds: float, received: int, sent: int) -> None:
+        d_sum._value += seconds
+        d_buckets[bisect_left(d_bounds, seconds)]._value += 1
+        q_sum._value += received
+        q_buckets[bisect_left(q_bounds, received)]._value += 1
+        r_sum._value += sent
+        r_buckets[bisect_left(r_bounds, sent)]._value += 1
+
+    return observe_all
+
+
+def _parts(child: Histogram) -> tuple[list[float], list[Any], Any] | None:
+    """A histogram child's bucket bounds, bucket values and sum value; None if they are not that shape."""
+    try:
+        bounds = list(child._upper_bounds)
+        buckets = child._buckets
+        total = child._sum
+    except AttributeError:
+        return None
+    if len(bounds) != len(buckets) or bounds[-1] != float("inf"):
+        return None
+    return bounds, buckets, total
+
+
+def _lock_free(parts: tuple[list[float], list[Any], Any]) -> bool:
+    _, buckets, total = parts
+    return type(total) is FastValue and all(type(b) is FastValue for b in buckets)
+
+
+def adder(child: Gauge | Counter) -> Callable[[float], None]:
+    """``child.inc`` without the per-call mode checks (livesum gauges in multiprocess mode included)."""
+    value: Any = getattr(child, "_value", None)
+    return value.inc if value is not None and hasattr(value, "inc") else child.inc
