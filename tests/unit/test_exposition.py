@@ -33,7 +33,8 @@ from exporter.prometheus.exposition import accepts_gzip, render
 from exporter.prometheus.server import start_metrics_server, stop_metrics_server
 from exporter.types import Message
 
-from .servers import HOST, ThreadServer, free_port
+from ..support.metrics import text_samples, text_value
+from ..support.servers import HOST, ThreadServer, free_port
 
 DURATION = "http_server_request_duration_seconds"
 ITEMS = {"http_request_method": "GET", "http_route": "/items/{item_id}", "http_response_status_code": "200"}
@@ -47,16 +48,6 @@ PROMETHEUS_ACCEPT = (
 )
 BEARER = "s3cret-token"
 USER, PASSWORD = "prom", "pa:ss wörd"  # a colon and non-ASCII in the password must survive
-
-
-def values(text: str, openmetrics: bool = False) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of an exposition as {(sample name, sorted labels): value}."""
-    parse = parse_openmetrics if openmetrics else parse_text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in parse(text) for s in family.samples}
-
-
-def value(text: str, name: str, labels: dict[str, str] | None = None, openmetrics: bool = False) -> float | None:
-    return values(text, openmetrics).get((name, tuple(sorted((labels or {}).items()))))
 
 
 def families(text: str) -> set[str]:
@@ -102,11 +93,11 @@ def test_prometheus_text_by_default(client: httpx.Client, accept: str | None) ->
     assert r.status_code == 200
     assert r.headers["content-type"] == TEXT_TYPE
     assert "# EOF" not in r.text
-    assert value(r.text, f"{DURATION}_count", ITEMS) == 3.0
-    assert value(r.text, f"{DURATION}_bucket", {**ITEMS, "le": "0.25"}) == 3.0
-    assert value(r.text, f"{DURATION}_bucket", {**ITEMS, "le": "0.1"}) == 0.0
-    assert value(r.text, f"{DURATION}_sum", CHAT) == 1.5
-    assert value(r.text, "jobs_total") == 7.0
+    assert text_value(r.text, f"{DURATION}_count", ITEMS) == 3.0
+    assert text_value(r.text, f"{DURATION}_bucket", {**ITEMS, "le": "0.25"}) == 3.0
+    assert text_value(r.text, f"{DURATION}_bucket", {**ITEMS, "le": "0.1"}) == 0.0
+    assert text_value(r.text, f"{DURATION}_sum", CHAT) == 1.5
+    assert text_value(r.text, "jobs_total") == 7.0
     assert r.headers["vary"] == "accept, accept-encoding"
 
 
@@ -116,9 +107,9 @@ def test_openmetrics_when_accepted(client: httpx.Client, accept: str) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith(OPENMETRICS)
     assert r.text.endswith("# EOF\n")
-    assert value(r.text, f"{DURATION}_count", ITEMS, openmetrics=True) == 3.0
-    assert value(r.text, f"{DURATION}_count", CHAT, openmetrics=True) == 1.0
-    assert value(r.text, "jobs_total", openmetrics=True) == 7.0
+    assert text_value(r.text, f"{DURATION}_count", ITEMS, openmetrics=True) == 3.0
+    assert text_value(r.text, f"{DURATION}_count", CHAT, openmetrics=True) == 1.0
+    assert text_value(r.text, "jobs_total", openmetrics=True) == 7.0
 
 
 @pytest.mark.parametrize("accept", [None, OPENMETRICS])
@@ -156,7 +147,7 @@ def test_accept_encoding_qualities(header: str, expected: bool) -> None:
 def test_gzip_refused_with_zero_quality(client: httpx.Client) -> None:
     r = client.get("/metrics", headers={"accept-encoding": "gzip;q=0"})
     assert "content-encoding" not in r.headers
-    assert value(r.text, "jobs_total") == 7.0
+    assert text_value(r.text, "jobs_total") == 7.0
 
 
 # -- name[] -------------------------------------------------------------------------------------------------
@@ -167,7 +158,7 @@ def test_name_filter_selects_whole_families(client: httpx.Client) -> None:
     assert r.status_code == 200
     # The text format shows ``_created`` as families of their own.
     assert families(r.text) == {DURATION, f"{DURATION}_created", "jobs", "jobs_created"}
-    got = values(r.text)
+    got = text_samples(r.text)
     assert got[(f"{DURATION}_count", tuple(sorted(ITEMS.items())))] == 3.0
     assert got[(f"{DURATION}_bucket", tuple(sorted({**CHAT, "le": "+Inf"}.items())))] == 1.0
     assert got[("jobs_total", ())] == 7.0
@@ -179,7 +170,7 @@ def test_name_filter_selects_whole_families(client: httpx.Client) -> None:
 
 def test_name_filter_by_sample_name(client: httpx.Client) -> None:
     r = client.get("/metrics", params={"name[]": f"{DURATION}_count"})
-    got = values(r.text)
+    got = text_samples(r.text)
     assert got == {
         (f"{DURATION}_count", tuple(sorted(ITEMS.items()))): 3.0,
         (f"{DURATION}_count", tuple(sorted(CHAT.items()))): 1.0,
@@ -217,7 +208,7 @@ def test_bearer_token_required(client: httpx.Client, authorization: str | None) 
 def test_bearer_token_accepted(client: httpx.Client, authorization: str) -> None:
     r = client.get("/bearer", headers={"authorization": authorization})
     assert r.status_code == 200
-    assert value(r.text, "jobs_total") == 7.0
+    assert text_value(r.text, "jobs_total") == 7.0
 
 
 def basic(user: str, password: str) -> str:
@@ -237,7 +228,7 @@ def test_basic_auth_required(client: httpx.Client, authorization: str | None) ->
 def test_basic_auth_accepted(client: httpx.Client) -> None:
     r = client.get("/basic", auth=(USER, PASSWORD))
     assert r.status_code == 200
-    assert value(r.text, f"{DURATION}_count", ITEMS) == 3.0
+    assert text_value(r.text, f"{DURATION}_count", ITEMS) == 3.0
     lower_scheme = "basic " + basic(USER, PASSWORD).split(" ", 1)[1]
     assert client.get("/basic", headers={"authorization": lower_scheme}).status_code == 200
 
@@ -277,7 +268,7 @@ def test_render_directly(registry: CollectorRegistry) -> None:
     body, headers = render(registry, OPENMETRICS, "gzip", ["jobs"])
     assert dict(headers)[b"content-encoding"] == b"gzip"
     assert dict(headers)[b"content-length"] == str(len(body)).encode()
-    assert value(gzip.decompress(body).decode(), "jobs_total", openmetrics=True) == 7.0
+    assert text_value(gzip.decompress(body).decode(), "jobs_total", openmetrics=True) == 7.0
 
 
 # -- lifespan and other scopes ------------------------------------------------------------------------------------
@@ -308,7 +299,7 @@ def test_lifespan_as_root_app_under_uvicorn(registry: CollectorRegistry) -> None
     with strict_uvicorn(metrics_app(registry)) as (server, url):
         r = httpx.get(f"{url}/anything", timeout=10)
         assert r.status_code == 200
-        assert value(r.text, "jobs_total") == 7.0
+        assert text_value(r.text, "jobs_total") == 7.0
     lifespan = server.lifespan
     assert (lifespan.startup_failed, lifespan.shutdown_failed, lifespan.error_occurred) == (False, False, False)
 
@@ -330,7 +321,7 @@ def test_mounted_in_starlette_under_uvicorn(registry: CollectorRegistry) -> None
         assert httpx.get(f"{url}/", timeout=10).text == "home"
         r = httpx.get(f"{url}/metrics/", timeout=10)
         assert r.status_code == 200
-        assert value(r.text, f"{DURATION}_count", CHAT) == 1.0
+        assert text_value(r.text, f"{DURATION}_count", CHAT) == 1.0
         assert events == ["startup"]
     assert events == ["startup", "shutdown"]
     assert server.lifespan.error_occurred is False
@@ -446,7 +437,7 @@ def test_every_metric_honours_the_injected_registry() -> None:
     assert get("llm_feedback_rating_sum", gen_ai_request_model="gpt-4o") == 4.0
     assert get("llm_events_total", event="appointment_requested") == 1.0
     # The middleware's /metrics shows the injected registry, not the process-wide one.
-    assert value(exposition, f"{DURATION}_count", {**post, "service": "t"}) == 1.0
+    assert text_value(exposition, f"{DURATION}_count", {**post, "service": "t"}) == 1.0
     assert "python_gc_objects_collected_total" not in exposition
 
 
@@ -463,7 +454,7 @@ def test_metrics_app_of_a_recorder_uses_its_registry_and_auth() -> None:
 
     denied, allowed = asyncio.run(scrape())
     assert denied.status_code == 401
-    assert value(allowed.text, "llm_events_total", {"event": "signup"}) == 3.0
+    assert text_value(allowed.text, "llm_events_total", {"event": "signup"}) == 3.0
 
 
 # -- a separate port ------------------------------------------------------------------------------------------
@@ -477,7 +468,7 @@ def test_metrics_server_on_its_own_port(registry: CollectorRegistry) -> None:
         url = f"http://{HOST}:{port}/metrics"
         assert httpx.get(url, timeout=10).status_code == 401
         r = httpx.get(url, headers={"authorization": f"Bearer {BEARER}"}, timeout=10)
-        assert value(r.text, "jobs_total") == 7.0
+        assert text_value(r.text, "jobs_total") == 7.0
     finally:
         stop_metrics_server(port)
     assert not thread.is_alive()
@@ -508,9 +499,9 @@ def test_middleware_metrics_port_serves_the_injected_registry() -> None:
             assert httpx.get(f"{srv.url}/metrics", timeout=10).status_code == 404  # the app's, not ours
         # Scraped once the app server has stopped, so every request has been recorded.
         text = httpx.get(f"http://{HOST}:{port}/metrics", timeout=10).text
-        assert value(text, f"{DURATION}_count", {**ITEMS, "http_route": "/"}) == 1.0
+        assert text_value(text, f"{DURATION}_count", {**ITEMS, "http_route": "/"}) == 1.0
         assert (
-            value(
+            text_value(
                 text, f"{DURATION}_count", {**ITEMS, "http_route": "__unmatched__", "http_response_status_code": "404"}
             )
             is None

@@ -21,7 +21,7 @@ from exporter.labels import OVERFLOW, UNMATCHED
 from exporter.sinks import Sink
 from exporter.wiring import recorder_for
 
-from .asgi import call, http_scope, wrap
+from ..support.asgi import call, http_scope, wrap
 
 DURATION = "http_server_request_duration_seconds"
 
@@ -35,10 +35,6 @@ def active(registry: CollectorRegistry, route: str, method: str = "GET") -> floa
     return registry.get_sample_value(
         "http_server_active_requests", {"http_request_method": method, "http_route": route}
     )
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
-    return registry.get_sample_value(name, labels)
 
 
 async def ok(request: Request) -> Response:

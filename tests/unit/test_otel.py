@@ -40,20 +40,11 @@ from exporter.otel import (
 )
 from exporter.recorder import Recorder
 
-from .servers import ThreadServer, prometheus
+from ..support.metrics import all_samples
+from ..support.servers import ThreadServer, prometheus
 
 T0 = 1_700_000_000_000_000_000  # span start, ns since the epoch
 MODEL = "gen_ai.request.model"
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    return CollectorRegistry()
-
-
-@pytest.fixture
-def rec(registry: CollectorRegistry) -> Recorder:
-    return Recorder(Config(), registry)
 
 
 @pytest.fixture
@@ -75,10 +66,6 @@ def exemplars(registry: CollectorRegistry, sample_name: str) -> list[dict[str, s
         for s in family.samples
         if s.name == sample_name and s.exemplar is not None
     ]
-
-
-def samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
-    return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in registry.collect() for s in f.samples}
 
 
 # -- exemplars ------------------------------------------------------------------------------------------
@@ -293,7 +280,7 @@ def test_errors_from_error_type_or_span_status(rec: Recorder, registry: Collecto
 def test_non_genai_and_agent_spans_change_nothing(rec: Recorder, registry: CollectorRegistry) -> None:
     provider = TracerProvider()
     provider.add_span_processor(GenAISpanProcessor(rec))
-    before = samples(registry)
+    before = all_samples(registry)
     end_span(provider, {}, name="empty")
     end_span(provider, {"http.request.method": "GET", "http.route": "/chat"}, name="GET /chat")
     # Agent and tool spans may sum the usage of the model calls under them: counting them would count twice.
@@ -301,7 +288,7 @@ def test_non_genai_and_agent_spans_change_nothing(rec: Recorder, registry: Colle
     end_span(provider, agent, name="invoke_agent helper")
     end_span(provider, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, name="tool")
     end_span(provider, {**OLDER, "llm.request.type": "rerank"}, name="rerank")  # not a model-call operation
-    assert samples(registry) == before
+    assert all_samples(registry) == before
     provider.shutdown()
 
 

@@ -33,7 +33,8 @@ from exporter.observations import LLMCall
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
 
-from .servers import HOST, free_port, process
+from ..support import REPO
+from ..support.servers import HOST, free_port, process
 
 W = 60.0
 T0 = 1_700_000_040.0  # a window boundary; 2023-11-14 22:14 UTC
@@ -157,7 +158,7 @@ def test_bad_bridge_settings_name_the_key(mlflow: dict[str, Any], key: str) -> N
 
 def test_importing_the_package_does_not_import_mlflow() -> None:
     code = "import sys, exporter, exporter.mlflow_bridge; assert 'mlflow' not in sys.modules, 'mlflow imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 # -- sqlite store ----------------------------------------------------------------------------------------

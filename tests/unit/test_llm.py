@@ -19,6 +19,8 @@ from exporter.recorder import Recorder
 from exporter.sinks import Sink
 from exporter.wiring import reset_recorder, use_recorder
 
+from ..support.metrics import value
+
 
 class Evaluations(Sink):
     """Keeps what the recorder hands to sinks, to check timestamps."""
@@ -37,10 +39,6 @@ def rec() -> Iterator[Recorder]:
     token = use_recorder(recorder)
     yield recorder
     reset_recorder(token)
-
-
-def value(rec: Recorder, name: str, **labels: str) -> float | None:
-    return rec.registry.get_sample_value(name, labels)
 
 
 def llm_labels(provider: str, model: str) -> dict[str, str]:

@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,9 +25,10 @@ from exporter import Config
 from exporter.config import DriftConfig
 from exporter.wiring import recorder_for
 
-from .servers import HOST, ThreadServer, eventually, free_port, llm_app, prom_get, prometheus, scrape_config
+from ..support import REPO
+from ..support.servers import HOST, ThreadServer, eventually, free_port, llm_app, prom_get, prometheus, scrape_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 DASHBOARD = ROOT / "grafana" / "dashboards" / "llm-exporter.json"
 TEMPLATES = ROOT / "monitoring-templates"
 DS = "${datasource}"

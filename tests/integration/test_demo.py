@@ -32,9 +32,10 @@ from exporter.middleware import PrometheusMiddleware
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
 
-from .servers import HOST, free_port, wait_http
+from ..support import REPO
+from ..support.servers import HOST, free_port, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 BOOKING = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Can I book an appointment?"}]
 
 

@@ -27,7 +27,8 @@ from exporter.drift import DriftSink
 from exporter.recorder import Recorder
 from exporter.wiring import recorder_for
 
-from .servers import (
+from ..support import REPO
+from ..support.servers import (
     HOST,
     ThreadServer,
     Webhook,
@@ -41,7 +42,7 @@ from .servers import (
 
 pytestmark = pytest.mark.e2e
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "monitoring-templates"
+TEMPLATES = REPO / "monitoring-templates"
 JOB = "llm-app"
 ERROR_RATIO = "job:http_server_request_errors:ratio_rate5m"
 # Shipped window -> test window: a few 1 s scrapes each, and the same order, so the short window of

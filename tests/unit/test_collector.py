@@ -22,9 +22,9 @@ from exporter.config import Config
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
 
-from .servers import HOST, ThreadServer, free_port, wait_http
-
-ROOT = Path(__file__).resolve().parent.parent
+from ..support import REPO
+from ..support.metrics import value
+from ..support.servers import HOST, ThreadServer, free_port, wait_http
 
 SEED = {
     "business_id": "test-business",
@@ -73,10 +73,6 @@ def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
             return await client.request(method, path, **kwargs)
 
     return asyncio.run(go())
-
-
-def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
-    return registry.get_sample_value(name, labels)
 
 
 def track_events(registry: CollectorRegistry) -> tuple[float | None, float | None]:
@@ -682,7 +678,7 @@ def test_llm_exporter_collector_command(tmp_path: Path) -> None:
     config = tmp_path / "llm-exporter.yaml"
     config.write_text("collector:\n  token: s3cret\ntenant_label: true\ndrift:\n  enabled: false\n")
     args = [sys.executable, "-m", "exporter", "collector", "--port", str(port), "--config", str(config)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://{HOST}:{port}"

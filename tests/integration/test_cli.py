@@ -2,84 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import Config
 from exporter.cli import main
 from exporter.config import effective_config
 
-from .servers import HOST, free_port, process
-
-REPO = Path(__file__).resolve().parent.parent
-PLAIN = "examples.plain_app:app"
-DURATION = "http_server_request_duration_seconds"
-
-
-def exporter_env(**extra: str) -> dict[str, str]:
-    """The environment for a child ``llm-exporter``: none of this shell's exporter settings leak in."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("LLM_EXPORTER_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(extra)
-    return env
-
-
-def exporter_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "exporter", *args]
-
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    """Run the command to completion (for the cases that exit before serving anything)."""
-    return subprocess.run(
-        exporter_cmd(*args), cwd=cwd, env=env or exporter_env(), capture_output=True, text=True, timeout=60
-    )
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    return samples(text).get((name, tuple(sorted(labels.items()))))
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(url: str, done: Callable[[Samples], bool], **params: str) -> Samples:
-    """The first scrape of ``url/metrics`` for which ``done`` holds (else the last one, after 15 s).
-
-    A server records a request just after sending its last byte, so a client scraping another thread or
-    process can be one step ahead; scraping again waits for that step without ever accepting more.
-    """
-    deadline = time.monotonic() + 15
-    while True:
-        got = samples(httpx.get(f"{url}/metrics", params=params, timeout=10).text)
-        if done(got) or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
-
-
-def http_labels(method: str, route: str, status: str, **extra: str) -> dict[str, str]:
-    return {"http_request_method": method, "http_route": route, "http_response_status_code": status, **extra}
-
+from ..support.cli import DURATION, PLAIN, REPO, cli, exporter_cmd, exporter_env, http_labels, scrape
+from ..support.metrics import text_samples, text_value
+from ..support.servers import HOST, free_port, process
 
 # -- run ----------------------------------------------------------------------------------------------------
 
@@ -115,15 +53,15 @@ def test_run_wraps_an_unmodified_app(wrapped: str) -> None:
     text = r.text
     items = http_labels("GET", "/items/{item_id}", "200", service="plain")
     echo = http_labels("POST", "/echo", "200", service="plain")
-    assert sample(text, f"{DURATION}_count", **items) == 3.0
-    assert sample(text, f"{DURATION}_count", **echo) == 2.0
-    assert sample(text, "http_server_request_body_size_bytes_sum", **echo) == 10.0
-    assert sample(text, "http_server_response_body_size_bytes_sum", **echo) == 10.0
-    assert sample(text, f"{DURATION}_count", **http_labels("GET", "__unmatched__", "404", service="plain")) == 1.0
+    assert text_value(text, f"{DURATION}_count", **items) == 3.0
+    assert text_value(text, f"{DURATION}_count", **echo) == 2.0
+    assert text_value(text, "http_server_request_body_size_bytes_sum", **echo) == 10.0
+    assert text_value(text, "http_server_response_body_size_bytes_sum", **echo) == 10.0
+    assert text_value(text, f"{DURATION}_count", **http_labels("GET", "__unmatched__", "404", service="plain")) == 1.0
     active = {"http_request_method": "GET", "http_route": "/items/{item_id}", "service": "plain"}
-    assert sample(text, "http_server_active_requests", **active) == 0.0
+    assert text_value(text, "http_server_active_requests", **active) == 0.0
     # /health is excluded by the config file, /metrics always is.
-    assert not [k for k in samples(text) if dict(k[1]).get("http_route") in ("/health", "/metrics")]
+    assert not [k for k in text_samples(text) if dict(k[1]).get("http_route") in ("/health", "/metrics")]
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +100,8 @@ def test_fastapi_example(tmp_path: Path) -> None:
             assert r.json() == {"session": session, "answer": "cba"}
         text = httpx.get(f"{url}/metrics", timeout=10).text
     chat = http_labels("POST", "/v1/chat/{session_id}", "200", service="chat")
-    assert sample(text, f"{DURATION}_count", **chat) == 2.0
-    assert sample(text, "http_server_request_body_size_bytes_sum", **chat) == 2.0 * len(b'{"prompt":"abc"}')
+    assert text_value(text, f"{DURATION}_count", **chat) == 2.0
+    assert text_value(text, "http_server_request_body_size_bytes_sum", **chat) == 2.0 * len(b'{"prompt":"abc"}')
 
 
 # -- check --------------------------------------------------------------------------------------------------

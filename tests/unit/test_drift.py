@@ -35,6 +35,8 @@ from exporter.observations import LLMCall
 from exporter.recorder import Recorder
 from exporter.wiring import recorder_for
 
+from ..support import REPO
+
 T0 = 60.0 * 20_000  # on a slot boundary, so window arithmetic below is exact
 
 
@@ -75,7 +77,7 @@ def score(registry: CollectorRegistry, feature: str, method: str) -> float | Non
     return registry.get_sample_value("llm_drift_score", {"feature": feature, "method": method})
 
 
-def samples(registry: CollectorRegistry, feature: str) -> float | None:
+def window_samples(registry: CollectorRegistry, feature: str) -> float | None:
     return registry.get_sample_value("llm_drift_window_samples", {"feature": feature})
 
 
@@ -202,7 +204,7 @@ def test_same_distribution_scores_low(make: Make, generate: Any) -> None:
     feed(sink, "x", generate(rng, 5000, 0.0))
     feed(sink, "x", generate(rng, 5000, 0.0))
     sink.score_now()
-    assert samples(registry, "x") == 5000.0
+    assert window_samples(registry, "x") == 5000.0
     assert score(registry, "x", "psi") < 0.1
     assert score(registry, "x", "ks") < 0.05
     assert score(registry, "x", "js") < 0.1
@@ -255,15 +257,15 @@ def test_nothing_exported_below_min_samples(make: Make) -> None:
     assert sink.score_now() == {}
     for method in ("psi", "ks", "js"):
         assert score(registry, "x", method) is None
-    assert samples(registry, "x") is None
+    assert window_samples(registry, "x") is None
     feed(sink, "x", [5])
     assert set(sink.score_now()["x"]) == {"psi", "ks", "js"}
-    assert samples(registry, "x") == 200.0
+    assert window_samples(registry, "x") == 200.0
     # The window slides past every observation: the feature disappears again rather than showing stale scores.
     clock.t = T0 + 3600
     assert sink.score_now() == {}
     assert score(registry, "x", "psi") is None
-    assert samples(registry, "x") is None
+    assert window_samples(registry, "x") is None
 
 
 _MULTIPROCESS_SCRIPT = """
@@ -309,7 +311,7 @@ def test_multiprocess_mode_sets_nan_instead_of_a_stale_score(tmp_path: Path) -> 
     done = subprocess.run(
         [sys.executable, "-c", _MULTIPROCESS_SCRIPT, str(tmp_path), str(T0)],
         env=env,
-        cwd=Path(__file__).parent.parent,
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
@@ -337,24 +339,24 @@ def test_sliding_window_and_bad_timestamps(make: Make) -> None:
     feed(sink, "x", [1.0] * 4, ts=T0 + 1800)
     feed(sink, "x", [1.0] * 5, ts=T0 + 1800 + 600)  # ahead of the clock: dropped, never wipes live data
     sink.score_now()
-    assert samples(registry, "x") == 7.0
+    assert window_samples(registry, "x") == 7.0
     feed(sink, "x", [1.0] * 6, ts=T0 - 3600)  # the row holds a newer slot: dropped
     clock.t = T0 + 3540  # still the slot of T0 + 3540 and the 59 before, which include T0
     sink.score_now()
-    assert samples(registry, "x") == 7.0
+    assert window_samples(registry, "x") == 7.0
     clock.t = T0 + 3600
     sink.score_now()
-    assert samples(registry, "x") == 4.0
+    assert window_samples(registry, "x") == 4.0
     feed(sink, "x", [2.0] * 2, ts=T0 + 3600)  # reuses the row of T0's slot, zeroed first
     sink.score_now()
-    assert samples(registry, "x") == 6.0
+    assert window_samples(registry, "x") == 6.0
 
 
 def test_baseline_observations_are_not_in_the_window(make: Make) -> None:
     sink, registry, _ = make(baseline_size=50, min_samples=1)
     feed(sink, "x", range(60))
     sink.score_now()
-    assert samples(registry, "x") == 10.0
+    assert window_samples(registry, "x") == 10.0
     assert sink.baselines()["x"].total == 50.0
 
 
@@ -366,7 +368,7 @@ def test_request_durations_reach_the_feature_through_a_bounded_queue(make: Make)
         recorder.http("GET", "/chat", 200, 0.1 * (i + 1), 0, 0)
     assert sink._thread is not None  # started by the first request; the rest only queued
     sink.score_now()  # drains first: 2 baseline observations, 3 in the window
-    assert (samples(registry, "request_duration"), len(sink._durations)) == (3.0, 0)
+    assert (window_samples(registry, "request_duration"), len(sink._durations)) == (3.0, 0)
     assert sink._durations.maxlen == 100_000
 
 
@@ -393,10 +395,10 @@ def test_recorder_callbacks_feed_the_builtin_features(make: Make) -> None:
     sink.on_llm(LLMCall(model="claude"), None, T0)  # no usage: only the model counts
     sink.on_confidence("gpt-4o", "", 0.9, T0)  # no label: only the confidence counts
     sink.score_now()
-    got = {f: samples(registry, f) for f in ("input_tokens", "output_tokens", "request_duration", "model")}
+    got = {f: window_samples(registry, f) for f in ("input_tokens", "output_tokens", "request_duration", "model")}
     assert got == {"input_tokens": 1.0, "output_tokens": 1.0, "request_duration": 1.0, "model": 2.0}
-    assert samples(registry, "confidence") == 2.0
-    assert samples(registry, "predicted_label") == 1.0
+    assert window_samples(registry, "confidence") == 2.0
+    assert window_samples(registry, "predicted_label") == 1.0
     assert registry.get_sample_value("llm_drift_unseen_categories_total", {"feature": "model"}) == 1.0
 
 
@@ -440,8 +442,8 @@ def test_user_features_are_capped_and_typed(make: Make) -> None:
     sink.on_feature("third", 2.0, T0)
     scores = sink.score_now()
     assert set(scores) == {"length", "flag"}
-    assert samples(registry, "length") == 3.0
-    assert samples(registry, "flag") == 2.0
+    assert window_samples(registry, "length") == 3.0
+    assert window_samples(registry, "flag") == 2.0
     assert sink.baselines()["flag"] == CategoricalBaseline(("true",), (1.0, 0.0))
     assert sink.dropped_observations == 4
     assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "feature"}) == 2.0
@@ -524,7 +526,7 @@ def test_baseline_file_round_trip(make: Make, tmp_path: Path) -> None:
         feed(sink, "x", recent_x)
         feed(sink, "m", recent_m)
     assert second.score_now() == first.score_now()
-    assert samples(registry2, "x") == samples(registry1, "x") == 300.0
+    assert window_samples(registry2, "x") == window_samples(registry1, "x") == 300.0
 
 
 @pytest.mark.parametrize(
@@ -590,7 +592,7 @@ def test_baseline_from_an_mlflow_run_artifact(make: Make, tmp_path: Path) -> Non
         assert sink.baselines() == source.baselines()
         feed(sink, "x", rng.normal(0, 1, 50))
         sink.score_now()
-        assert samples(registry, "x") == 50.0
+        assert window_samples(registry, "x") == 50.0
 
     # A run without the artifact: nothing is scored, nothing is collected, and nothing raises.
     empty = client.create_run(experiment).info.run_id
@@ -756,7 +758,7 @@ def test_shifting_prompt_sizes_through_the_middleware_raise_the_score() -> None:
             psi_values.append(score(registry, "input_tokens", "psi"))
         metrics_text = client.get("/metrics").text
     sink.close()
-    assert samples(registry, "input_tokens") == 600.0
+    assert window_samples(registry, "input_tokens") == 600.0
     # 150 requests against 300 have a sampling PSI of about 9 * (1/300 + 1/150) = 0.09: below the alert threshold.
     assert psi_values[0] < 0.2
     assert psi_values[0] < psi_values[1] < psi_values[2]

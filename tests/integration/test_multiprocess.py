@@ -21,8 +21,9 @@ from prometheus_client import CollectorRegistry
 from exporter.prometheus.exposition import render
 from exporter.prometheus.multiprocess import clean_dead_workers
 
-from .servers import HOST, free_port, process
-from .test_cli import PLAIN, REPO, exporter_cmd, exporter_env, http_labels, samples, scrape
+from ..support.cli import PLAIN, REPO, exporter_cmd, exporter_env, http_labels, scrape
+from ..support.metrics import text_samples
+from ..support.servers import HOST, free_port, process
 
 DURATION = "http_server_request_duration_seconds"
 ITEMS = http_labels("GET", "/items/{item_id}", "200")
@@ -177,8 +178,8 @@ def test_dead_worker_live_gauges_are_cleaned(tmp_path: Path, monkeypatch: pytest
         assert clean_dead_workers(str(prom_dir)) == []  # alive: kept
         assert live.exists()
         text = render(CollectorRegistry())[0].decode()
-        assert samples(text)[key("inflight", {})] == 2.0
-        assert samples(text)[key("done_total", {})] == 3.0
+        assert text_samples(text)[key("inflight", {})] == 2.0
+        assert text_samples(text)[key("done_total", {})] == 3.0
     finally:
         child.communicate("", timeout=20)  # closes stdin: the child exits without decrementing its gauge
     assert child.returncode == 0
@@ -186,7 +187,7 @@ def test_dead_worker_live_gauges_are_cleaned(tmp_path: Path, monkeypatch: pytest
     assert not live.exists()
     assert (prom_dir / f"counter_{pid}.db").exists()  # what a dead worker counted still counts
     assert clean_dead_workers(str(prom_dir)) == []
-    got = samples(render(CollectorRegistry())[0].decode())
+    got = text_samples(render(CollectorRegistry())[0].decode())
     assert key("inflight", {}) not in got
     assert got[key("done_total", {})] == 3.0
 
@@ -205,7 +206,7 @@ def test_scrape_cleans_dead_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     pid = int(done.stdout)
     assert (prom_dir / f"gauge_livesum_{pid}.db").exists()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(prom_dir))
-    got = samples(render(CollectorRegistry())[0].decode())
+    got = text_samples(render(CollectorRegistry())[0].decode())
     assert key("inflight", {}) not in got
     assert got[key("done_total", {})] == 3.0
     assert not (prom_dir / f"gauge_livesum_{pid}.db").exists()

@@ -15,6 +15,8 @@ from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
 from exporter.recorder import Recorder
 
+from ..support.metrics import value
+
 JSON = [(b"content-type", b"application/json")]
 SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 START, END = 100.0, 101.5  # perf_counter values handed to finish(): a 1.5 s request
@@ -24,28 +26,24 @@ def recorder() -> Recorder:
     return Recorder(Config(), CollectorRegistry())
 
 
-def sample(rec: Recorder, name: str, **labels: str) -> float | None:
-    return rec.registry.get_sample_value(name, labels)
-
-
 def tokens(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
-    return sample(
+    return value(
         rec, "llm_tokens_total", gen_ai_provider_name=provider, gen_ai_request_model=model, gen_ai_token_type=kind
     )
 
 
 def cost(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
-    return sample(
+    return value(
         rec, "llm_cost_usd_total", gen_ai_provider_name=provider, gen_ai_request_model=model, gen_ai_token_type=kind
     )
 
 
 def requests(rec: Recorder, provider: str, model: str, outcome: str = "ok") -> float | None:
-    return sample(rec, "llm_requests_total", gen_ai_provider_name=provider, gen_ai_request_model=model, outcome=outcome)
+    return value(rec, "llm_requests_total", gen_ai_provider_name=provider, gen_ai_request_model=model, outcome=outcome)
 
 
 def ttft(rec: Recorder, provider: str, model: str, stat: str = "sum") -> float | None:
-    return sample(
+    return value(
         rec,
         f"gen_ai_client_time_to_first_token_seconds_{stat}",
         gen_ai_provider_name=provider,
@@ -54,7 +52,7 @@ def ttft(rec: Recorder, provider: str, model: str, stat: str = "sum") -> float |
 
 
 def capture_errors(rec: Recorder, fmt: str) -> float:
-    return sample(rec, "llm_exporter_capture_errors_total", format=fmt) or 0.0
+    return value(rec, "llm_exporter_capture_errors_total", format=fmt) or 0.0
 
 
 def run(
@@ -165,7 +163,7 @@ def test_json_response(
     assert cost(rec, provider, model, "output") == pytest.approx(usd_out, rel=1e-12)
     assert requests(rec, provider, model) == 1
     labels = {"gen_ai_provider_name": provider, "gen_ai_request_model": model}
-    assert sample(rec, "gen_ai_client_operation_duration_seconds_sum", error_type="", **labels, **_op(provider)) == 1.5
+    assert value(rec, "gen_ai_client_operation_duration_seconds_sum", error_type="", **labels, **_op(provider)) == 1.5
     assert ttft(rec, provider, model, "count") is None  # a plain JSON response has no first token
     assert capture_errors(rec, "json") == 0
 
@@ -187,7 +185,7 @@ def test_embeddings_response_counts_input_only() -> None:
     assert tokens(rec, "openai", "text-embedding-3-small", "output") is None
     assert cost(rec, "openai", "text-embedding-3-small", "input") == pytest.approx(0.001, rel=1e-12)
     assert (
-        sample(
+        value(
             rec,
             "gen_ai_client_token_usage_count",
             gen_ai_operation_name="embeddings",
@@ -207,7 +205,7 @@ def test_unknown_model_counts_tokens_without_cost() -> None:
     assert tokens(rec, "openai", "acme-llm-7b", "output") == 500
     assert cost(rec, "openai", "acme-llm-7b", "input") is None
     assert cost(rec, "openai", "acme-llm-7b", "output") is None
-    assert sample(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-llm-7b") == 1500
+    assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-llm-7b") == 1500
 
 
 def test_cached_tokens_without_cached_price_bill_at_input_price() -> None:
@@ -269,7 +267,7 @@ def test_json_that_is_not_llm_output_is_ignored_silently(body: bytes) -> None:
     rec = recorder()
     run(rec, JSON, [body] if body else [])
     assert (
-        sample(rec, "llm_requests_total", gen_ai_provider_name="openai", gen_ai_request_model="unknown", outcome="ok")
+        value(rec, "llm_requests_total", gen_ai_provider_name="openai", gen_ai_request_model="unknown", outcome="ok")
         is None
     )
     assert capture_errors(rec, "json") == 0
@@ -318,7 +316,7 @@ def test_error_status_is_the_error_type() -> None:
     run(rec, JSON, [json.dumps(OPENAI_CHAT).encode()], status=503)
     assert requests(rec, "openai", "gpt-4o-2024-08-06", "error") == 1
     assert (
-        sample(
+        value(
             rec,
             "gen_ai_client_operation_duration_seconds_count",
             gen_ai_operation_name="chat",
@@ -441,7 +439,7 @@ def test_sse_stream(
     assert ttft(rec, provider, model, "count") == 1
     assert ttft(rec, provider, model) == times[first] - START
     assert (
-        sample(
+        value(
             rec,
             "gen_ai_client_operation_duration_seconds_sum",
             gen_ai_operation_name=op,
@@ -461,7 +459,7 @@ def test_sse_stream_without_usage_still_records_the_call() -> None:
     assert requests(rec, "openai", "gpt-4o-mini") == 1
     assert ttft(rec, "openai", "gpt-4o-mini") == 1.5
     assert tokens(rec, "openai", "gpt-4o-mini", "input") is None
-    assert sample(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="gpt-4o-mini") is None
+    assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="gpt-4o-mini") is None
 
 
 def test_sse_error_event() -> None:
@@ -473,7 +471,7 @@ def test_sse_error_event() -> None:
     assert requests(rec, "anthropic", "claude-haiku-4-5-20251001", "error") == 1
     assert tokens(rec, "anthropic", "claude-haiku-4-5-20251001", "input") == 35
     assert (
-        sample(
+        value(
             rec,
             "gen_ai_client_operation_duration_seconds_count",
             gen_ai_operation_name="chat",
@@ -492,7 +490,7 @@ def test_sse_responses_api_failure() -> None:
     run(rec, SSE, chunks)
     assert requests(rec, "openai", "gpt-5-mini-2025-08-07", "error") == 1
     assert (
-        sample(
+        value(
             rec,
             "gen_ai_client_operation_duration_seconds_count",
             gen_ai_operation_name="chat",

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .servers import binary
+from ..support import REPO
+from ..support.servers import binary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 TEMPLATES = ROOT / "monitoring-templates"
 RUNBOOK = TEMPLATES / "RUNBOOK.md"
 RUNBOOK_URL = "https://github.com/llm-exporter/llm-exporter/blob/main/monitoring-templates/RUNBOOK.md"

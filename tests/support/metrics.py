@@ -1,0 +1,36 @@
+"""Reading metric values: from a registry (exact, by labels) or from an exposition's text."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter import Recorder
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def value(source: CollectorRegistry | Recorder, name: str, **labels: str) -> float | None:
+    """One sample of a registry (or a recorder's registry); None when it does not exist."""
+    registry = source.registry if isinstance(source, Recorder) else source
+    return registry.get_sample_value(name, labels)
+
+
+def text_samples(text: str, *, openmetrics: bool = False) -> Samples:
+    """Every sample of an exposition as {(sample name, sorted labels): value}."""
+    parse = parse_openmetrics if openmetrics else parse_text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in parse(text) for s in family.samples}
+
+
+def text_value(
+    text: str, name: str, labels: dict[str, str] | None = None, *, openmetrics: bool = False, **more: str
+) -> float | None:
+    """One sample of an exposition, by labels given as a mapping, as keywords, or both."""
+    wanted = {**(labels or {}), **more}
+    return text_samples(text, openmetrics=openmetrics).get((name, tuple(sorted(wanted.items()))))
+
+
+def all_samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    """Every sample of a registry, as a set (to compare two registries)."""
+    return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in registry.collect() for s in f.samples}
