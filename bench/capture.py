@@ -119,7 +119,7 @@ def main() -> None:
         c = start_capture(JSON_HEADERS, cfg)
         assert c is not None
         c.feed(body, 1.0)
-        c.finish(rec, 0.0, 1.0, 200)
+        rec.captured(c.finish(0.0, 1.0, 200))
 
     def sse_response(chunks: list[bytes]) -> Callable[[], None]:
         def run() -> None:
@@ -127,7 +127,7 @@ def main() -> None:
             assert c is not None
             for chunk in chunks:
                 c.feed(chunk, 1.0)
-            c.finish(rec, 0.0, 2.0, 200)
+            rec.captured(c.finish(0.0, 2.0, 200))
 
         return run
 

@@ -33,10 +33,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .capture.usage import Reading, read
+from .context import current_recorder
 from .labels import NOT_UTF8, is_utf8
 from .observations import Cost, LLMCall
 from .recorder import Recorder
-from .wiring import current_recorder
 
 __all__ = [
     "Call",

@@ -7,6 +7,7 @@ chunk, and background tasks that run afterwards are not part of it. Per-request 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from .capture.response import capture_body, may_carry_usage, start_capture
 from .config import Config, to_dict
+from .context import request_var
 from .labels import KNOWN_METHODS, UNMATCHED
 from .prometheus.exposition import metrics_app
 from .prometheus.multiprocess import multiprocess_dir
@@ -22,7 +24,7 @@ from .prometheus.server import start_metrics_server
 from .recorder import Recorder
 from .routing import Resolver, RouteResolver, find_routes, route_path
 from .types import ASGIApp, Message, Receive, Scope, Send
-from .wiring import _current, is_default, recorder_for
+from .wiring import is_default, recorder_for
 
 log = logging.getLogger("exporter")
 
@@ -63,25 +65,41 @@ class PrometheusMiddleware:
         self.metrics_path = cfg.metrics_path
         self.excluded = frozenset((*cfg.exclude_paths, cfg.metrics_path))
         self.route_resolver = RouteResolver(app, cfg.route_patterns, route_resolver, cap=self.recorder.route)
-        self.metrics: ASGIApp | None = None
-        if cfg.metrics_port is None:
-            self.metrics = metrics_app(self.recorder.registry, auth=cfg.auth)
-        else:
-            exposition = metrics_app(self.recorder.registry, auth=cfg.auth)
+        # With metrics_port set, the exposition is served on that port (from startup) and not on the app's.
+        self.metrics: ASGIApp | None = (
+            metrics_app(self.recorder.registry, auth=cfg.auth) if cfg.metrics_port is None else None
+        )
+        self.capture_config = cfg.capture if cfg.capture.enabled else None
+        self.started = False
+
+    def startup(self) -> None:
+        """Read the price table (a bad pricing file fails here), serve ``metrics_port``, turn exemplars on,
+        start the recorder's sinks. Runs at the lifespan's startup, or before the first request of an app
+        whose server has no lifespan. Idempotent."""
+        if self.started:
+            return
+        self.started = True
+        cfg = self.config
+        self.recorder.pricing  # noqa: B018 - loaded now, not mid-request
+        if cfg.metrics_port is not None:
             try:
-                start_metrics_server(cfg.metrics_port, cfg.metrics_host or "127.0.0.1", exposition)
+                start_metrics_server(
+                    cfg.metrics_port,
+                    cfg.metrics_host or "127.0.0.1",
+                    metrics_app(self.recorder.registry, auth=cfg.auth),
+                )
             except OSError:
                 if multiprocess_dir() is None:
                     raise
                 # Several workers: the first one (or `llm-exporter run`'s parent) serves the port, and any
                 # worker's exposition reads every worker's files.
                 log.debug("llm-exporter: metrics port %s is served by another process", cfg.metrics_port)
-        self.recorder.pricing  # noqa: B018 - load the table now: a bad pricing file fails at startup, not mid-request
-        self.capture_config = cfg.capture if cfg.capture.enabled else None
         if cfg.otel.exemplars and multiprocess_dir() is None and self.recorder.exemplar is None:
+            # The otel extra: imported only when used, so `import exporter` never imports opentelemetry.
             from .otel import enable_exemplars
 
             enable_exemplars(self.recorder)
+        self.recorder.start()
 
     @property
     def routes(self) -> list[Any]:
@@ -92,10 +110,15 @@ class PrometheusMiddleware:
         kind = scope["type"]
         if kind != "http":
             if kind == "lifespan":
-                await self.app(scope, receive, self._lifespan_send(send))
+                await self.app(scope, self._lifespan_receive(receive), self._lifespan_send(send))
             else:
                 await self.app(scope, receive, send)
             return
+        if not self.started:
+            try:
+                self.startup()
+            except Exception:  # metrics must never fail a request; the lifespan path reports it loudly
+                log.exception("llm-exporter: starting up failed")
         path = scope["path"]
         if scope.get("root_path"):
             path = route_path(scope)  # without root_path, as the app routes it
@@ -127,7 +150,18 @@ class PrometheusMiddleware:
             # Inline, not a method: this runs on every request.
             exchange.active(-1)
             if exchange.token is not None:
-                _current.reset(exchange.token)
+                request_var.reset(exchange.token)
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        """Start before the app's own startup runs, so its startup code already records."""
+
+        async def lifespan_receive() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.startup()
+            return message
+
+        return lifespan_receive
 
     def _lifespan_send(self, send: Send) -> Send:
         """Pass lifespan messages through; on shutdown, flush the recorder's sinks (MLflow's last window)."""
@@ -135,8 +169,6 @@ class PrometheusMiddleware:
 
         async def lifespan_send(message: Message) -> None:
             if message["type"] == "lifespan.shutdown.complete":
-                import asyncio
-
                 try:
                     await asyncio.get_running_loop().run_in_executor(None, recorder.close)
                 except Exception:
@@ -198,7 +230,7 @@ class _Exchange:
         self.active(1)
         # Handlers' llm.* calls find this recorder through a context variable. The default registry's
         # recorder is what they fall back to anyway, so the common case skips the set and reset.
-        self.token = None if mw.is_default and _current.get() is None else _current.set(rec)
+        self.token = None if mw.is_default and request_var.get() is None else request_var.set(rec)
         self.capture_config = mw.capture_config  # None when capture is off
         self.status = 0
         self.received = 0
@@ -268,11 +300,14 @@ class _Exchange:
             ttfb = self.first_byte - self.start if self.streaming else None
             rec.http(self.method, self.route, self.status, end - self.start, self.received, self.sent, ttfb)
             if self.capture is not None:
-                self.capture.finish(rec, self.start, end, self.status)
+                found = self.capture.finish(self.start, end, self.status)
             elif self.whole_body:
                 config = self.capture_config
                 assert config is not None  # whole_body is only kept when capture is on
-                capture_body(self.headers, self.whole_body, config, rec, self.start, end, self.status)
+                found = capture_body(self.headers, self.whole_body, config, self.start, end, self.status)
+            else:
+                return
+            rec.captured(found)
         except Exception:  # metrics must never fail a request
             log.exception("llm-exporter: recording a request failed")
 

@@ -35,3 +35,13 @@ class Cost:
     @property
     def total_usd(self) -> float:
         return self.input_usd + self.output_usd
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A response that looked like LLM output (``format``: ``json`` or ``sse``) but could not be read."""
+
+    format: str
+
+
+Captured = LLMCall | Unreadable | None  # what reading one provider response gives

@@ -8,25 +8,26 @@ must not do I/O on these calls.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
-from .observations import Cost, LLMCall
+from .observations import Captured, Cost, LLMCall, Unreadable
+from .pricing import PricingTable
 from .prometheus.families import Metrics
 from .prometheus.fastpath import adder, http_observer, observer, unlocked
-from .sinks import Sink
-
-if TYPE_CHECKING:
-    from .pricing import PricingTable
-
+from .prometheus.multiprocess import multiprocess_dir
+from .sinks import BridgeOutput, DriftOutput, Sink
 
 log = logging.getLogger(__name__)
 
 _MAX_CACHED_CHILDREN = 20_000
+BATCH_RESULTS = ("ok", "retried", "spooled", "dropped")  # llm_exporter_mlflow_batches_total{result}
 
 
 class Recorder:
@@ -45,6 +46,7 @@ class Recorder:
         # Set by the otel module when exemplars are on: returns {"trace_id": ..., "span_id": ...} or None.
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
         self._pricing: PricingTable | None = None
+        self._started = False
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._ttfb_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
@@ -53,52 +55,75 @@ class Recorder:
     # -- wiring -----------------------------------------------------------------------------------
 
     def add_sink(self, sink: Sink) -> None:
+        """Add a sink; its request-path callables (``duration_observer``, ``on_http``...) are asked now."""
         self.sinks = (*self.sinks, sink)
-        self.sinks_changed()
-
-    def remove_sink(self, sink: Sink) -> None:
-        self.sinks = tuple(s for s in self.sinks if s is not sink)
-        self.sinks_changed()
-
-    def sinks_changed(self) -> None:
-        """Ask the sinks again for their request-path callables (``duration_observer``, ``on_http``...)."""
         # Per request only the sinks that take HTTP observations are called, by their shortest path.
         on_http, on_duration = [], []
-        for sink in self.sinks:
-            observe = sink.duration_observer()
+        for s in self.sinks:
+            observe = s.duration_observer()
             if observe is not None:
                 on_duration.append(observe)
-            elif type(sink).on_http is not Sink.on_http:
-                on_http.append(sink.on_http)
+            elif type(s).on_http is not Sink.on_http:
+                on_http.append(s.on_http)
         self._on_http, self._on_duration = tuple(on_http), tuple(on_duration)
         self._on_active = tuple(s.on_active for s in self.sinks if type(s).on_active is not Sink.on_active)
         self._active_children.clear()  # the in-flight adders call the sinks that want them
 
     @property
     def pricing(self) -> PricingTable:
+        """The price table, read on first use (the middleware reads it at startup, so a bad file fails then)."""
         if self._pricing is None:
-            from .pricing import PricingTable
-
             self._pricing = PricingTable.from_config(self.config.pricing)
         return self._pricing
+
+    def set_exemplar_source(self, source: Callable[[], dict[str, str] | None] | None) -> None:
+        """Where exemplars come from: a callable returning ``{"trace_id": ..., "span_id": ...}`` or None."""
+        self.exemplar = source
+
+    def start(self) -> None:
+        """Start the sinks' threads and files (the ASGI lifespan's startup, or the first use; idempotent)."""
+        if self._started:
+            return
+        self._started = True
+        for sink in self.sinks:
+            sink.start()
 
     def close(self) -> None:
         for sink in self.sinks:
             sink.close()
 
     def health(self) -> dict[str, Any]:
-        """The sinks' health reports (those that have a ``health()``), and ``status``: ``degraded`` when
-        one of them is not ok (the MLflow bridge while it spools), else ``ok``. For a ``/health`` endpoint."""
+        """The sinks' health reports (those that give one), and ``status``: ``degraded`` when one of them is
+        not ok (the MLflow bridge while it spools), else ``ok``. For a ``/health`` endpoint."""
         sinks: dict[str, Any] = {}
         for sink in self.sinks:
-            report = getattr(sink, "health", None)
-            if callable(report):
-                try:
-                    sinks[type(sink).__name__] = report()
-                except Exception as exc:  # a health probe must answer even when a sink is broken
-                    sinks[type(sink).__name__] = {"status": "error", "error": repr(exc)}
+            try:
+                report = sink.health()
+            except Exception as exc:  # a health probe must answer even when a sink is broken
+                report = {"status": "error", "error": repr(exc)}
+            if report is not None:
+                sinks[type(sink).__name__] = report
         degraded = any(_state(r) != "ok" for r in sinks.values())
         return {"status": "degraded" if degraded else "ok", "sinks": sinks}
+
+    # -- what the parts report about themselves (only the recorder writes the families) --------------
+
+    def drift_output(self) -> DriftOutput:
+        return _DriftGauges(self.metrics, multiprocess=multiprocess_dir() is not None)
+
+    def bridge_output(self) -> BridgeOutput:
+        return _BridgeCounters(self.metrics)
+
+    def captured(self, found: Captured) -> None:
+        """What reading a provider response gave: an LLM call, a response that could not be read, or nothing."""
+        if isinstance(found, Unreadable):
+            self._add(self.metrics.capture_errors, found.format)(1)
+        elif found is not None:
+            self.llm(found)
+
+    def track_events(self, result: str, count: int) -> None:
+        """Events the ``/track`` collector ``accepted`` or ``rejected``."""
+        self._add(self.metrics.track_events, result)(count)
 
     # -- HTTP (the hot path) --------------------------------------------------------------------------
 
@@ -221,6 +246,10 @@ class Recorder:
                 self._add(m.llm_cost, provider, model, token_type, *tenant)(usd)
         if self.sinks:
             ts = call.timestamp if call.timestamp is not None else time.time()
+            # Sinks see the names the metrics have. The guard returns the very object it was given unless
+            # it folded or repaired the value, so the copy is made only then.
+            if provider is not call.provider or model is not call.model or operation is not call.operation:
+                call = replace(call, provider=provider, model=model, operation=operation)
             for sink in self.sinks:
                 sink.on_llm(call, cost, ts)
         return cost
@@ -308,7 +337,64 @@ class Recorder:
                 sink.on_feature(name, value, ts)
 
 
-# -- which recorder handlers talk to --------------------------------------------------------------------
+# -- the outputs handed to sinks that report on themselves ------------------------------------------------
+
+
+class _DriftGauges:
+    """:class:`~exporter.sinks.DriftOutput` over the drift families."""
+
+    def __init__(self, metrics: Metrics, *, multiprocess: bool) -> None:
+        self._m = metrics
+        # prometheus_client cannot remove a sample from its shared files; remove() is then a no-op.
+        self._multiprocess = multiprocess
+
+    def thresholds(self, by_method: Mapping[str, float]) -> None:
+        m = self._m
+        for method, value in by_method.items():
+            m.drift_threshold.labels(method, *m.static).set(value)
+
+    def scores(self, feature: str, scores: Mapping[str, float], samples: int) -> None:
+        m = self._m
+        m.drift_samples.labels(feature, *m.static).set(samples)
+        for method, value in scores.items():
+            m.drift_score.labels(feature, method, *m.static).set(value)
+
+    def withdraw(self, feature: str, methods: Iterable[str]) -> None:
+        m = self._m
+        if self._multiprocess:
+            # NaN never passes a threshold comparison (llm_drift_score > 0.2 is false): the alert resolves.
+            m.drift_samples.labels(feature, *m.static).set(math.nan)
+            for method in methods:
+                m.drift_score.labels(feature, method, *m.static).set(math.nan)
+            return
+        m.drift_samples.remove(feature, *m.static)
+        for method in methods:
+            m.drift_score.remove(feature, method, *m.static)
+
+    def unseen(self, feature: str, count: int) -> None:
+        m = self._m
+        m.drift_unseen.labels(feature, *m.static).inc(count)
+
+    def overflow(self, label: str) -> None:
+        m = self._m
+        m.label_overflow.labels(label, *m.static).inc()
+
+
+class _BridgeCounters:
+    """:class:`~exporter.sinks.BridgeOutput` over the MLflow bridge's families."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._batches = {r: metrics.child(metrics.mlflow_batches, r) for r in BATCH_RESULTS}
+        self._spool = metrics.child(metrics.mlflow_spool_bytes)
+
+    def batches(self, result: str, count: int = 1) -> None:
+        self._batches[result].inc(count)
+
+    def spool_bytes(self, size: int) -> None:
+        self._spool.set(size)
+
+
+# -- helpers --------------------------------------------------------------------
 
 
 def _telling(

@@ -1,48 +1,78 @@
-"""The composition root: the recorder of a registry and its sinks, built from a Config; the current recorder.
+"""The composition root: a registry's one Recorder and the sinks its Config enables, put together here.
 
-Handlers' ``llm.*`` calls find the request's recorder through a context variable the middleware sets,
-else the default registry's, created on first use with the sinks its config enables.
+Each sink gets its own config section and what it needs from the others, as narrow values: the drift
+sink the recorder's drift gauges, the MLflow bridge its counters, the run params and the drift scores.
+Nothing else builds sinks, and no sink sees the Recorder.
 """
 
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .config import Config
+from .context import install_default
+from .drift import DriftSink
+from .mlflow_bridge import MlflowSink, resolve_tracking_uri, run_params
 from .recorder import Recorder
 
 
-def attach_default_sinks(recorder: Recorder) -> None:
-    """The sinks the recorder's config enables. Optional parts are imported only when enabled."""
-    cfg = recorder.config
-    if cfg.drift.enabled:
-        from .drift import DriftSink
-
-        recorder.add_sink(DriftSink(recorder))
-    if cfg.mlflow.enabled:
-        from .mlflow_bridge import MlflowSink
-
-        recorder.add_sink(MlflowSink(recorder))
-    if cfg.otel.metrics:
+def build(config: Config, registry: CollectorRegistry) -> Recorder:
+    """A Recorder on ``registry`` with the sinks ``config`` enables, not started yet."""
+    rec = Recorder(config, registry)
+    drift = drift_sink(rec) if config.drift.enabled else None
+    if drift is not None:
+        rec.add_sink(drift)
+    if config.mlflow.enabled:
+        rec.add_sink(mlflow_sink(rec, drift.scores if drift is not None else None))
+    if config.otel.metrics:
+        # The otel extra: imported only when used, so `import exporter` never imports opentelemetry.
         from .otel import enable_otel_metrics
 
-        enable_otel_metrics(recorder)
+        enable_otel_metrics(rec)
+    return rec
 
 
-_current: ContextVar[Recorder | None] = ContextVar("llm_exporter_recorder", default=None)
+def drift_sink(rec: Recorder, *, clock: Callable[[], float] = time.time) -> DriftSink:
+    """The drift sink of ``rec``'s config, writing ``rec``'s drift gauges."""
+    config = rec.config
+    # A baseline from MLflow is read from the store the bridge writes to, resolved the same way.
+    tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    return DriftSink(config.drift, rec.drift_output(), tracking_uri=tracking_uri, clock=clock)
+
+
+def mlflow_sink(
+    rec: Recorder,
+    drift_scores: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> MlflowSink:
+    """The MLflow bridge of ``rec``'s config; each window also logs what ``drift_scores()`` returns."""
+    config = rec.config
+    return MlflowSink(
+        config.mlflow,
+        rec.bridge_output(),
+        service=config.labels.get("service") or "llm-exporter",
+        label_cap=config.label_cap,
+        params=lambda: run_params(config, lambda: rec.pricing),
+        drift_scores=drift_scores,
+        clock=clock,
+    )
+
+
 _by_registry: dict[int, tuple[CollectorRegistry, Recorder]] = {}
 _lock = threading.Lock()
 
 
 def recorder_for(registry: CollectorRegistry | None = None, config: Config | None = None) -> Recorder:
-    """The one Recorder of a registry, created on first use (with :meth:`Config.load` when no config is given).
+    """The one Recorder of a registry, built on first use (with :meth:`Config.load` when no config is given).
 
     A registry can hold each metric family once, so two recorders can't share it; asking again with
-    another config is an error rather than a silent second set of buckets.
+    another config is an error rather than a silent second set of buckets. The caller starts it (the
+    middleware and the collector do, from the ASGI lifespan).
     """
     registry = REGISTRY if registry is None else registry
     with _lock:
@@ -55,8 +85,7 @@ def recorder_for(registry: CollectorRegistry | None = None, config: Config | Non
                     "pass recorder=... to share it, or a fresh CollectorRegistry"
                 )
             return rec
-        rec = Recorder(config if config is not None else Config.load(), registry)
-        attach_default_sinks(rec)
+        rec = build(config if config is not None else Config.load(), registry)
         _by_registry[id(registry)] = (registry, rec)
         return rec
 
@@ -67,16 +96,12 @@ def is_default(rec: Recorder) -> bool:
     return entry is not None and entry[1] is rec
 
 
-def current_recorder() -> Recorder:
-    """The recorder of the request being handled, else the one on the default registry."""
-    rec = _current.get()
-    return rec if rec is not None else recorder_for()
+def _default() -> Recorder:
+    # Used where there is no request (scripts, workers, spans ended off the request path): this first
+    # use is its start, as there is no lifespan to start it.
+    rec = recorder_for()
+    rec.start()
+    return rec
 
 
-def use_recorder(rec: Recorder) -> Any:
-    """Make ``rec`` current in this context; returns the token for ``_current.reset``."""
-    return _current.set(rec)
-
-
-def reset_recorder(token: Any) -> None:
-    _current.reset(token)
+install_default(_default)

@@ -1,7 +1,9 @@
 """Zero-code capture: LLM usage read from the responses an app returns, as the middleware sends them.
 
-The middleware calls :func:`start_capture` at ``http.response.start``, :meth:`ResponseCapture.feed` with
-every body chunk it forwards, and :meth:`ResponseCapture.finish` at the end. Capture only reads: chunks
+The middleware calls :func:`start_capture` with the first body chunk of a streamed response (or
+:func:`capture_body` for a body sent whole), :meth:`ResponseCapture.feed` with every chunk it forwards,
+and :meth:`ResponseCapture.finish` at the end, which returns what was read: the :class:`LLMCall` to
+record, an :class:`Unreadable` to count, or None. The caller records it. Capture only reads: chunks
 are never held back or changed. Memory is bounded: a JSON body is kept up to ``max_json_bytes``; an SSE
 stream keeps only its current partial line (same cap) and references to the last events that carry
 usage, which are parsed once, at the end. Results do not depend on where chunk boundaries fall.
@@ -14,8 +16,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from ..observations import LLMCall
-from ..recorder import Recorder
+from ..observations import Captured, LLMCall, Unreadable
 from .usage import ANTHROPIC, GEMINI, Reading, error_type, has_output, model_of, read, stream_kind
 
 if TYPE_CHECKING:
@@ -44,24 +45,18 @@ def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> 
 
 
 def capture_body(
-    headers: list[tuple[bytes, bytes]],
-    body: bytes,
-    config: CaptureConfig,
-    recorder: Recorder,
-    start: float,
-    end: float,
-    status: int,
-) -> None:
+    headers: list[tuple[bytes, bytes]], body: bytes, config: CaptureConfig, start: float, end: float, status: int
+) -> Captured:
     """A response whose whole body came in one message (the usual non-streaming case).
 
     The middleware calls it only for bodies that :func:`may_carry_usage`.
     """
     kind = _reader_for(headers, config)
     if kind is None:
-        return
+        return None
     capture = kind(config.max_json_bytes)
     capture.feed(body, end)
-    capture.finish(recorder, start, end, status)
+    return capture.finish(start, end, status)
 
 
 def may_carry_usage(body: bytes, cap: int) -> bool:
@@ -103,32 +98,28 @@ class ResponseCapture:
     def feed(self, chunk: bytes, now: float) -> None:
         raise NotImplementedError
 
-    def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+    def finish(self, start: float, end: float, status: int) -> Captured:
         raise NotImplementedError
 
 
-def _record(recorder: Recorder, reading: Reading, start: float, end: float, ttft: float | None, status: int) -> None:
+_JSON, _SSE = Unreadable("json"), Unreadable("sse")
+
+
+def _call(reading: Reading, start: float, end: float, ttft: float | None, status: int) -> LLMCall:
     error = reading.error_type
     if error is None and status >= 400:
         error = str(status)  # OpenTelemetry's error.type for an HTTP error status
-    recorder.llm(
-        LLMCall(
-            model=reading.model or "unknown",
-            provider=reading.provider,
-            operation=reading.operation,
-            input_tokens=reading.input_tokens,
-            output_tokens=reading.output_tokens,
-            cached_input_tokens=reading.cached_input_tokens,
-            duration=max(end - start, 0.0),
-            ttft=None if ttft is None else max(ttft - start, 0.0),
-            error_type=error,
-        )
+    return LLMCall(
+        model=reading.model or "unknown",
+        provider=reading.provider,
+        operation=reading.operation,
+        input_tokens=reading.input_tokens,
+        output_tokens=reading.output_tokens,
+        cached_input_tokens=reading.cached_input_tokens,
+        duration=max(end - start, 0.0),
+        ttft=None if ttft is None else max(ttft - start, 0.0),
+        error_type=error,
     )
-
-
-def _failed(recorder: Recorder, fmt: str) -> None:
-    m = recorder.metrics
-    m.capture_errors.labels(fmt, *m.static).inc()
 
 
 class JsonCapture(ResponseCapture):
@@ -188,53 +179,49 @@ class JsonCapture(ResponseCapture):
                 self._ttft = now
             self._prev = chunk[-5:]
 
-    def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+    def finish(self, start: float, end: float, status: int) -> Captured:
         try:
             if self._over:
-                if self._suspect:
-                    _failed(recorder, "json")
-                return
+                return _JSON if self._suspect else None
             parts = self._parts
             if not parts:
-                return
+                return None
             if self._array:
-                self._finish_array(recorder, start, end, status)
-                return
+                return self._finish_array(start, end, status)
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             # Usage comes last in all three providers' responses: searching backwards finds it at once.
             if body.rfind(_USAGE) < 0:
-                return  # not an LLM response: nothing to parse
+                return None  # not an LLM response: nothing to parse
             try:
                 obj = json.loads(body)
             except ValueError:
-                _failed(recorder, "json")
-                return
+                return _JSON
             reading = read(obj)
             # Usage without a model is some other API's "usage" field, except in Gemini's distinct shape.
             if reading is None or not reading.has_usage or (reading.model is None and reading.provider != GEMINI):
-                return
-            _record(recorder, reading, start, end, None, status)
+                return None
+            return _call(reading, start, end, None, status)
         except Exception:
             log.exception("llm-exporter: reading a JSON response failed")
-            _failed(recorder, "json")
+            return _JSON
 
-    def _finish_array(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+    def _finish_array(self, start: float, end: float, status: int) -> Captured:
         # The tail may start inside a character or an item: only the complete last usage object is parsed.
         text = b"".join(self._parts)[-self._tail :].decode("utf-8", "replace")
         found = list(_GEMINI_USAGE.finditer(text))
         if not found:
-            return  # not a Gemini stream, or one without usage: nothing to say
+            return None  # not a Gemini stream, or one without usage: nothing to say
         try:
             meta, _ = _DECODER.raw_decode(text, found[-1].end())
         except ValueError:
-            _failed(recorder, "json")
-            return
+            return _JSON
         models = _GEMINI_MODEL.findall(text)
         model = models[-1] if models else None
         # A stand-in for the last item: what read() needs to see a Gemini response.
         reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
         if reading is not None and reading.has_usage:
-            _record(recorder, reading, start, end, self._ttft, status)
+            return _call(reading, start, end, self._ttft, status)
+        return None
 
 
 _ARRAY_TAIL = 65_536  # bytes of a JSON-array stream kept: the last item's usage is in its last few hundred
@@ -424,22 +411,20 @@ class SseCapture(ResponseCapture):
                         break
         return reading
 
-    def finish(self, recorder: Recorder, start: float, end: float, status: int) -> None:
+    def finish(self, start: float, end: float, status: int) -> Captured:
         try:
             if self._state != _LLM:
-                if self._state == _UNDECIDED and self._over:
-                    _failed(recorder, "sse")  # an over-long first event: can't tell, so say so
-                return
+                # An over-long first event: can't tell whether it was an LLM stream, so say so.
+                return _SSE if self._state == _UNDECIDED and self._over else None
             reading = self._readings()
             if reading is None or (self._over and not reading.has_usage):
-                _failed(recorder, "sse")
-                return
+                return _SSE
             if reading.model is None and self._provider != GEMINI and not reading.has_usage:
-                return  # never saw anything identifying a model call
-            _record(recorder, reading, start, end, self._ttft, status)
+                return None  # never saw anything identifying a model call
+            return _call(reading, start, end, self._ttft, status)
         except Exception:
             log.exception("llm-exporter: reading an SSE response failed")
-            _failed(recorder, "sse")
+            return _SSE
 
 
 def _usage_lines(block: bytes) -> list[bytes]:

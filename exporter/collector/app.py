@@ -59,9 +59,9 @@ class Collector:
         self.authorized = authorizer(AuthConfig(bearer_token=c.token)) if c.token else None
         self.metrics_path = config.metrics_path
         self.metrics = metrics_app(recorder=recorder)
-        m = recorder.metrics
-        self.accepted = m.child(m.track_events, "accepted")
-        self.rejected = m.child(m.track_events, "rejected")
+        self.counts = {"accepted": 0, "rejected": 0}  # this process's, for /health
+        for result in self.counts:  # both series exist from the start, so rate() sees the first events
+            recorder.track_events(result, 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -90,7 +90,7 @@ class Collector:
             accepted = await self._accept(scope, receive)
         except _Reject as exc:
             if exc.events:
-                self.rejected.inc(exc.events)
+                self._count("rejected", exc.events)
             log.debug("/track refused with %d: %s", exc.status, exc.errors[:3])
             body: dict[str, Any] = {"errors": exc.errors[:MAX_ERRORS_LISTED]}
             if len(exc.errors) > MAX_ERRORS_LISTED:
@@ -141,7 +141,7 @@ class Collector:
             for observation in observations[start : start + RECORD_SLICE]:
                 observation.record(rec)
         if count:
-            self.accepted.inc(count)
+            self._count("accepted", count)
         return count
 
     async def _read(self, receive: Receive) -> bytes:
@@ -166,19 +166,14 @@ class Collector:
 
     # -- GET /health ------------------------------------------------------------------------------------
 
+    def _count(self, result: str, events: int) -> None:
+        self.counts[result] += events
+        self.recorder.track_events(result, events)
+
     def health(self) -> dict[str, Any]:
         # Still "ok" to accept events when a sink struggles (MLflow down spools to disk), but say so.
         report = self.recorder.health()
-        m = self.recorder.metrics
-        static = dict(zip(m.static_names, m.static, strict=True))
-        events = {
-            result: int(
-                self.recorder.registry.get_sample_value("llm_exporter_track_events_total", {"result": result, **static})
-                or 0
-            )
-            for result in ("accepted", "rejected")
-        }
-        return {"status": report["status"], "events": events, "sinks": report["sinks"]}
+        return {"status": report["status"], "events": dict(self.counts), "sinks": report["sinks"]}
 
     # -- lifespan ---------------------------------------------------------------------------------------
 
@@ -186,6 +181,11 @@ class Collector:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    self.recorder.start()
+                except ConfigError as exc:  # a bad baseline or spool path: uvicorn prints it and exits
+                    await send({"type": "lifespan.startup.failed", "message": f"llm-exporter: {exc}"})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self.owns_recorder:

@@ -22,25 +22,16 @@ hundred nanoseconds. Slot rotation, baseline fixing and feature creation are rar
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from ..config import DRIFT_FEATURES, ConfigError
+from ..config import DRIFT_FEATURES, ConfigError, DriftConfig
 from ..labels import is_utf8
 from ..observations import Cost, LLMCall
-from ..prometheus.multiprocess import multiprocess_dir
-from ..sinks import Sink
-from .baseline import baseline_document, load_baseline
-from .stats import Baseline
-
-if TYPE_CHECKING:
-    from ..recorder import Recorder
-
-
+from ..sinks import DriftOutput, Sink
+from .baseline import load_baseline, load_mlflow_baseline
 from .features import (
     _DRAIN_SECONDS,
     _QUEUE_MAX,
@@ -53,6 +44,7 @@ from .features import (
     _Numeric,
     _Ring,
 )
+from .stats import Baseline
 
 log = logging.getLogger("exporter.drift")
 
@@ -63,15 +55,22 @@ class DriftSink(Sink):
     ``clock`` (wall-clock seconds) decides which time slots form the window; tests inject one.
     """
 
-    def __init__(self, recorder: Recorder, *, clock: Callable[[], float] = time.time) -> None:
-        cfg = self.config = recorder.config.drift
-        self.metrics = recorder.metrics
+    def __init__(
+        self,
+        config: DriftConfig,
+        output: DriftOutput,
+        *,
+        tracking_uri: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``output`` takes the scores (the recorder's drift gauges); ``tracking_uri`` is the MLflow store a
+        ``baseline_mlflow_run`` is read from, the one the bridge writes to."""
+        cfg = self.config = config
+        self._output = output
         self._clock = clock
         self._ring = _Ring(cfg, clock, self._ensure_thread)
-        self._recorder = recorder
         self._features: dict[str, _Feature] = {}
         self._user_features = 0
-        self.dropped_observations = 0  # user features past the cap, or of the wrong kind
         self._lock = threading.Lock()  # feature creation, thread start
         self._score_lock = threading.Lock()
         self._scores: dict[str, dict[str, float]] = {}
@@ -79,22 +78,14 @@ class DriftSink(Sink):
         self._unseen_flushed: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
         self._mlflow_pending = cfg.baseline_mlflow_run is not None
-        self._tracking_uri = recorder.config.mlflow.tracking_uri
-        if self._mlflow_pending:  # the store the bridge writes to, resolved the same way
-            from ..mlflow_bridge.tracking import resolve_tracking_uri
-
-            self._tracking_uri = resolve_tracking_uri(self._tracking_uri)
+        self._tracking_uri = tracking_uri
         self._mlflow_error: str | None = None
-        # prometheus_client picks shared-file values when it is imported with this set; remove() is then a no-op.
-        self._multiprocess = multiprocess_dir() is not None
-
         for name in cfg.features:
             self._features[name] = self._new_feature(name, name in NUMERIC)
-        if cfg.baseline_file is not None:
-            self._apply(load_baseline(cfg.baseline_file, limits=self._limits()), cfg.baseline_file)
-        elif not self._mlflow_pending:
-            self._apply({}, "")
+        if cfg.baseline_file is None and not self._mlflow_pending:
+            self._apply({}, "")  # learn the baselines from the first observations
         get = self._features.get
         # Bounded: past this many requests between two drains, the oldest durations give way.
         self._durations: deque[float] = deque(maxlen=_QUEUE_MAX)
@@ -102,11 +93,18 @@ class DriftSink(Sink):
         self._duration, self._confidence = get("request_duration"), get("confidence")
         self._label, self._model = get("predicted_label"), get("model")
 
-        m = self.metrics
-        for method in ("psi", "ks", "js"):
-            m.drift_threshold.labels(method, *m.static).set(getattr(cfg, f"{method}_threshold"))
-        if self._mlflow_pending:
-            self.start()  # the baseline is fetched on the scoring thread, never on the request path
+    def start(self) -> None:
+        """Read the baseline file, export the thresholds, start the scoring thread (which fetches a baseline
+        from MLflow, never the request path). Idempotent; a bad baseline file raises ConfigError."""
+        with self._lock:
+            if self._started:
+                return
+            cfg = self.config
+            if cfg.baseline_file is not None:
+                self._apply(load_baseline(cfg.baseline_file, limits=self._limits()), cfg.baseline_file)
+            self._started = True
+        self._output.thresholds({m: getattr(cfg, f"{m}_threshold") for m in ("psi", "ks", "js")})
+        self._ensure_thread()
 
     def _limits(self) -> tuple[int, int]:
         """Most features and categories a baseline may have."""
@@ -152,18 +150,8 @@ class DriftSink(Sink):
                 f.observe(call.output_tokens, ts)
 
     def duration_observer(self) -> Callable[[float], None] | None:
-        # Request durations go through a queue the thread drains each second: the request path only
-        # appends. Until the thread runs, the first request starts it. (Built-ins are made in __init__.)
-        if self._duration is None:
-            return None
-        return self._durations.append if self._thread is not None else self._first_duration
-
-    def _first_duration(self, duration: float) -> None:
-        if self._stop.is_set():
-            return  # closed: nothing would drain it
-        self._durations.append(duration)
-        self._ensure_thread()
-        self._recorder.sinks_changed()  # from now on the bare append
+        # Request durations go through a queue the thread drains each second: the request path only appends.
+        return self._durations.append if self._duration is not None else None
 
     def _drain(self) -> None:
         """Feed the queued request durations to their feature, stamped now (the queue is a second deep)."""
@@ -188,8 +176,7 @@ class DriftSink(Sink):
         if cls is not float and cls is not int and cls is not str:
             normal = _normalize(value)
             if normal is None:
-                self.dropped_observations += 1
-                return
+                return  # not a number nor a category: nothing to observe
             value = normal
         numeric = type(value) is not str
         f = self._features.get(name)
@@ -200,8 +187,7 @@ class DriftSink(Sink):
             if f is None:
                 return
         if f.numeric is not numeric:
-            self.dropped_observations += 1
-            return
+            return  # a feature keeps the kind of its first value
         f.observe(value, ts)
 
     def _new_user_feature(self, name: str, numeric: bool) -> _Feature | None:
@@ -214,9 +200,7 @@ class DriftSink(Sink):
                 or not 0 < len(name) <= MAX_NAME
                 or not is_utf8(name)  # a name is a label value
             ):
-                self.dropped_observations += 1
-                m = self.metrics
-                m.label_overflow.labels("feature", *m.static).inc()
+                self._output.overflow("feature")
                 return None
             self._user_features += 1
             f = self._new_feature(name, numeric)
@@ -233,11 +217,8 @@ class DriftSink(Sink):
         return {name: dict(s) for name, s in self._scores.items()}
 
     def baselines(self) -> dict[str, Baseline]:
-        """The baselines fixed so far (to save, or to log to MLflow with :func:`baseline_document`)."""
+        """The baselines fixed so far (to save with :func:`~exporter.drift.baseline.save_baseline`)."""
         return {name: f.baseline for name, f in self._features.items() if f.baseline is not None}
-
-    def baseline_document(self) -> dict[str, object]:
-        return baseline_document(self.baselines())
 
     def score_now(self) -> dict[str, dict[str, float]]:
         """Score every feature on the window ending now and update the gauges (what the thread does).
@@ -249,8 +230,6 @@ class DriftSink(Sink):
                 self._load_mlflow()
             self._drain()
             slots = self._ring.window(self._clock())
-            m = self.metrics
-            s = m.static
             scores: dict[str, dict[str, float]] = {}
             for name, f in self._features.items():
                 self._flush_unseen(f)
@@ -262,38 +241,24 @@ class DriftSink(Sink):
                     self._unexport(name)
                     continue
                 values = scores[name] = f.scores(recent)
-                m.drift_samples.labels(name, *s).set(n)
-                for method, value in values.items():
-                    m.drift_score.labels(name, method, *s).set(value)
+                self._output.scores(name, values, n)
                 self._exported[name] = tuple(values)
             self._scores = scores
             return self.scores()
 
     def _unexport(self, name: str) -> None:
         methods = self._exported.pop(name, None)
-        if methods is None:
-            return
-        m = self.metrics
-        if self._multiprocess:  # see the module docstring: NaN, since the sample cannot be removed
-            m.drift_samples.labels(name, *m.static).set(math.nan)
-            for method in methods:
-                m.drift_score.labels(name, method, *m.static).set(math.nan)
-            return
-        m.drift_samples.remove(name, *m.static)
-        for method in methods:
-            m.drift_score.remove(name, method, *m.static)
+        if methods is not None:
+            self._output.withdraw(name, methods)
 
     def _flush_unseen(self, f: _Feature) -> None:
         unseen = f.unseen
         delta = unseen - self._unseen_flushed.get(f.name, 0)
         if delta > 0:
-            m = self.metrics
-            m.drift_unseen.labels(f.name, *m.static).inc(delta)
+            self._output.unseen(f.name, delta)
             self._unseen_flushed[f.name] = unseen
 
     def _load_mlflow(self) -> None:
-        from .baseline import load_mlflow_baseline
-
         try:
             baselines = load_mlflow_baseline(self.config, self._tracking_uri, self._limits())
         except Exception as exc:  # MLflow down or the artifact missing: retried next interval
@@ -311,10 +276,6 @@ class DriftSink(Sink):
             self._mlflow_pending = False
 
     # -- the thread --------------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the scoring thread now (it otherwise starts with the first counted observation)."""
-        self._ensure_thread()
 
     def _ensure_thread(self) -> None:
         with self._lock:

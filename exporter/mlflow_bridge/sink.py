@@ -26,22 +26,20 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config import ConfigError, effective_config, mask_uri
+from ..config import Config, ConfigError, MlflowConfig, effective_config, mask_uri
 from ..observations import Cost, LLMCall
-from ..recorder import Recorder
-from ..sinks import Sink
+from ..pricing import PricingTable
+from ..sinks import BridgeOutput, Sink
 from .spool import Spool
 from .tracking import resolve_tracking_uri, version
 from .windows import Window, WindowAggregator, metric_part, summarize, summarize_late
 from .writer import KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, Writer, permanent
 
 log = logging.getLogger(__name__)
-
-RESULTS = ("ok", "retried", "spooled", "dropped")
 
 
 def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:
@@ -51,6 +49,22 @@ def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:
     else:
         text = json.dumps(data) if isinstance(data, list) else str(data)
         out[prefix.rstrip(".")] = text[:MAX_PARAM_VALUE]
+
+
+def run_params(config: Config, pricing: Callable[[], PricingTable]) -> dict[str, str]:
+    """The run params: the effective config (secrets masked) and the price data's date and version."""
+    params: dict[str, str] = {}
+    _flatten(effective_config(config), "", params)
+    try:
+        table = pricing()
+    except Exception as exc:  # a broken pricing file is reported by its own module, not here
+        log.debug("llm-exporter: no pricing table for the MLflow params: %s", exc)
+    else:
+        for attr in ("date", "version"):
+            value = getattr(table, attr, None)
+            if value:
+                params[f"pricing.table_{attr}"] = str(value)
+    return params
 
 
 _live: weakref.WeakSet[MlflowSink] = weakref.WeakSet()
@@ -64,11 +78,32 @@ def _close_all() -> None:
 
 
 class MlflowSink(Sink):
-    """Feeds the window aggregator on the request path; logs closed windows to MLflow on its own thread."""
+    """Feeds the window aggregator on the request path; logs closed windows to MLflow on its own thread.
 
-    def __init__(self, recorder: Recorder, *, clock: Callable[[], float] = time.time) -> None:
-        self.recorder = recorder
-        cfg = self.cfg = recorder.config.mlflow
+    It gets its config section and what it needs from the other parts, handed over where the parts are
+    put together (:mod:`exporter.wiring`): ``output`` for its own health metrics, ``params`` for the run
+    params (the effective config and the price data), ``drift_scores`` for the drift scores it logs with
+    each window. The spool file and the thread start in :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        config: MlflowConfig,
+        output: BridgeOutput,
+        *,
+        service: str = "llm-exporter",
+        label_cap: int = 100,
+        params: Callable[[], dict[str, str]] = dict,
+        drift_scores: Callable[[], Mapping[str, Mapping[str, float]]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if importlib.util.find_spec("mlflow") is None:
+            raise ConfigError(
+                "<config>", "mlflow.enabled", "the mlflow package is not installed: pip install 'llm-exporter[mlflow]'"
+            )
+        cfg = self.cfg = config
+        self._output = output
+        self._drift_scores = drift_scores
         self._clock = clock
         self.width = cfg.window_seconds
         self.tracking_uri = resolve_tracking_uri(cfg.tracking_uri)
@@ -76,37 +111,22 @@ class MlflowSink(Sink):
         self._version = version()
         self.instance = metric_part(cfg.instance or f"{self.host}-{os.getpid()}")
         # The service tag and run names fall back to the project's name when no service label is set.
-        self.service = recorder.config.labels.get("service") or "llm-exporter"
-        if importlib.util.find_spec("mlflow") is None:
-            raise ConfigError(
-                "<config>", "mlflow.enabled", "the mlflow package is not installed: pip install 'llm-exporter[mlflow]'"
-            )
+        self.service = service
         self._run_tags = self._tags("window")
         self._started = clock()
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(cfg.queue_size)
         self._agg = WindowAggregator(
-            self.width,
-            self._enqueue_window,
-            max_keys=recorder.config.label_cap,
-            late_windows=cfg.late_windows,
-            clock=clock,
+            self.width, self._enqueue_window, max_keys=label_cap, late_windows=cfg.late_windows, clock=clock
         )
         self._late_warned = False
-        try:
-            self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
-        except OSError as exc:
-            raise ConfigError("<config>", "mlflow.spool_path", f"cannot open {cfg.spool_path}: {exc}") from None
-        self._spools = [*self._spool.orphans(), self._spool]
-        self._writer = Writer(self.tracking_uri, cfg.experiment, cfg.request_timeout_seconds, self._params)
-        m = recorder.metrics
-        self._results = {r: m.child(m.mlflow_batches, r) for r in RESULTS}
-        self._spool_gauge = m.child(m.mlflow_spool_bytes)
-        self._spool_gauge.set(self._pending_bytes())
-        for spool in list(self._spools):  # torn last lines were cut off when the spools were opened
-            self._count_corrupt(spool)
-            if not spool and spool is not self._spool:  # an orphan that held nothing else
-                spool.close(remove=True)
-                self._spools.remove(spool)
+        self._spool: Spool | None = None
+        self._spools: list[Spool] = []
+        self._writer = Writer(
+            self.tracking_uri,
+            cfg.experiment,
+            cfg.request_timeout_seconds,
+            lambda: {**params(), "mlflow.tracking_uri": mask_uri(self.tracking_uri)},
+        )
         self._sample = cfg.per_request_sample_rate
         self._delay = 0.0  # current backoff; 0 while MLflow answers
         self._retry_at = 0.0
@@ -116,11 +136,30 @@ class MlflowSink(Sink):
         self.last_error_time: float | None = None
         self.last_ok_time: float | None = None
         self._closed = False
-        self._close_lock = threading.Lock()
+        self._lock = threading.Lock()  # start and close
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="llm-exporter-mlflow", daemon=True)
-        self._thread.start()
-        _live.add(self)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open the spool (and the orphans of dead processes), start the thread. Idempotent."""
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            cfg = self.cfg
+            try:
+                self._spool = Spool(cfg.spool_path, cfg.spool_max_bytes)
+            except OSError as exc:
+                raise ConfigError("<config>", "mlflow.spool_path", f"cannot open {cfg.spool_path}: {exc}") from None
+            self._spools = [*self._spool.orphans(), self._spool]
+            self._output.spool_bytes(self._pending_bytes())
+            for spool in list(self._spools):  # torn last lines were cut off when the spools were opened
+                self._count_corrupt(spool)
+                if not spool and spool is not self._spool:  # an orphan that held nothing else
+                    spool.close(remove=True)
+                    self._spools.remove(spool)
+            self._thread = threading.Thread(target=self._run, name="llm-exporter-mlflow", daemon=True)
+            self._thread.start()
+            _live.add(self)
 
     # -- the request path: in-memory only ---------------------------------------------------------
 
@@ -165,30 +204,39 @@ class MlflowSink(Sink):
         try:
             self._queue.put_nowait(item)
         except queue.Full:  # the thread is stuck behind a slow MLflow: lose this, never block a request
-            self._results["dropped"].inc()
+            self._output.batches("dropped")
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the partial window, write (or spool) what is queued, stop the thread. Idempotent."""
-        with self._close_lock:
+        with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            started = self._thread is not None
         window = self._agg.flush()
+        if not started:
+            if window is None and self._queue.empty():
+                self._closed = True
+                return
+            self.start()  # observations came in before any start: they are written (or spooled) now
+        with self._lock:
+            self._closed = True
         deadline = time.monotonic() + self.cfg.shutdown_timeout_seconds
         if window is not None:
             try:
                 self._queue.put(("window", window), timeout=self.cfg.shutdown_timeout_seconds)
             except queue.Full:
-                self._results["dropped"].inc()
+                self._output.batches("dropped")
         self._stopping.set()
         try:
             self._queue.put_nowait(None)  # wake the thread
         except queue.Full:
             pass
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
+        thread = self._thread
+        assert thread is not None  # started above
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
             log.warning(
                 "llm-exporter: the MLflow bridge did not finish within %.0fs", self.cfg.shutdown_timeout_seconds
             )
@@ -199,7 +247,7 @@ class MlflowSink(Sink):
 
     def health(self) -> dict[str, Any]:
         pending = self._pending_bytes()
-        running = self._thread.is_alive()
+        running = self._thread is not None and self._thread.is_alive()
         degraded = not running or pending > 0 or (self._delay > 0)
         return {
             "state": "degraded" if degraded else "ok",
@@ -208,7 +256,7 @@ class MlflowSink(Sink):
             "experiment": self.cfg.experiment,
             "queue": self._queue.qsize(),
             "queue_max": self.cfg.queue_size,
-            "spool_path": str(self._spool.path),
+            "spool_path": str(self._spool.path if self._spool is not None else self.cfg.spool_path),
             "spool_bytes": pending,
             "last_error": self.last_error,
             "last_error_time": self.last_error_time,
@@ -284,24 +332,22 @@ class MlflowSink(Sink):
         kind, payload = item
         if kind == "window":
             metrics = summarize(payload)
-            metrics.update(self._drift_scores())
+            metrics.update(self._window_drift_scores())
             self._submit_metrics("window", payload.index, metrics, payload.end)
         else:
             self._submit(self._request_record(payload))
 
-    def _drift_scores(self) -> dict[str, float]:
+    def _window_drift_scores(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for sink in self.recorder.sinks:
-            scores = getattr(sink, "scores", None)
-            if not callable(scores):
-                continue
-            try:
-                for feature, methods in scores().items():
-                    for method, score in methods.items():
-                        if math.isfinite(score):
-                            out[f"drift_{metric_part(feature)}_{metric_part(method)}"] = float(score)
-            except Exception:
-                log.exception("llm-exporter: reading drift scores failed")
+        if self._drift_scores is None:
+            return out
+        try:
+            for feature, methods in self._drift_scores().items():
+                for method, score in methods.items():
+                    if math.isfinite(score):
+                        out[f"drift_{metric_part(feature)}_{metric_part(method)}"] = float(score)
+        except Exception:
+            log.exception("llm-exporter: reading drift scores failed")
         return out
 
     def _submit_metrics(self, kind: str, index: int, metrics: dict[str, float], ts: float) -> None:
@@ -368,23 +414,6 @@ class MlflowSink(Sink):
             KIND_TAG: kind,
         }
 
-    def _params(self) -> dict[str, str]:
-        """The effective config (secrets masked) and the pricing table's date, as run params."""
-
-        params: dict[str, str] = {}
-        _flatten(effective_config(self.recorder.config), "", params)
-        params["mlflow.tracking_uri"] = mask_uri(self.tracking_uri)
-        try:
-            table = self.recorder.pricing
-        except Exception as exc:  # a broken pricing file is reported by its own module, not here
-            log.debug("llm-exporter: no pricing table for the MLflow params: %s", exc)
-        else:
-            for attr in ("date", "version"):
-                value = getattr(table, attr, None)
-                if value:
-                    params[f"pricing.table_{attr}"] = str(value)
-        return params
-
     # -- writing, spooling, replaying -----------------------------------------------------------------
 
     def _pending(self) -> bool:
@@ -402,24 +431,26 @@ class MlflowSink(Sink):
         except Exception as exc:
             self._failed(exc)
             if permanent(exc):
-                self._results["dropped"].inc()
+                self._output.batches("dropped")
             else:
                 self._to_spool(record)
             return
         self._succeeded(record)
-        self._results["ok"].inc()
+        self._output.batches("ok")
 
     def _to_spool(self, record: dict[str, Any]) -> None:
+        spool = self._spool
+        assert spool is not None  # the thread that spools runs only once start() opened it
         try:
-            stored = self._spool.append(record)
+            stored = spool.append(record)
         except (OSError, ValueError) as exc:
-            log.error("llm-exporter: cannot write the MLflow spool %s: %s", self._spool.path, exc)
+            log.error("llm-exporter: cannot write the MLflow spool %s: %s", spool.path, exc)
             stored = False
         if stored:
-            self._results["spooled"].inc()
-            self._spool_gauge.set(self._pending_bytes())
+            self._output.batches("spooled")
+            self._output.spool_bytes(self._pending_bytes())
         else:
-            self._results["dropped"].inc()
+            self._output.batches("dropped")
             log.warning("llm-exporter: MLflow spool full (%d bytes), a batch was dropped", self.cfg.spool_max_bytes)
 
     def _replay(self, until: float) -> None:
@@ -435,12 +466,12 @@ class MlflowSink(Sink):
                         self._failed(exc)
                         if not permanent(exc):
                             return
-                        self._results["dropped"].inc()
+                        self._output.batches("dropped")
                     else:
                         self._succeeded(record)
-                        self._results["retried"].inc()
+                        self._output.batches("retried")
                     spool.pop()
-                    self._spool_gauge.set(self._pending_bytes())
+                    self._output.spool_bytes(self._pending_bytes())
             finally:
                 self._count_corrupt(spool)
             if spool is not self._spool:  # an orphan of a dead process, now empty
@@ -451,8 +482,8 @@ class MlflowSink(Sink):
         """Spooled batches lost to a torn or unreadable line are dropped batches: nothing goes uncounted."""
         lost = spool.take_corrupt()
         if lost:
-            self._results["dropped"].inc(lost)
-            self._spool_gauge.set(self._pending_bytes())
+            self._output.batches("dropped", lost)
+            self._output.spool_bytes(self._pending_bytes())
 
     def _succeeded(self, record: dict[str, Any]) -> None:
         self._delay = 0.0

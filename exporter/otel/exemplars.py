@@ -11,29 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..prometheus.multiprocess import multiprocess_dir
 from ..recorder import Recorder
 
-if TYPE_CHECKING:
-    pass
-
-try:
-    from opentelemetry.sdk.trace import SpanProcessor as _SpanProcessorBase
-except ImportError:  # the extra is absent: the rest of this module still imports
-    _SpanProcessorBase = object  # type: ignore[misc,assignment]
-
 log = logging.getLogger("exporter")
-
-MISSING_EXTRA = "needs the OpenTelemetry SDK: pip install 'llm-exporter[otel]'"
-
-# Operations that are one model call. Agent, workflow and tool spans are left out on purpose: an
-# ``invoke_agent`` span may report the summed usage of the model calls under it, which would count twice.
-MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-
-# OpenLLMetry-style spans predate gen_ai.operation.name and say ``llm.request.type`` instead.
-_LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
 
 # -- exemplars ------------------------------------------------------------------------------------------
 
@@ -94,11 +77,11 @@ def enable_exemplars(recorder: Recorder) -> bool:
         log.info("llm-exporter: exemplars are off: prometheus_client's multiprocess mode does not keep them")
         return False
     try:
-        recorder.exemplar = _span_exemplar_function()
+        recorder.set_exemplar_source(_span_exemplar_function())
     except ImportError:
         return False
     return True
 
 
 def disable_exemplars(recorder: Recorder) -> None:
-    recorder.exemplar = None
+    recorder.set_exemplar_source(None)

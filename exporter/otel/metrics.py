@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConfigError
-from ..labels import OVERFLOW
+from ..config import Config, ConfigError
+from ..labels import LabelGuard
 from ..observations import Cost, LLMCall
 from ..recorder import Recorder
 from ..sinks import Sink
@@ -15,43 +15,9 @@ from ..sinks import Sink
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
-try:
-    from opentelemetry.sdk.trace import SpanProcessor as _SpanProcessorBase
-except ImportError:  # the extra is absent: the rest of this module still imports
-    _SpanProcessorBase = object  # type: ignore[misc,assignment]
-
 log = logging.getLogger("exporter")
 
 MISSING_EXTRA = "needs the OpenTelemetry SDK: pip install 'llm-exporter[otel]'"
-
-# Operations that are one model call. Agent, workflow and tool spans are left out on purpose: an
-# ``invoke_agent`` span may report the summed usage of the model calls under it, which would count twice.
-MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
-
-# OpenLLMetry-style spans predate gen_ai.operation.name and say ``llm.request.type`` instead.
-_LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
-
-
-class _Cap:
-    """Per-attribute cap on distinct values, like the Recorder's label guard, without counting twice.
-
-    The Recorder's guard already counted each overflow in ``llm_exporter_label_overflow_total``.
-    """
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._seen: dict[str, set[str]] = {}
-
-    def __call__(self, name: str, value: str) -> str:
-        seen = self._seen.get(name)
-        if seen is None:
-            seen = self._seen[name] = set()
-        if value in seen:
-            return value
-        if len(seen) < self.cap:
-            seen.add(value)
-            return value
-        return OVERFLOW
 
 
 class OtelMetricsSink(Sink):
@@ -62,16 +28,17 @@ class OtelMetricsSink(Sink):
     ``/metrics``. Exemplars come from the SDK's own exemplar filter (the calls run in the request's context).
     """
 
-    def __init__(self, recorder: Recorder, meter_provider: MeterProvider | None = None) -> None:
+    def __init__(self, config: Config, meter_provider: MeterProvider | None = None) -> None:
         from opentelemetry import metrics
 
         self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         meter = self.meter_provider.get_meter("llm-exporter")
-        cfg = recorder.config
-        b = cfg.buckets
-        self.static: dict[str, str] = dict(cfg.labels)
-        self.tenant = recorder.metrics.tenant
-        self.cap = _Cap(cfg.label_cap)
+        b = config.buckets
+        self.static: dict[str, str] = dict(config.labels)
+        self.tenant = config.tenant_label
+        # Names arrive capped by the recorder; error types and tenants are capped here the same way, without
+        # counting the overflow again (the recorder's guard counted it in llm_exporter_label_overflow_total).
+        self.cap = LabelGuard(config.label_cap)
 
         def histogram(name: str, unit: str, doc: str, bounds: tuple[float, ...]) -> Any:
             return meter.create_histogram(name, unit=unit, description=doc, explicit_bucket_boundaries_advisory=bounds)
@@ -185,6 +152,6 @@ def enable_otel_metrics(recorder: Recorder, meter_provider: MeterProvider | None
     for sink in recorder.sinks:
         if isinstance(sink, OtelMetricsSink) and sink.meter_provider is provider:
             return sink
-    sink = OtelMetricsSink(recorder, provider)
+    sink = OtelMetricsSink(recorder.config, provider)
     recorder.add_sink(sink)
     return sink

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..context import default_recorder
 from ..observations import LLMCall
 from ..recorder import Recorder
-from ..wiring import recorder_for
+from .metrics import MISSING_EXTRA
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -20,8 +21,6 @@ except ImportError:  # the extra is absent: the rest of this module still import
     _SpanProcessorBase = object  # type: ignore[misc,assignment]
 
 log = logging.getLogger("exporter")
-
-MISSING_EXTRA = "needs the OpenTelemetry SDK: pip install 'llm-exporter[otel]'"
 
 # Operations that are one model call. Agent, workflow and tool spans are left out on purpose: an
 # ``invoke_agent`` span may report the summed usage of the model calls under it, which would count twice.
@@ -106,7 +105,7 @@ class GenAISpanProcessor(_SpanProcessorBase):
     @property
     def recorder(self) -> Recorder:
         if self._recorder is None:
-            self._recorder = recorder_for()
+            self._recorder = default_recorder()
         return self._recorder
 
     def on_end(self, span: ReadableSpan) -> None:

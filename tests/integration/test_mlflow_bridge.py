@@ -32,6 +32,7 @@ from exporter.mlflow_bridge.tracking import resolve_tracking_uri
 from exporter.observations import LLMCall
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
+from exporter.wiring import mlflow_sink
 
 from ..support import REPO
 from ..support.servers import HOST, free_port, process
@@ -70,10 +71,12 @@ def make_config(tmp_path: Path, **mlflow: Any) -> Config:
 
 
 @contextlib.contextmanager
-def bridge(config: Config, clock: Clock) -> Iterator[tuple[Recorder, MlflowSink]]:
+def bridge(config: Config, clock: Clock, drift: Sink | None = None) -> Iterator[tuple[Recorder, MlflowSink]]:
+    """A started bridge on a fresh recorder, with ``drift``'s scores (a stub's) logged at each window."""
     rec = Recorder(config, CollectorRegistry())
-    sink = MlflowSink(rec, clock=clock)
+    sink = mlflow_sink(rec, getattr(drift, "scores", None), clock=clock)
     rec.add_sink(sink)
+    sink.start()
     try:
         yield rec, sink
     finally:
@@ -172,8 +175,7 @@ def test_each_window_is_one_step_with_exact_sums(
     config = Config.from_mapping({**_as_mapping(config), "auth": {"bearer_token": "s3cret"}})
     clock = Clock()
     sizes = [3, 1, 4, 2]  # the last window is partial: closed by the shutdown
-    with bridge(config, clock) as (rec, sink):
-        rec.add_sink(DriftStub())
+    with bridge(config, clock, DriftStub()) as (rec, sink):
         for window, n in enumerate(sizes):
             traffic(rec, sink, clock, window, n)
         rec.evaluation("relevancy", 1.0, model="gpt-4o", ts=T0 + 5)  # an async judge, for window 0
@@ -327,7 +329,7 @@ def test_late_results_from_before_late_windows_are_dropped_and_counted(
 
 def test_without_a_service_label_the_service_tag_is_the_projects_name(tmp_path: Path) -> None:
     config = Config.from_mapping({**to_dict(make_config(tmp_path)), "labels": {}})
-    sink = MlflowSink(Recorder(config, CollectorRegistry()))
+    sink = mlflow_sink(Recorder(config, CollectorRegistry()))
     try:
         assert sink._tags("window")["service"] == "llm-exporter"
     finally:
@@ -338,7 +340,7 @@ def test_an_unusable_spool_path_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     config = make_config(tmp_path, spool_path=str(tmp_path / "file" / "spool.jsonl"))
     with pytest.raises(ConfigError) as err:
-        MlflowSink(Recorder(config, CollectorRegistry()))
+        mlflow_sink(Recorder(config, CollectorRegistry())).start()
     assert err.value.key == "mlflow.spool_path"
 
 
@@ -449,7 +451,7 @@ def test_hanging_mlflow_app_requests_complete_and_every_window_is_spooled(tmp_pa
             retry_max_seconds=60.0,
         )
         rec = Recorder(config, CollectorRegistry())
-        rec.add_sink(MlflowSink(rec))  # the real clock: windows close while requests go on
+        rec.add_sink(mlflow_sink(rec))  # the real clock: windows close while requests go on
         app = PrometheusMiddleware(Starlette(routes=[Route("/chat", chat)]), recorder=rec)
         statuses = []
         with TestClient(app) as client:  # its lifespan shutdown closes the recorder: the last window

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from exporter import LLMCall, PrometheusMiddleware, Recorder
-from exporter.wiring import current_recorder
+from exporter.context import current_recorder
 
 HOST = "127.0.0.1"
 

@@ -68,7 +68,7 @@ def run(
     assert capture is not None
     for i, chunk in enumerate(chunks):
         capture.feed(chunk, times[i] if times else START + 0.1)
-    capture.finish(rec, START, END, status)
+    rec.captured(capture.finish(START, END, status))
 
 
 def sse(*events: dict[str, Any] | str, sep: bytes = b"\n", names: bool = False) -> list[bytes]:
@@ -246,7 +246,7 @@ def test_a_long_gemini_array_stream_keeps_only_its_tail() -> None:
     for i in range(0, len(body), 1200):
         capture.feed(body[i : i + 1200], START + 0.1)
         kept = max(kept, sum(len(p) for p in capture._parts))  # type: ignore[union-attr]
-    capture.finish(rec, START, END, 200)
+    rec.captured(capture.finish(START, END, 200))
     assert kept <= 65_536 + 1200
     assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "input") == 8
     assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "output") == 300_000
@@ -540,7 +540,7 @@ def test_sse_line_over_the_cap_is_dropped_and_memory_stays_bounded() -> None:
     capture.feed(b"\n\n", 100.7)
     for chunk in OPENAI_STREAM[2:]:
         capture.feed(chunk, 100.8)
-    capture.finish(rec, START, END, 200)
+    rec.captured(capture.finish(START, END, 200))
     # The usage event came after the over-long line and was read: the call is complete.
     assert tokens(rec, "openai", "gpt-4o-mini", "output") == 5
     assert capture_errors(rec, "sse") == 0
@@ -628,4 +628,4 @@ def test_feed_and_finish_never_raise() -> None:
         capture.feed(b"\xff\xfe{garbage\r", 100.1)
         capture.feed(b'data: {"choices": [1, 2], "model": 5}\n\n', 100.2)
         capture.feed(b'data: {"choices": [], "model": "m", "usage": [1]}\n\n', 100.3)
-        capture.finish(rec, START, END, 200)
+        rec.captured(capture.finish(START, END, 200))

@@ -19,7 +19,7 @@ from scipy.stats import ks_2samp
 from exporter.cli import main
 from exporter.config import Config, ConfigError
 from exporter.drift import DriftSink
-from exporter.drift.baseline import load_baseline, save_baseline
+from exporter.drift.baseline import baseline_document, load_baseline, save_baseline
 from exporter.drift.stats import (
     CategoricalBaseline,
     NumericBaseline,
@@ -33,7 +33,7 @@ from exporter.drift.stats import (
 )
 from exporter.observations import LLMCall
 from exporter.recorder import Recorder
-from exporter.wiring import recorder_for
+from exporter.wiring import drift_sink, recorder_for
 
 from ..support import REPO
 
@@ -49,6 +49,11 @@ class Clock:
 
 
 Make = Callable[..., tuple[DriftSink, CollectorRegistry, Clock]]
+RECORDERS: dict[int, Recorder] = {}  # id(sink) -> the recorder the make fixture added it to
+
+
+def recorder_of(sink: DriftSink) -> Recorder:
+    return RECORDERS[id(sink)]
 
 
 @pytest.fixture
@@ -56,16 +61,21 @@ def make() -> Iterator[Make]:
     """A DriftSink on a fresh registry with a fake clock; drift config keys as keyword arguments."""
     sinks: list[DriftSink] = []
 
-    def factory(*, labels: dict[str, str] | None = None, mlflow_uri: str | None = None, **drift: Any) -> Any:
+    def factory(
+        *, labels: dict[str, str] | None = None, mlflow_uri: str | None = None, start: bool = True, **drift: Any
+    ) -> Any:
         registry = CollectorRegistry()
         data: dict[str, Any] = {"drift": drift, "labels": labels or {}}
         if mlflow_uri is not None:
             data["mlflow"] = {"tracking_uri": mlflow_uri}
         recorder = Recorder(Config.from_mapping(data), registry)
         clock = Clock()
-        sink = DriftSink(recorder, clock=clock)
+        sink = drift_sink(recorder, clock=clock)
         recorder.add_sink(sink)
+        if start:
+            sink.start()
         sinks.append(sink)
+        RECORDERS[id(sink)] = recorder
         return sink, registry, clock
 
     yield factory
@@ -273,14 +283,15 @@ import json, sys
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from exporter.config import Config
-from exporter.drift import DriftSink
 from exporter.recorder import Recorder
+from exporter.wiring import drift_sink
 
 T0 = float(sys.argv[2])
 now = [T0]
 drift = {"baseline_size": 4, "min_samples": 2, "resolution": 4, "bins": 4}
 rec = Recorder(Config.from_mapping({"drift": drift}), CollectorRegistry())
-sink = DriftSink(rec, clock=lambda: now[0])
+sink = drift_sink(rec, clock=lambda: now[0])
+sink.start()
 for v in (1.0, 2.0, 3.0, 4.0, 1.0, 4.0):  # a baseline of 4, then 2 in the window
     sink.on_feature("x", v, T0)
 
@@ -362,11 +373,10 @@ def test_baseline_observations_are_not_in_the_window(make: Make) -> None:
 
 def test_request_durations_reach_the_feature_through_a_bounded_queue(make: Make) -> None:
     sink, registry, _ = make(baseline_size=2, min_samples=1)
-    recorder = sink._recorder
-    assert sink._thread is None
+    recorder = recorder_of(sink)
+    assert sink._thread is not None  # started by start(), as the lifespan does: requests only queue
     for i in range(5):
         recorder.http("GET", "/chat", 200, 0.1 * (i + 1), 0, 0)
-    assert sink._thread is not None  # started by the first request; the rest only queued
     sink.score_now()  # drains first: 2 baseline observations, 3 in the window
     assert (window_samples(registry, "request_duration"), len(sink._durations)) == (3.0, 0)
     assert sink._durations.maxlen == 100_000
@@ -382,15 +392,15 @@ def test_close_does_not_wait_for_a_scoring_thread_stuck_in_mlflow(make: Make) ->
         assert not closing.is_alive()
     finally:
         sink._score_lock.release()
-    sink._recorder.http("GET", "/", 200, 0.1, 0, 0)  # after close: dropped, nothing queued
-    assert len(sink._durations) == 0
+    recorder_of(sink).http("GET", "/", 200, 0.1, 0, 0)  # after close: queued, bounded, never drained
+    assert (len(sink._durations), sink._durations.maxlen) == (1, 100_000)
 
 
 def test_recorder_callbacks_feed_the_builtin_features(make: Make) -> None:
     sink, registry, _ = make(baseline_size=2, min_samples=1)
     for i in range(3):
         sink.on_llm(LLMCall(model="gpt-4o", input_tokens=100 + i, output_tokens=10 + i), None, T0)
-        sink._recorder.http("GET", "/chat", 200, 0.1 * (i + 1), 0, 0)  # queued, drained by score_now()
+        recorder_of(sink).http("GET", "/chat", 200, 0.1 * (i + 1), 0, 0)  # queued, drained by score_now()
         sink.on_confidence("gpt-4o", "billing", 0.5 + 0.1 * i, T0)
     sink.on_llm(LLMCall(model="claude"), None, T0)  # no usage: only the model counts
     sink.on_confidence("gpt-4o", "", 0.9, T0)  # no label: only the confidence counts
@@ -406,16 +416,16 @@ def test_disabled_builtin_features_are_not_tracked(make: Make) -> None:
     sink, registry, _ = make(baseline_size=1, min_samples=1, features=["model"])
     for _ in range(2):
         sink.on_llm(LLMCall(model="m", input_tokens=5, output_tokens=5), None, T0)
-        sink._recorder.http("GET", "/", 200, 0.1, 0, 0)
+        recorder_of(sink).http("GET", "/", 200, 0.1, 0, 0)
     assert set(sink.score_now()) == {"model"}
-    assert sink.duration_observer() is None and sink._recorder._on_http == ()  # nothing on the request path
+    assert sink.duration_observer() is None and recorder_of(sink)._on_http == ()  # nothing on the request path
 
 
 def test_disabled_builtin_names_never_become_user_features() -> None:
     registry = CollectorRegistry()
     data = {"drift": {"features": ["model"], "max_user_features": 1, "baseline_size": 1, "min_samples": 1}}
     rec = Recorder(Config.from_mapping(data), registry)
-    sink = DriftSink(rec, clock=Clock())
+    sink = drift_sink(rec, clock=Clock())
     rec.add_sink(sink)
     try:
         for label in ("billing", "billing", "sales"):
@@ -424,7 +434,6 @@ def test_disabled_builtin_names_never_become_user_features() -> None:
         feed(sink, "x", [1.0, 2.0])  # the one user slot is still free
         assert set(sink.score_now()) == {"x"}
         assert set(sink.baselines()) == {"x"}
-        assert sink.dropped_observations == 0
         assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "feature"}) is None
     finally:
         sink.close()
@@ -445,7 +454,6 @@ def test_user_features_are_capped_and_typed(make: Make) -> None:
     assert window_samples(registry, "length") == 3.0
     assert window_samples(registry, "flag") == 2.0
     assert sink.baselines()["flag"] == CategoricalBaseline(("true",), (1.0, 0.0))
-    assert sink.dropped_observations == 4
     assert registry.get_sample_value("llm_exporter_label_overflow_total", {"label": "feature"}) == 2.0
 
 
@@ -462,7 +470,7 @@ def test_static_labels_and_thresholds(make: Make) -> None:
 
 
 def test_scoring_thread_starts_with_the_first_counted_observation_and_stops(make: Make) -> None:
-    sink, _, _ = make(baseline_size=1)
+    sink, _, _ = make(baseline_size=1, start=False)  # a sink nobody started: its first use starts it
     sink.on_feature("x", 1.0, T0)  # the baseline
     assert sink._thread is None
     sink.on_feature("x", 1.0, T0)
@@ -583,7 +591,7 @@ def test_baseline_from_an_mlflow_run_artifact(make: Make, tmp_path: Path) -> Non
     source, _, _ = make(baseline_size=200)
     rng = np.random.default_rng(47)
     feed(source, "x", rng.normal(0, 1, 200))
-    client.log_dict(run_id, source.baseline_document(), "drift/baseline.json")
+    client.log_dict(run_id, baseline_document(source.baselines()), "drift/baseline.json")
 
     for ref in (run_id, f"runs:/{run_id}/drift/baseline.json"):
         sink, registry, _ = make(baseline_mlflow_run=ref, mlflow_uri=uri, min_samples=50)
@@ -740,7 +748,7 @@ def test_shifting_prompt_sizes_through_the_middleware_raise_the_score() -> None:
     registry = CollectorRegistry()
     config = Config.from_mapping({"drift": {"baseline_size": 300, "min_samples": 100, "features": ["input_tokens"]}})
     recorder = Recorder(config, registry)
-    sink = DriftSink(recorder)  # the real clock: requests are timestamped by the recorder
+    sink = drift_sink(recorder)  # the real clock: requests are timestamped by the recorder
     recorder.add_sink(sink)
     app = PrometheusMiddleware(Starlette(routes=[Route("/chat", chat, methods=["POST"])]), recorder=recorder)
     rng = np.random.default_rng(48)

@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter import llm
 from exporter.config import Config
+from exporter.context import reset_recorder, use_recorder
 from exporter.llm import InvalidValueError
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
-from exporter.wiring import reset_recorder, use_recorder
 
 from ..support.metrics import value
 

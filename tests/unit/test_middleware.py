@@ -473,7 +473,7 @@ def test_a_recording_failure_never_fails_the_request() -> None:
 
 
 def test_handlers_see_the_middleware_recorder() -> None:
-    from exporter.wiring import current_recorder
+    from exporter.context import current_recorder
 
     seen: list[Recorder] = []
 
@@ -578,7 +578,7 @@ def test_request_body_the_app_never_reads_is_sized_from_content_length() -> None
 
 
 def test_default_registry_handlers_see_the_default_recorder() -> None:
-    from exporter.wiring import current_recorder
+    from exporter.context import current_recorder
 
     seen: list[Recorder] = []
 

@@ -143,6 +143,7 @@ def test_prometheus_stores_the_trace_id_of_a_request(tmp_path: Path) -> None:
 
     provider = TracerProvider()
     inner = PrometheusMiddleware(Starlette(routes=[Route("/work", work)]), recorder=rec)
+    inner.startup()  # what the lifespan's startup runs
     assert rec.exemplar is not None  # the middleware turned exemplars on (config.otel.exemplars defaults to true)
     app = OpenTelemetryMiddleware(inner, tracer_provider=provider, exclude_spans=["receive", "send"])
     try:
