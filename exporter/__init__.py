@@ -1,11 +1,11 @@
 """Prometheus metrics, MLflow summaries and drift detection for LLM features behind any ASGI app."""
 
 from . import llm
+from ._version import __version__
 from .config import Config, ConfigError
 from .middleware import PrometheusMiddleware
 from .observations import LLMCall
 from .prometheus.exposition import metrics_app
 from .recorder import Recorder
 
-__version__ = "0.1.0"
 __all__ = ["Config", "ConfigError", "LLMCall", "PrometheusMiddleware", "Recorder", "llm", "metrics_app", "__version__"]

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .labels import LABEL_NAMES, NOT_UTF8, is_utf8
+
 ENV_PREFIX = "LLM_EXPORTER_"
 DEFAULT_FILE = "llm-exporter.yaml"
 
@@ -446,8 +448,6 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
     if cfg.label_cap < 1:
         bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
-    from .labels import LABEL_NAMES, NOT_UTF8, is_utf8
-
     for name, value in cfg.labels.items():
         if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
             bad(f"labels.{name}", "not a valid Prometheus label name (letters, digits and '_', not first a digit)")

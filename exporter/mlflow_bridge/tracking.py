@@ -8,6 +8,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from .._version import __version__
+
 DEFAULT_DB = "mlflow.db"
 
 
@@ -22,7 +24,5 @@ def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str] | No
 def version() -> str:
     try:
         return importlib.metadata.version("llm-exporter")
-    except importlib.metadata.PackageNotFoundError:
-        import exporter
-
-        return str(getattr(exporter, "__version__", "unknown"))
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return __version__
