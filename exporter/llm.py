@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
-import operator
 import threading
 import time
 from collections import OrderedDict
@@ -33,9 +31,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .capture.usage import Reading, read
+from .checks import OPTIONAL_TEXT, Wrong
 from .context import current_recorder
-from .labels import NOT_UTF8, is_utf8
-from .observations import Cost, LLMCall
+from .observations import MISSING, Confidence, Cost, Evaluation, Event, Feature, Feedback, LLMCall, from_fields
 from .recorder import Recorder
 
 __all__ = [
@@ -59,70 +57,54 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class InvalidValueError(ValueError):
     """A value passed to the ``llm`` API is out of range or of the wrong type."""
 
-    def __init__(self, field: str, value: Any, expected: str) -> None:
+    def __init__(self, field: str, value: Any, message: str) -> None:
         self.field = field
         self.value = value
-        self.expected = expected
-        super().__init__(f"{field}: expected {expected}, got {value!r}")
+        self.message = message  # the rule's: "expected an integer >= 0"
+        super().__init__(f"{field}: {message}, got {value!r}")
 
 
-# -- validation -----------------------------------------------------------------------------------------
+# -- validation: the signals' own rules (exporter.observations), raised at the first wrong field -----------
+
+_S = TypeVar("_S", LLMCall, Confidence, Evaluation, Feedback, Event, Feature)
 
 
-def _name(field: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidValueError(field, value, "a non-empty string")
-    if not is_utf8(value):
-        raise InvalidValueError(field, value, NOT_UTF8)
-    return value
+def _checked(signal: type[_S], **values: Any) -> _S:
+    """``signal`` from keyword values, checked by its definition; absent values (None) take the defaults."""
+    if isinstance(values.get("timestamp"), datetime):
+        values["timestamp"] = values["timestamp"].timestamp()
+
+    def wrong(name: str, message: str) -> None:
+        if message == MISSING:  # a required argument passed as None: say what it should be
+            try:
+                signal.FIELDS[name].rule(None)
+            except Wrong as exc:
+                message = exc.message
+        raise InvalidValueError(name, values.get(name), message)
+
+    found = from_fields(signal, values.get, wrong)
+    assert found is not None  # wrong() raised otherwise
+    return found
 
 
-def _opt_str(field: str, value: Any) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidValueError(field, value, "a string or None")
-    if value and not is_utf8(value):
-        raise InvalidValueError(field, value, NOT_UTF8)
-    return value or None
-
-
-def _tokens(field: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise InvalidValueError(field, value, "an integer >= 0")
+def _check(signal: type[Any], name: str, value: Any) -> Any:
+    """One field of ``signal`` checked alone (None passes where the field may be absent)."""
+    spec = signal.FIELDS[name]
+    if value is None and not spec.required:
+        return spec.default
     try:
-        n = operator.index(value)
-    except TypeError:
-        raise InvalidValueError(field, value, "an integer >= 0") from None
-    if n < 0:
-        raise InvalidValueError(field, value, "an integer >= 0")
-    return n
+        return spec.rule(value)
+    except Wrong as exc:
+        raise InvalidValueError(name, value, exc.message) from None
 
 
-def _number(field: str, value: Any, low: float, high: float, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidValueError(field, value, expected)
-    v = float(value)
-    if not (low <= v <= high) or not math.isfinite(v):  # the comparison also rejects NaN
-        raise InvalidValueError(field, value, expected)
-    return v
-
-
-def _seconds(field: str, value: Any) -> float | None:
-    return None if value is None else _number(field, value, 0.0, math.inf, "a finite duration in seconds >= 0")
-
-
-def _timestamp(field: str, value: Any) -> float | None:
+def _request_id(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return _number(field, value, 0.0, 1e11, "a Unix timestamp in seconds or a datetime")
-
-
-def _cached(cached: int, total: int) -> None:
-    if cached > total:
-        raise InvalidValueError(
-            "cached_input_tokens", cached, f"at most input_tokens ({total}): cached tokens are part of the input"
-        )
+    try:
+        return OPTIONAL_TEXT(value)  # type: ignore[no-any-return]
+    except Wrong as exc:
+        raise InvalidValueError("request_id", value, exc.message) from None
 
 
 # -- request ids for late evaluations --------------------------------------------------------------------
@@ -172,22 +154,22 @@ def record(
     recorder: Recorder | None = None,
 ) -> Cost | None:
     """Record one LLM call; returns its cost (``None`` when the model has no known price)."""
-    call = LLMCall(
-        model=_name("model", model),
-        provider=_name("provider", provider),
-        operation=_name("operation", operation),
-        input_tokens=_tokens("input_tokens", input_tokens),
-        output_tokens=_tokens("output_tokens", output_tokens),
-        cached_input_tokens=_tokens("cached_input_tokens", cached_input_tokens),
-        duration=_seconds("duration", duration),
-        ttft=_seconds("ttft", ttft),
-        error_type=_opt_str("error_type", error_type),
-        cost_usd=None if cost_usd is None else _number("cost_usd", cost_usd, 0.0, 1e9, "a cost in USD >= 0"),
-        tenant=_opt_str("tenant", tenant),
-        timestamp=_timestamp("timestamp", timestamp),
+    call = _checked(
+        LLMCall,
+        model=model,
+        provider=provider,
+        operation=operation,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        duration=duration,
+        ttft=ttft,
+        error_type=error_type,
+        cost_usd=cost_usd,
+        tenant=tenant,
+        timestamp=timestamp,
     )
-    _cached(call.cached_input_tokens, call.input_tokens)
-    request_id = _opt_str("request_id", request_id)
+    request_id = _request_id(request_id)
     return _emit(recorder or current_recorder(), call, request_id)
 
 
@@ -197,16 +179,11 @@ def _emit(rec: Recorder, call: LLMCall, request_id: str | None) -> Cost | None:
     return rec.llm(call)
 
 
-def _cost(field: str, value: Any) -> float | None:
-    return None if value is None else _number(field, value, 0.0, 1e9, "a cost in USD >= 0")
-
-
 class _Checked:
-    """An attribute whose value goes through ``check(name, value)`` when set, stored in ``slot``."""
+    """An attribute of :class:`Call` checked, when set, by the rule of the LLM call's field of the same name."""
 
-    def __init__(self, slot: str, check: Callable[[str, Any], Any]) -> None:
+    def __init__(self, slot: str) -> None:
         self.slot = slot
-        self.check = check
         self.name = slot
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -216,7 +193,7 @@ class _Checked:
         return self if obj is None else getattr(obj, self.slot)
 
     def __set__(self, obj: Any, value: Any) -> None:
-        setattr(obj, self.slot, self.check(self.name, value))
+        setattr(obj, self.slot, _check(LLMCall, self.name, value))
 
 
 class Call:
@@ -250,11 +227,11 @@ class Call:
         request_id: str | None = None,
         recorder: Recorder | None = None,
     ) -> None:
-        self.model = _name("model", model)
-        self.provider = None if provider is None else _name("provider", provider)
-        self.operation = _name("operation", operation)
-        self.tenant = _opt_str("tenant", tenant)
-        self.request_id = _opt_str("request_id", request_id)
+        self.model = _check(LLMCall, "model", model)
+        self.provider = None if provider is None else _check(LLMCall, "provider", provider)
+        self.operation = _check(LLMCall, "operation", operation)
+        self.tenant = _check(LLMCall, "tenant", tenant)
+        self.request_id = _request_id(request_id)
         self.error_type: str | None = None
         self.cost: Cost | None = None  # set when the call has been recorded
         self._cost_usd: float | None = None
@@ -267,10 +244,10 @@ class Call:
         self._reading: Reading | None = None
 
     # Checked as they are set, so a bad value fails on the caller's line.
-    input_tokens = _Checked("_input", _tokens)
-    output_tokens = _Checked("_output", _tokens)
-    cached_input_tokens = _Checked("_cached", _tokens)
-    cost_usd = _Checked("_cost_usd", _cost)
+    input_tokens = _Checked("_input")
+    output_tokens = _Checked("_output")
+    cached_input_tokens = _Checked("_cached")
+    cost_usd = _Checked("_cost_usd")
 
     def first_token(self) -> None:
         """Mark the arrival of the first output token (streams); later calls are ignored."""
@@ -309,7 +286,9 @@ class Call:
         assert self._start is not None and self._recorder is not None  # set by _begin
         duration = time.perf_counter() - self._start
         if exc is None:
-            _cached(self._cached, self._input)
+            if self._cached > self._input:
+                message = f"expected at most input_tokens ({self._input}); input_tokens includes them"
+                raise InvalidValueError("cached_input_tokens", self._cached, message)
         elif self.error_type is None and not isinstance(exc, GeneratorExit):  # a consumer that stopped early
             self.error_type = type(exc).__name__
         provider = self.provider or (self._reading.provider if self._reading is not None else "unknown")
@@ -374,11 +353,11 @@ def track(
     until the generator is exhausted, the first yielded item marks the first token, and usage is read
     from the yielded items (stream events).
     """
-    _name("model", model)
+    _check(LLMCall, "model", model)
     if provider is not None:
-        _name("provider", provider)
-    _name("operation", operation)
-    _opt_str("tenant", tenant)
+        _check(LLMCall, "provider", provider)
+    _check(LLMCall, "operation", operation)
+    _check(LLMCall, "tenant", tenant)
 
     def new_call() -> Call:
         return Call(model, provider, operation, tenant, recorder=recorder)
@@ -434,10 +413,8 @@ def track(
 
 def confidence(value: float, label: str = "", model: str = "", *, recorder: Recorder | None = None) -> None:
     """A prediction's confidence (0..1) for ``label`` (an intent, a class); also counts the prediction."""
-    v = _number("value", value, 0.0, 1.0, "a confidence between 0 and 1")
-    label = _opt_str("label", label) or ""
-    model = _opt_str("model", model) or ""
-    (recorder or current_recorder()).confidence(v, label, model)
+    c = _checked(Confidence, value=value, label=label, model=model)
+    (recorder or current_recorder()).confidence(c.value, c.label, c.model)
 
 
 def evaluation(
@@ -455,38 +432,27 @@ def evaluation(
     that call was recorded with (remembered for the last 10,000 ids), so summaries put it in the right
     window. An unknown request id is recorded as of now.
     """
-    name = _name("name", name)
-    s = _number("score", score, 0.0, 1.0, "a score between 0 and 1")
-    model = _opt_str("model", model) or ""
-    ts = _timestamp("timestamp", timestamp)
-    request_id = _opt_str("request_id", request_id)
+    e = _checked(Evaluation, name=name, score=score, model=model, timestamp=timestamp)
+    request_id = _request_id(request_id)
+    ts = e.timestamp
     if ts is None and request_id is not None:
         ts = _requests.get(request_id)
-    (recorder or current_recorder()).evaluation(name, s, model, ts)
+    (recorder or current_recorder()).evaluation(e.name, e.score, e.model, ts)
 
 
 def feedback(rating: float, model: str = "", *, recorder: Recorder | None = None) -> None:
     """A user's rating on the 1..5 scale."""
-    r = _number("rating", rating, 1.0, 5.0, "a rating between 1 and 5")
-    model = _opt_str("model", model) or ""
-    (recorder or current_recorder()).feedback(r, model)
+    f = _checked(Feedback, rating=rating, model=model)
+    (recorder or current_recorder()).feedback(f.rating, f.model)
 
 
 def event(name: str, tenant: str | None = None, count: int = 1, *, recorder: Recorder | None = None) -> None:
     """A business event (``appointment_requested``, ``human_handoff``...)."""
-    name = _name("name", name)
-    tenant = _opt_str("tenant", tenant)
-    n = _tokens("count", count)
-    if n < 1:
-        raise InvalidValueError("count", count, "an integer >= 1")
-    (recorder or current_recorder()).event(name, tenant, n)
+    e = _checked(Event, name=name, tenant=tenant, count=count)
+    (recorder or current_recorder()).event(e.name, e.tenant, e.count)
 
 
 def feature(name: str, value: float | str, *, recorder: Recorder | None = None) -> None:
     """A value of a user-defined drift feature: a number or a category."""
-    name = _name("name", name)
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidValueError("value", value, "a number or a string")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidValueError("value", value, "a finite number or a string")
-    (recorder or current_recorder()).feature(name, value)
+    f = _checked(Feature, name=name, value=value)
+    (recorder or current_recorder()).feature(f.name, f.value)

@@ -17,7 +17,19 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
-from .observations import Captured, Cost, LLMCall, Unreadable
+from .observations import (
+    Captured,
+    Confidence,
+    Cost,
+    Evaluation,
+    Event,
+    Feedback,
+    HttpRequest,
+    LLMCall,
+    Observation,
+    Prediction,
+    Unreadable,
+)
 from .pricing import PricingTable
 from .prometheus.families import Metrics
 from .prometheus.fastpath import adder, http_observer, observer, unlocked
@@ -276,6 +288,29 @@ class Recorder:
             self._children.clear()
         self._children[key] = fn
         return fn
+
+    # -- any observation of the vocabulary ---------------------------------------------------------------
+
+    def record(self, observation: Observation) -> None:
+        """Record one observation (what ``/track`` parsed), by its kind."""
+        o = observation
+        if isinstance(o, LLMCall):
+            self.llm(o)
+        elif isinstance(o, Confidence):
+            self.confidence(o.value, o.label, o.model)
+        elif isinstance(o, Prediction):
+            self.prediction(o.label, o.model)
+        elif isinstance(o, Evaluation):
+            self.evaluation(o.name, o.score, o.model, o.timestamp)
+        elif isinstance(o, Feedback):
+            self.feedback(o.rating, o.model)
+        elif isinstance(o, Event):
+            self.event(o.name, o.tenant, o.count)
+        elif isinstance(o, HttpRequest):
+            route = self.route(o.route)
+            self.http(o.method, route, o.status, o.duration, o.request_bytes, o.response_bytes)
+        else:
+            self.feature(o.name, o.value)
 
     # -- quality and business signals -------------------------------------------------------------------
 

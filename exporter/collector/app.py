@@ -139,7 +139,7 @@ class Collector:
             if start:
                 await anyio.sleep(0)
             for observation in observations[start : start + RECORD_SLICE]:
-                observation.record(rec)
+                rec.record(observation)
         if count:
             self._count("accepted", count)
         return count

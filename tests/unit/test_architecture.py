@@ -103,11 +103,12 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles(edges) == [["a", "b", "c"]]
 
 
-def test_the_bottom_layer_imports_nothing_of_the_package() -> None:
+def test_the_bottom_layer_imports_nothing_above_it() -> None:
     edges = graph()
     assert edges["exporter.labels"] == set()
     assert edges["exporter.types"] == set()
-    assert edges["exporter.observations"] == set()
+    assert edges["exporter.checks"] == {"exporter.labels"}
+    assert edges["exporter.observations"] == {"exporter.checks"}
 
 
 def test_sinks_never_see_the_recorder_nor_the_composition_root() -> None:

@@ -395,7 +395,7 @@ def test_bad_values_raise_naming_the_field(rec: Recorder, action: Any, field: st
 
 @pytest.mark.parametrize(
     ("attribute", "bad"),
-    [("input_tokens", -3), ("output_tokens", "12"), ("cached_input_tokens", 2.0), ("cost_usd", -0.5)],
+    [("input_tokens", -3), ("output_tokens", "12"), ("cached_input_tokens", 2.5), ("cost_usd", -0.5)],
 )
 def test_bad_attribute_on_a_call_raises_at_once(rec: Recorder, attribute: str, bad: Any) -> None:
     with llm.call("gpt-4o", provider="openai") as c, pytest.raises(InvalidValueError) as err:
