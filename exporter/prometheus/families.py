@@ -1,7 +1,8 @@
-"""The metric families of the contract (DESIGN.md), built on an injected registry, and the label guard.
+"""The metric families of the metric contract (the README's metric table), built on an injected registry.
 
-Every metric and label name lives here, so names can follow the OpenTelemetry conventions as they
-settle without touching the modules that record.
+Every metric name lives here and every label name in :mod:`exporter.labels`, so names can follow the
+OpenTelemetry conventions as they settle without touching the modules that record. Only the recorder
+writes these families.
 """
 
 from __future__ import annotations
