@@ -7,15 +7,16 @@ import time
 from typing import Any
 
 
-def scope_for(i: int) -> dict[str, Any]:
+def scope_for(i: int, prefix: str = "/items") -> dict[str, Any]:
+    path = f"{prefix}/{i % 50}"
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": f"/items/{i % 50}",
-        "raw_path": f"/items/{i % 50}".encode(),
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
@@ -25,8 +26,9 @@ def scope_for(i: int) -> dict[str, Any]:
     }
 
 
-async def drive(app: Any, n: int) -> float:
-    scopes = [scope_for(i) for i in range(n)]
+async def drive(app: Any, n: int, prefix: str = "/items") -> float:
+    """µs per request of ``n`` GET requests to ``prefix/<i>``."""
+    scopes = [scope_for(i, prefix) for i in range(n)]
     request = {"type": "http.request", "body": b"", "more_body": False}
 
     async def receive() -> dict[str, Any]:

@@ -1,12 +1,17 @@
 """Two checkouts' request-path cost side by side, in one run (not a test).
 
-    python bench/versus.py OLD_TREE [NEW_TREE] [--rounds 7]
+    python bench/versus.py OLD_TREE [NEW_TREE] [--rounds 7] [--instructions]
 
 Each round starts one probe process per tree, alternating, so both face the same machine; a probe
-imports ``exporter`` from its tree only and measures, in-process through ASGI: a bare Starlette app,
-the app behind the middleware answering plain JSON (HTTP-only), the app answering a 2 KB OpenAI chat
-completion (capture + tokens + cost), and one ``/metrics`` render of ~10,000 samples. The figures are
-the best round of each (as ``timeit`` reports), the medians beside them.
+imports ``exporter`` from its tree only and drives, in-process through ASGI, four cases: a bare
+Starlette app answering plain JSON and answering a 2 KB OpenAI chat completion, and the same app behind
+the middleware (HTTP-only, and LLM answer: capture + tokens + cost). It also renders ``/metrics`` of
+~10,000 samples. Timings are the median over rounds of each round's paired difference (wrapped minus
+bare, measured back to back), so a busy machine moves both sides alike.
+
+``--instructions`` counts CPU instructions per request instead, under ``valgrind --tool=callgrind``:
+repeatable to a fraction of a percent whatever else the machine is doing (each case runs twice, with
+and without the measured requests, and the difference is divided by their number).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -23,33 +30,17 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
-# A 2 KB chat completion, as OpenAI sends it (usage last).
-ANSWER = {
-    "id": "chatcmpl-bench",
-    "object": "chat.completion",
-    "created": 1_700_000_000,
-    "model": "gpt-4o-2024-08-06",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "word " * 340, "refusal": None},
-            "logprobs": None,
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {
-        "prompt_tokens": 1200,
-        "completion_tokens": 340,
-        "total_tokens": 1540,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
-    },
-    "system_fingerprint": "fp_bench",
-}
+sys.path.insert(0, str(HERE.parent))  # the drivers and payloads of this checkout's bench/
+
+from asgi_driver import drive  # noqa: E402
+from payloads import openai_json  # noqa: E402
+
+CASES = {"bare-json": "/items", "bare-llm": "/chat", "http-only": "/items", "llm-answer": "/chat"}
+FIGURES = (("http-only", "bare-json", "HTTP-only overhead"), ("llm-answer", "bare-llm", "LLM answer overhead"))
 
 
-def probe(requests: int, inner_rounds: int) -> dict[str, float]:
-    """Runs inside the probe process, with the tree under test first on sys.path."""
+def apps() -> dict[str, Any]:
+    """The four cases' apps, built from the ``exporter`` first on sys.path."""
     from prometheus_client import CollectorRegistry
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, Response
@@ -57,12 +48,7 @@ def probe(requests: int, inner_rounds: int) -> dict[str, float]:
 
     from exporter import Config, PrometheusMiddleware, Recorder
 
-    try:
-        from exporter.prometheus.exposition import render
-    except ImportError:  # the flat layout
-        from exporter.exposition import render  # type: ignore[no-redef]
-
-    body = json.dumps(ANSWER).encode()
+    body = openai_json(2048)
 
     async def item(request: Any) -> JSONResponse:
         return JSONResponse({"id": request.path_params["item_id"], "name": "widget", "tags": ["a", "b"]})
@@ -77,68 +63,71 @@ def probe(requests: int, inner_rounds: int) -> dict[str, float]:
         # As most apps use it: a recorder of the default config (capture, drift and exemplars on).
         return PrometheusMiddleware(app(), recorder=Recorder(Config(), CollectorRegistry()))
 
-    def scope(path: str) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"bench"), (b"accept", b"*/*")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
+    return {"bare-json": app(), "bare-llm": app(), "http-only": wrapped(), "llm-answer": wrapped()}
 
-    async def drive(target: Any, prefix: str, n: int) -> float:
-        scopes = [scope(f"{prefix}/{i % 50}") for i in range(n)]
-        message = {"type": "http.request", "body": b"", "more_body": False}
 
-        async def receive() -> dict[str, Any]:
-            return message
+def render_ms() -> float:
+    from prometheus_client import CollectorRegistry
 
-        async def send(_: dict[str, Any]) -> None:
-            pass
+    from exporter import Config, Recorder
 
-        start = time.perf_counter()
-        for s in scopes:
-            await target(s, receive, send)
-        return (time.perf_counter() - start) / n * 1e6
+    try:
+        from exporter.prometheus.exposition import render
+    except ImportError:  # the flat layout
+        from exporter.exposition import render  # type: ignore[no-redef]
 
-    cases = {
-        "bare-json": (app(), "/items"),
-        "bare-llm": (app(), "/chat"),
-        "http-only": (wrapped(), "/items"),
-        "llm-answer": (wrapped(), "/chat"),
-    }
-    loop = asyncio.new_event_loop()
-    for target, prefix in cases.values():
-        loop.run_until_complete(drive(target, prefix, 500))  # warm-up: middleware stacks, label children
-    best = {name: float("inf") for name in cases}
-    for _ in range(inner_rounds):
-        for name, (target, prefix) in cases.items():
-            best[name] = min(best[name], loop.run_until_complete(drive(target, prefix, requests)))
-    loop.close()
     registry = CollectorRegistry()
     rec = Recorder(Config.from_mapping({"label_cap": 100_000}), registry)
     i = 0
     while sum(len(m.samples) for m in registry.collect()) < 10_000:
         rec.http("GET", f"/route/{i}", 200, 0.01, 10, 100)
         i += 1
-    renders = []
+    times = []
     for _ in range(5):
         start = time.perf_counter()
         render(registry, "", "")
-        renders.append((time.perf_counter() - start) * 1e3)
-    return {
-        "http_only_us": best["http-only"] - best["bare-json"],
-        "llm_answer_us": best["llm-answer"] - best["bare-llm"],
-        "render_10k_ms": min(renders),
-    }
+        times.append((time.perf_counter() - start) * 1e3)
+    return min(times)
+
+
+def timing_probe(requests: int, inner_rounds: int) -> dict[str, float]:
+    """Per inner round, each case back to back; the round's overheads are paired differences."""
+    targets = apps()
+    loop = asyncio.new_event_loop()
+    for name, target in targets.items():
+        loop.run_until_complete(drive(target, 500, CASES[name]))  # warm-up: middleware stacks, children
+    diffs: dict[str, list[float]] = {figure: [] for figure, _, _ in FIGURES}
+    for _ in range(inner_rounds):
+        us = {name: loop.run_until_complete(drive(t, requests, CASES[name])) for name, t in targets.items()}
+        for figure, bare, _ in FIGURES:
+            diffs[figure].append(us[figure] - us[bare])
+    loop.close()
+    return {**{f: statistics.median(d) for f, d in diffs.items()}, "render": render_ms()}
+
+
+def instruction_probe(case: str, requests: int) -> None:
+    """One case: a warm-up, then ``requests`` requests (none for the baseline run)."""
+    target = apps()[case]
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(drive(target, 300, CASES[case]))
+    if requests:
+        loop.run_until_complete(drive(target, requests, CASES[case]))
+    loop.close()
+
+
+def instructions(tree: Path, case: str, requests: int) -> float:
+    """Instructions per request of ``case`` in ``tree``."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    totals = []
+    for n in (0, requests):
+        cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(HERE)]
+        cmd += [str(tree), "--probe", case, "--requests", str(n)]
+        out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=True).stderr
+        totals.append(int(re.search(r"Collected : (\d+)", out).group(1)))  # type: ignore[union-attr]
+    return (totals[1] - totals[0]) / requests
 
 
 def main() -> None:
@@ -147,30 +136,35 @@ def main() -> None:
     parser.add_argument("new", type=Path, nargs="?", default=HERE.parent.parent)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--instructions", action="store_true", help="count instructions under callgrind")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe == "timing":
+        print(json.dumps(timing_probe(args.requests, 5)))
+        return
     if args.probe is not None:
-        print(json.dumps(probe(args.requests, 3)))
+        instruction_probe(args.probe, args.requests)
         return
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
+    if args.instructions:
+        print(f"{'instructions per request':28} {'old':>10} {'new':>10} {'new/old':>8}")
+        per = {name: {c: instructions(tree, c, 1000) for c in CASES} for name, tree in trees.items()}
+        for figure, bare, label in FIGURES:
+            old, new = (per[t][figure] - per[t][bare] for t in ("old", "new"))
+            print(f"{label:28} {old:10.0f} {new:10.0f} {new / old:8.3f}")
+        return
     results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
             env = {**os.environ, "PYTHONPATH": str(tree)}
-            cmd = [sys.executable, str(HERE), str(tree), "--probe", str(tree), "--requests", str(args.requests)]
+            cmd = [sys.executable, str(HERE), str(tree), "--probe", "timing", "--requests", str(args.requests)]
             out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
-    print(f"{'figure':28} {'old best':>9} {'new best':>9} {'old median':>11} {'new median':>11}")
-    for key, label in (
-        ("http_only_us", "HTTP-only overhead, µs"),
-        ("llm_answer_us", "LLM answer overhead, µs"),
-        ("render_10k_ms", "/metrics 10k samples, ms"),
-    ):
-        old = [r[key] for r in results["old"]]
-        new = [r[key] for r in results["new"]]
-        print(
-            f"{label:28} {min(old):9.2f} {min(new):9.2f} {statistics.median(old):11.2f} {statistics.median(new):11.2f}"
-        )
+    print(f"{'median of rounds':28} {'old':>9} {'new':>9}")
+    for key, label in (*((f, f"{lbl}, µs") for f, _, lbl in FIGURES), ("render", "/metrics 10k samples, ms")):
+        old = statistics.median(r[key] for r in results["old"])
+        new = statistics.median(r[key] for r in results["new"])
+        print(f"{label:28} {old:9.2f} {new:9.2f}")
 
 
 if __name__ == "__main__":
