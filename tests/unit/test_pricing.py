@@ -9,6 +9,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from exporter.cli import check, main
 from exporter.config import Config, ConfigError, ModelPrice, PricingConfig
 from exporter.observations import LLMCall
 from exporter.pricing import CACHE_SIZE, SHIPPED, PricingTable, describe_price, format_table
@@ -292,3 +293,13 @@ def test_recorder_prices_calls_through_the_table() -> None:
     got = rec.registry.get_sample_value("llm_cost_usd_total", {**labels, "gen_ai_token_type": "output"})
     assert got == pytest.approx(0.001, rel=1e-12)
 
+
+def test_check_prints_a_model_s_price(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./llm-exporter.yaml
+    assert main(["check", "--price", "gemini-2.5-pro", "--provider", "gcp.gemini"]) == 0
+    out = capsys.readouterr().out
+    assert "\ngemini-2.5-pro (provider gcp.gemini) -> google gemini-2.5-pro, from genai-prices " in out
+    assert "above 200,000 input tokens" in out
+    assert "acme: no price." in check(None, "acme")
