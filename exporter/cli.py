@@ -23,14 +23,16 @@ class UsageError(Exception):
     """A mistake in how the command was called; printed without a traceback."""
 
 
-def check(config_path: str | None) -> str:
-    """Validate config and pricing; return the report ``llm-exporter check`` prints."""
+def check(config_path: str | None, price: str | None = None, provider: str | None = None) -> str:
+    """Validate config and pricing; return the report ``llm-exporter check`` prints (and ``price``'s price)."""
     config = Config.load(config_path)
     out = ["# effective configuration", yaml.safe_dump(effective_config(config), sort_keys=False).rstrip()]
-    from .pricing import PricingTable, format_table
+    from .pricing import PricingTable, describe_price, format_table
 
     table = PricingTable.from_config(config.pricing)
     out += ["", format_table(table)]
+    if price is not None:
+        out += ["", describe_price(table, price, provider)]
     return "\n".join(out)
 
 
@@ -145,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate config and pricing, print the effective config")
     p.add_argument("--config", default=None, help="YAML config file")
+    p.add_argument("--price", default=None, metavar="MODEL", help="also print what MODEL is priced as")
+    p.add_argument("--provider", default=None, help="the provider of --price's MODEL (openai, gcp.gemini...)")
     p.set_defaults(func=_cmd_check)
 
     from .drift.cli import add_parser as add_baseline_parser
@@ -191,7 +195,7 @@ def _cmd_collector(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    print(check(args.config))
+    print(check(args.config, args.price, args.provider))
     return 0
 
 

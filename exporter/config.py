@@ -105,6 +105,7 @@ class PricingConfig:
     file: str | None = None
     overrides: dict[str, ModelPrice] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    auto_update: bool = False  # genai-prices fetches newer prices from GitHub hourly (network); off: the bundled data
 
 
 @dataclass(frozen=True)

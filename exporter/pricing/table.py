@@ -1,289 +1,302 @@
-"""Per-model prices (USD per 1M tokens) and the cost of an LLM call.
+"""The price of each (provider, model), resolved once and kept as a flat entry; the cost of a call from it.
 
-The shipped table (``pricing.yaml``, dated and versioned) is extended by the user's pricing file,
-overrides and aliases from the config. A model name resolves by explicit alias, then exact name, then
-the longest table name it starts with when what follows is only a version suffix (a date, a number,
-``latest``, ``preview``...). A model that doesn't resolve has no price: no cost is invented for it.
+A name resolves through, first to last (the first that knows it wins):
+
+1. an alias (``pricing.aliases``, the pricing file's ``aliases``), which names the model to price it as;
+2. the user's prices: ``pricing.overrides``, then ``pricing.file`` (matched by name or family, see local.py);
+3. genai-prices' data, by its own matching, for the call's provider;
+4. the shipped ``pricing.yaml``: what genai-prices lacks, prices or aliases into its data (for names it can't
+   place without the provider, such as ``text-embedding-3-small``). Never consulted when 3. has the model.
+
+Each layer is tried with the name as given, then as the forms providers and gateways wrap it in:
+``openai/gpt-4o`` (the head names the provider), ``models/gemini-2.5-pro`` (a path), and Bedrock's
+``us.anthropic.claude-...`` ids. A name that resolves nowhere has no price: no cost is invented for it.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
 
-import yaml
+from genai_prices.data_snapshot import DataSnapshot
 
 from ..config import ConfigError, ModelPrice, PricingConfig
 from ..observations import Cost
+from .entry import PriceEntry
+from .local import LocalPrices, PriceFile, PriceRow, load, override_rows, row_entry
+from .source import AutoUpdate, GenaiPrices
+from .usage import TokenUsage
 
 SHIPPED = Path(__file__).with_name("pricing.yaml")
-PER_TOKENS = 1_000_000
-CACHE_SIZE = 4096  # resolved model names kept; new names past it are resolved each time, not stored
+CACHE_SIZE = 4096  # (provider, model) entries kept; names first seen past it are resolved on each call
 
-# What may follow a family name for a model to be that family: dated and numbered releases, channels.
-_VERSION_SUFFIX = re.compile(r"(?:[-_@:](?:\d+|latest|preview|exp|experimental|v\d+))+")
-# Cloud-hosted names of the same models: Bedrock's "anthropic.claude-..." and "us.anthropic.claude-...".
-_VENDOR_PREFIX = re.compile(r"(?:[a-z]{2,4}\.)?(?:anthropic|openai|google)\.")
-_FILE_KEYS = ("version", "date", "currency", "models", "aliases")
-_MODEL_KEYS = ("provider", "input", "output", "cached_input")
+# Cloud-hosted ids of the same models: Bedrock's "anthropic.claude-..." and "us.anthropic.claude-...".
+_VENDOR_PREFIX = re.compile(r"(?:[a-z]{2,4}\.)?(?:anthropic|openai|google|meta|amazon|mistral|cohere|deepseek)\.")
 
-
-@dataclass(frozen=True, slots=True)
-class PriceRow:
-    model: str
-    provider: str
-    price: ModelPrice
-
-
-@dataclass(frozen=True, slots=True)
-class _TableData:
-    prices: dict[str, ModelPrice]
-    providers: dict[str, str]
-    aliases: dict[str, str]
-    version: str | None
-    date: str | None
+CacheKey = tuple[object, ...]
 
 
 class PricingTable:
     def __init__(
         self,
-        prices: Mapping[str, ModelPrice],
+        data: GenaiPrices,
         *,
-        providers: Mapping[str, str] | None = None,
+        user: LocalPrices | None = None,
+        shipped: LocalPrices | None = None,
         aliases: Mapping[str, str] | None = None,
+        shipped_aliases: Mapping[str, str] | None = None,
         version: str = "",
         date: str = "",
+        auto_update: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``aliases`` map a model name to a name that must resolve in ``prices`` (else ``KeyError``)."""
-        self._prices = {name.lower(): price for name, price in prices.items()}
-        self._providers = {name.lower(): p for name, p in (providers or {}).items()}
-        self._by_length = sorted(self._prices, key=len, reverse=True)
+        """``aliases`` map a name to the name to price it as, before any price; ``shipped_aliases`` after all
+        else failed. ``clock`` gives epoch seconds."""
+        self._data = data
+        self._user = user or LocalPrices({})
+        self._shipped = shipped or LocalPrices({})
+        self._aliases = _lower(aliases)
+        self._shipped_aliases = _lower(shipped_aliases)
         self.version = version
         self.date = date
-        self._aliases: dict[str, str] = {}
-        for alias, target in (aliases or {}).items():
-            key = self._match(target.lower())
-            if key is None:
-                raise KeyError(target)
-            self._aliases[alias.lower()] = key
-        self._cache: dict[str, str | None] = {}
+        self._clock = clock
+        self._auto_update = AutoUpdate(self._use) if auto_update else None
+        self._cache: dict[CacheKey, PriceEntry | None] = {}
 
     @classmethod
     def from_config(cls, cfg: PricingConfig) -> PricingTable:
-        """The shipped table, then ``cfg.file``, then ``cfg.overrides``; ``cfg.aliases`` on top."""
-        base = _shipped()
-        prices = dict(base.prices)
-        providers = dict(base.providers)
-        aliases = dict(base.aliases)
-        alias_source = {name: (str(SHIPPED), f"aliases.{name}") for name in aliases}
-        version = base.version or ""
-        date = base.date or ""
+        """genai-prices' data, the shipped file, then ``cfg.file`` and ``cfg.overrides``; ``cfg.aliases`` on top."""
+        data = GenaiPrices.current(datetime.now(timezone.utc))
+        shipped = _shipped()
+        rows: dict[str, PriceRow] = {}
+        aliases: dict[str, str] = {}
+        where: dict[str, tuple[str, str]] = {}  # alias -> (source, key), for a message naming both
+        version = f"genai-prices-{data.version}+{shipped.version}"
+        day = "" if data.data_date is None else data.data_date.isoformat()
         if cfg.file:
-            user = _load(Path(cfg.file), shipped=False)
-            prices.update(user.prices)
-            providers.update(user.providers)
+            user = load(Path(cfg.file), shipped=False)
+            rows.update(user.rows)
             aliases.update(user.aliases)
-            alias_source.update({name: (cfg.file, f"aliases.{name}") for name in user.aliases})
+            where.update({name: (cfg.file, f"aliases.{name}") for name in user.aliases})
             version += f"+{user.version or Path(cfg.file).name}"
-            date = user.date or date
+            day = user.date or day
         if cfg.overrides:
-            for name, price in cfg.overrides.items():
-                prices[name.lower()] = price
-                providers.setdefault(name.lower(), "custom")
+            rows.update(override_rows(cfg.overrides))
             version += "+overrides"
         for name, target in cfg.aliases.items():
             aliases[name.lower()] = target
-            alias_source[name.lower()] = ("config", f"pricing.aliases.{name}")
-        table = cls(prices, providers=providers, version=version, date=date)
-        for name, target in aliases.items():
-            key = table._match(target.lower())
-            if key is None:
-                source, where = alias_source[name]
-                raise ConfigError(source, where, f"{target!r} is not a model of the pricing table")
-            table._aliases[name] = key
+            where[name.lower()] = ("config", f"pricing.aliases.{name}")
+        table = cls(
+            data,
+            user=LocalPrices(rows),
+            shipped=LocalPrices(shipped.rows),
+            aliases=aliases,
+            shipped_aliases=shipped.aliases,
+            version=version,
+            date=day,
+            auto_update=cfg.auto_update,
+        )
+        checks = [(target, *where[name]) for name, target in aliases.items()]
+        checks += [(target, str(SHIPPED), f"aliases.{name}") for name, target in shipped.aliases.items()]
+        for target, source, key in checks:
+            if table._find(target.strip().lower(), None, None) is None:
+                raise ConfigError(
+                    source,
+                    key,
+                    f"{target!r} is not a model of the pricing table (genai-prices' data, the pricing file, the "
+                    "overrides); a model genai-prices knows only with its provider is written provider/model, "
+                    "e.g. openai/text-embedding-3-small",
+                )
         return table
+
+    # -- the request path -----------------------------------------------------------------------------
+
+    def price(
+        self, model: str, provider: str | None = None, context: Mapping[str, str] | None = None
+    ) -> PriceEntry | None:
+        """The entry ``model`` is priced by, or ``None`` for a model with no price.
+
+        ``provider`` is the call's provider as the exporter names it (``openai``, ``gcp.gemini``,
+        ``aws.bedrock``...); ``context`` the request's price variant in genai-prices' terms, e.g.
+        ``{"service_tier": "flex"}`` or ``{"processing": "batch"}``. Resolved on first sight, then a dict look-up.
+        """
+        key: CacheKey = (provider, model) if not context else (provider, model, frozenset(context.items()))
+        cache = self._cache
+        try:
+            entry = cache[key]
+        except KeyError:
+            pass
+        else:
+            if entry is None or entry.valid_until is None or entry.valid_until > self._clock():
+                return entry
+        entry = self._resolve(model, provider, context)
+        if len(cache) < CACHE_SIZE or key in cache:
+            cache[key] = entry
+        return entry
+
+    def cost(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        *,
+        provider: str | None = None,
+    ) -> Cost | None:
+        """The cost of one call as input and output USD, or ``None`` for a model with no price.
+
+        The older interface: ``cached_input_tokens`` are the part of ``input_tokens`` read from the cache
+        (capped at ``input_tokens``); a fee per request, where there is one, is counted with the input.
+        """
+        entry = self.price(model, provider)
+        if entry is None:
+            return None
+        input_tokens = max(input_tokens, 0)
+        usage = TokenUsage(
+            input_tokens=input_tokens,
+            output_tokens=max(output_tokens, 0),
+            cache_read_tokens=min(max(cached_input_tokens, 0), input_tokens),
+        )
+        bill = entry.cost(usage)
+        assert bill is not None  # the counts above are consistent by construction
+        return Cost(bill.input_usd + bill.request, bill.output_usd)
 
     # -- look-ups -------------------------------------------------------------------------------------
 
-    def resolve(self, model: str) -> str | None:
-        """The table name ``model`` is priced as, or ``None``."""
-        cache = self._cache
-        if model in cache:
-            return cache[model]
-        name = model.strip().lower()
-        key = self._aliases.get(name) or self._match(name)
-        if key is None:
-            # "openai/gpt-4o", "models/gemini-2.5-flash", "us.anthropic.claude-3-haiku-20240307-v1:0"
-            tail = name.rsplit("/", 1)[1] if "/" in name else name
-            vendor = _VENDOR_PREFIX.match(tail)
-            if vendor is not None:
-                tail = tail[vendor.end() :]
-            if tail != name:
-                key = self._aliases.get(tail) or self._match(tail)
-        if len(cache) < CACHE_SIZE:
-            cache[model] = key
-        return key
+    def resolve(self, model: str, provider: str | None = None) -> str | None:
+        """The model id ``model`` is priced as, or ``None``."""
+        entry = self.price(model, provider)
+        return None if entry is None else entry.model
 
-    def _match(self, name: str) -> str | None:
-        if name in self._prices:
-            return name
-        for key in self._by_length:
-            if name.startswith(key) and _VERSION_SUFFIX.fullmatch(name, len(key)):
-                return key
+    def lookup(self, model: str, provider: str | None = None) -> ModelPrice | None:
+        """The base prices (USD per 1M tokens, below any long-context tier) of input, output and cache reads."""
+        entry = self.price(model, provider)
+        if entry is None:
+            return None
+        base = {p.key: float(p.base) for p in entry.listed}
+        return ModelPrice(base.get("input_mtok", 0.0), base.get("output_mtok", 0.0), base.get("cache_read_mtok"))
+
+    def _resolve(self, model: str, provider: str | None, context: Mapping[str, str] | None) -> PriceEntry | None:
+        name = model.strip().lower()
+        if not name:
+            return None
+        for _, form in _forms(name, provider):
+            if form in self._aliases:
+                name = self._aliases[form]
+                break
+        return self._find(name, provider, context)
+
+    def _find(
+        self, name: str, provider: str | None, context: Mapping[str, str] | None, *, shipped: bool = True
+    ) -> PriceEntry | None:
+        forms = _forms(name, provider)
+        for _, form in forms:
+            row = self._user.match(form)
+            if row is not None:
+                return row_entry(row)
+        data = self._data  # one snapshot for the whole look-up, even if an update swaps it meanwhile
+        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        for hint, form in forms:
+            found = data.find(form, hint)
+            if found is not None:
+                # The first match decides, priced or not: another form of the name would be another model.
+                return data.entry(found, context, now)
+        if not shipped:
+            return None
+        for _, form in forms:
+            row = self._shipped.match(form)
+            if row is not None:
+                return row_entry(row)
+            target = self._shipped_aliases.get(form)
+            if target is not None:
+                return self._find(target, provider, context, shipped=False)  # one step: no alias chains
         return None
 
-    def lookup(self, model: str) -> ModelPrice | None:
-        key = self.resolve(model)
-        return None if key is None else self._prices[key]
+    # -- the price data -------------------------------------------------------------------------------
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Cost | None:
-        """The cost of one call, or ``None`` for a model with no price.
+    @property
+    def source(self) -> str:
+        """Where the prices come from, e.g. ``genai-prices 0.2.3 (bundled)``."""
+        return self._data.description
 
-        ``cached_input_tokens`` are part of ``input_tokens``; they are billed at the cached price when
-        the table has one, else at the input price.
-        """
-        price = self.lookup(model)
-        if price is None:
-            return None
-        cached = min(max(cached_input_tokens, 0), input_tokens)
-        if price.cached_input is None:
-            input_usd = input_tokens * price.input
-        else:
-            input_usd = (input_tokens - cached) * price.input + cached * price.cached_input
-        return Cost(input_usd / PER_TOKENS, output_tokens * price.output / PER_TOKENS)
+    @property
+    def snapshot_date(self) -> date | None:
+        """The date of genai-prices' data (see ``GenaiPrices.of``)."""
+        return self._data.data_date
+
+    @property
+    def snapshot_timestamp(self) -> float | None:
+        """``snapshot_date`` as epoch seconds (UTC midnight; the fetch time of auto-updated data)."""
+        return self._data.timestamp
+
+    @property
+    def auto_update(self) -> bool:
+        return self._auto_update is not None
+
+    def start(self) -> None:
+        """Start genai-prices' background update when ``pricing.auto_update`` is on (from the ASGI lifespan)."""
+        if self._auto_update is not None:
+            self._auto_update.start()
+
+    def stop(self) -> None:
+        if self._auto_update is not None:
+            self._auto_update.stop()
+
+    def _use(self, snapshot: DataSnapshot) -> None:
+        # Called from genai-prices' update thread. The data first, then a fresh cache: a look-up that
+        # still holds the old cache stores its entry there, where nothing reads it again.
+        self._data = GenaiPrices.of(snapshot, datetime.now(timezone.utc))
+        self._cache = {}
 
     # -- listing --------------------------------------------------------------------------------------
 
     @property
     def aliases(self) -> dict[str, str]:
-        return dict(self._aliases)
+        """Every alias: the user's, and the shipped ones (which apply only to names nothing else prices)."""
+        return {**self._shipped_aliases, **self._aliases}
 
     def rows(self) -> list[PriceRow]:
-        """Every model with its price, by provider then name."""
-        rows = [PriceRow(name, self._providers.get(name, "custom"), p) for name, p in self._prices.items()]
-        return sorted(rows, key=lambda r: (r.provider, r.model))
+        """The prices kept by hand (shipped, pricing file, overrides; the user's win), by provider then name."""
+        rows = {**self._shipped.rows, **self._user.rows}
+        return sorted(rows.values(), key=lambda r: (r.provider, r.model))
+
+    @property
+    def model_count(self) -> int:
+        """Models in genai-prices' data."""
+        return self._data.model_count
 
     def __len__(self) -> int:
-        return len(self._prices)
+        return self._data.model_count + len(self.rows())
 
     def __contains__(self, model: object) -> bool:
-        return isinstance(model, str) and self.resolve(model) is not None
+        return isinstance(model, str) and self.price(model) is not None
 
 
-def format_table(table: PricingTable) -> str:
-    """The table as ``llm-exporter check`` prints it."""
-
-    def usd(value: float | None) -> str:
-        return "-" if value is None else f"{value:g}"
-
-    header = ("model", "provider", "input", "cached input", "output")
-    lines = [
-        (r.model, r.provider, usd(r.price.input), usd(r.price.cached_input), usd(r.price.output)) for r in table.rows()
-    ]
-    widths = [max(len(row[i]) for row in (header, *lines)) for i in range(len(header))]
-
-    def fmt(row: Iterable[str]) -> str:
-        cells = list(row)
-        left = [cells[i].ljust(widths[i]) for i in range(2)]
-        right = [cells[i].rjust(widths[i]) for i in range(2, len(cells))]
-        return "  ".join(left + right).rstrip()
-
-    out = [
-        f"pricing version {table.version or '-'} ({table.date or 'undated'}), USD per 1M tokens, {len(table)} models",
-        fmt(header),
-        *(fmt(row) for row in lines),
-    ]
-    if table.aliases:
-        out.append("aliases:")
-        out.extend(f"  {alias} -> {target}" for alias, target in sorted(table.aliases.items()))
-    return "\n".join(out)
+def _lower(aliases: Mapping[str, str] | None) -> dict[str, str]:
+    return {name.strip().lower(): target.strip().lower() for name, target in (aliases or {}).items()}
 
 
-# -- files ------------------------------------------------------------------------------------------------
+def _forms(name: str, provider: str | None) -> list[tuple[str | None, str]]:
+    """The (provider, model) pairs a lower-case name may be priced as, the name as given first."""
+    forms = [(provider, name)]
+    tail = name
+    if "/" in name:
+        head, rest = name.split("/", 1)
+        tail = name.rsplit("/", 1)[1]
+        # "openai/gpt-4o" (LiteLLM, OpenRouter): the head names the provider; "models/gemini-2.5-pro": a path.
+        forms += [(head, rest), (provider, tail)]
+    vendor = _VENDOR_PREFIX.match(tail)
+    if vendor is not None:
+        # Bedrock's ids are priced as Bedrock's (genai-prices' "aws"), then as the model's own.
+        forms += [("aws", tail), (provider, tail[vendor.end() :])]
+    return list(dict.fromkeys(forms))
 
 
 @functools.lru_cache(maxsize=1)
-def _shipped() -> _TableData:
+def _shipped() -> PriceFile:
     # Parsed once per process: every Recorder starts from it.
-    return _load(SHIPPED, shipped=True)
-
-
-def _load(path: Path, *, shipped: bool) -> _TableData:
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        raise ConfigError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return _parse(data, source, shipped=shipped)
-
-
-def _parse(data: Any, source: str, *, shipped: bool) -> _TableData:
-    if not isinstance(data, Mapping):
-        raise ConfigError(source, "(top level)", f"expected a mapping with a 'models' key, got {type(data).__name__}")
-    for key in data:
-        if key not in _FILE_KEYS:
-            raise ConfigError(source, str(key), f"unknown key; expected one of: {', '.join(_FILE_KEYS)}")
-    meta: dict[str, str | None] = {}
-    for key in ("version", "date"):
-        value = data.get(key)
-        if value is None and shipped:
-            raise ConfigError(source, key, "required key is missing")
-        if isinstance(value, Mapping | list):
-            raise ConfigError(source, key, f"expected a string, got {type(value).__name__}")
-        meta[key] = None if value is None else str(value)  # YAML reads an unquoted date as a date
-    if data.get("currency", "USD") != "USD":
-        raise ConfigError(source, "currency", f"only USD is supported, got {data['currency']!r}")
-    models = data.get("models", {})
-    if not isinstance(models, Mapping):
-        raise ConfigError(source, "models", f"expected a mapping of model names, got {type(models).__name__}")
-    prices: dict[str, ModelPrice] = {}
-    providers: dict[str, str] = {}
-    for name, entry in models.items():
-        where = f"models.{name}"
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(source, where, "a model name must be a non-empty string")
-        if not isinstance(entry, Mapping):
-            raise ConfigError(source, where, f"expected a mapping with input and output, got {entry!r}")
-        for key in entry:
-            if key not in _MODEL_KEYS:
-                raise ConfigError(source, f"{where}.{key}", f"unknown key; expected one of: {', '.join(_MODEL_KEYS)}")
-        provider = entry.get("provider", "custom")
-        if not isinstance(provider, str) or not provider:
-            raise ConfigError(source, f"{where}.provider", f"expected a string, got {provider!r}")
-        prices[name.strip().lower()] = ModelPrice(
-            input=_price(entry, "input", source, where, required=True),  # type: ignore[arg-type]
-            output=_price(entry, "output", source, where, required=True),  # type: ignore[arg-type]
-            cached_input=_price(entry, "cached_input", source, where, required=False),
-        )
-        providers[name.strip().lower()] = provider
-    aliases_raw = data.get("aliases", {}) or {}
-    if not isinstance(aliases_raw, Mapping):
-        raise ConfigError(source, "aliases", f"expected a mapping of name: model, got {type(aliases_raw).__name__}")
-    aliases: dict[str, str] = {}
-    for alias, target in aliases_raw.items():
-        if not isinstance(alias, str) or not isinstance(target, str) or not target:
-            raise ConfigError(source, f"aliases.{alias}", f"expected a model name, got {target!r}")
-        aliases[alias.strip().lower()] = target
-    return _TableData(prices, providers, aliases, meta["version"], meta["date"])
-
-
-def _price(entry: Mapping[str, Any], key: str, source: str, where: str, *, required: bool) -> float | None:
-    value = entry.get(key)
-    if value is None:
-        if required:
-            raise ConfigError(source, f"{where}.{key}", "required key is missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigError(source, f"{where}.{key}", f"expected a price in USD per 1M tokens (>= 0), got {value!r}")
-    return float(value)
+    return load(SHIPPED, shipped=True)
