@@ -216,7 +216,7 @@ class DemoRun:
             traffic = asyncio.create_task(self.traffic.run(stop, hurry))
             try:
                 await asyncio.wait_for(stop.wait(), self.duration)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             stop.set()
             await traffic

@@ -249,7 +249,7 @@ class ChatService:
             return
         try:
             await asyncio.wait_for(self.closing.wait(), seconds * self.time_scale)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -121,7 +121,7 @@ class Traffic:
                 next_at += self.rng.expovariate(self.rps)
                 try:
                     await asyncio.wait_for(stop.wait(), max(0.0, next_at - loop.time()))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
             deadline = loop.time() + GRACE

@@ -78,7 +78,7 @@ def read_document(path: str | os.PathLike[str], source: str) -> Any:
 
 def baseline_document(baselines: Mapping[str, Baseline]) -> dict[str, Any]:
     """The JSON document of ``baselines``, stamped with the current UTC time."""
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     return baseline_to_dict(baselines, created=now.isoformat().replace("+00:00", "Z"))
 
 

@@ -27,7 +27,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config, ConfigError, MlflowConfig, effective_config, mask_uri
@@ -376,12 +376,12 @@ class MlflowSink(Sink):
         period = self.cfg.run_period
         if period == "instance":
             period_start = self._started
-            label = datetime.fromtimestamp(period_start, timezone.utc).strftime("%Y-%m-%dT%H%M%S")
+            label = datetime.fromtimestamp(period_start, UTC).strftime("%Y-%m-%dT%H%M%S")
         else:
             length = 86400 if period == "day" else 3600
             period_start = start - start % length
             fmt = "%Y-%m-%d" if period == "day" else "%Y-%m-%dT%H"
-            label = datetime.fromtimestamp(period_start, timezone.utc).strftime(fmt)
+            label = datetime.fromtimestamp(period_start, UTC).strftime(fmt)
         step = index - int(period_start // self.width)
         if step < 0:  # a late result from before this instance's run started
             return None

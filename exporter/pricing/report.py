@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from .entry import KINDS, ListedPrice, PriceEntry
@@ -52,7 +52,7 @@ def describe_price(table: PricingTable, model: str, provider: str | None = None)
     if fee is not None:
         out.append(f"fee per request: {fee} USD")
     if entry.valid_until is not None:
-        when = datetime.fromtimestamp(entry.valid_until, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = datetime.fromtimestamp(entry.valid_until, UTC).strftime("%Y-%m-%d %H:%M UTC")
         out.append(f"this price changes at {when} (a dated or off-peak price); it is looked up again then")
     counted = set(entry.billed_as)
     others = [p for p in entry.listed if p.key not in counted]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import genai_prices
@@ -34,7 +34,7 @@ from .entry import ListedPrice, PriceEntry
 from .flatten import PriceDataError, flatten, listed_price
 
 log = logging.getLogger("exporter.pricing")
-UTC = timezone.utc
+UTC = UTC
 
 NAME = "genai-prices"
 

@@ -19,7 +19,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from genai_prices.data_snapshot import DataSnapshot
@@ -70,7 +70,7 @@ class PricingTable:
     @classmethod
     def from_config(cls, cfg: PricingConfig) -> PricingTable:
         """genai-prices' data, the shipped file, then ``cfg.file`` and ``cfg.overrides``; ``cfg.aliases`` on top."""
-        data = GenaiPrices.current(datetime.now(timezone.utc))
+        data = GenaiPrices.current(datetime.now(UTC))
         shipped = _shipped()
         rows: dict[str, PriceRow] = {}
         aliases: dict[str, str] = {}
@@ -199,7 +199,7 @@ class PricingTable:
             if row is not None:
                 return row_entry(row)
         data = self._data  # one snapshot for the whole look-up, even if an update swaps it meanwhile
-        now = datetime.fromtimestamp(self._clock(), timezone.utc)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         for hint, form in forms:
             found = data.find(form, hint)
             if found is not None:
@@ -249,7 +249,7 @@ class PricingTable:
     def _use(self, snapshot: DataSnapshot) -> None:
         # Called from genai-prices' update thread. The data first, then a fresh cache: a look-up that
         # still holds the old cache stores its entry there, where nothing reads it again.
-        self._data = GenaiPrices.of(snapshot, datetime.now(timezone.utc))
+        self._data = GenaiPrices.of(snapshot, datetime.now(UTC))
         self._cache = {}
 
     # -- listing --------------------------------------------------------------------------------------

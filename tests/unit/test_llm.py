@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -330,7 +330,7 @@ def test_late_evaluation_gets_the_time_of_its_call(rec: Recorder) -> None:
     before = time.time()
     llm.evaluation("answer_relevancy", 0.9, model="gpt-4o", request_id="req-1")
     llm.evaluation("answer_relevancy", 0.8, request_id="req-2")
-    llm.evaluation("answer_relevancy", 0.7, timestamp=datetime.fromtimestamp(1_600_000_000, tz=timezone.utc))
+    llm.evaluation("answer_relevancy", 0.7, timestamp=datetime.fromtimestamp(1_600_000_000, tz=UTC))
     llm.evaluation("answer_relevancy", 0.6, request_id="never-seen")
     assert sink.seen[0] == ("answer_relevancy", "gpt-4o", 0.9, call_time)
     assert sink.seen[1][3] <= before

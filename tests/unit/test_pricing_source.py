@@ -7,7 +7,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -95,7 +95,7 @@ def test_auto_update_swaps_the_data_and_drops_the_entries(monkeypatch: pytest.Mo
 
 
 def test_snapshot_date_of_the_bundled_data() -> None:
-    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     data = GenaiPrices.of(get_snapshot(), now)
     starts = [
         c.constraint.start_date
@@ -107,16 +107,16 @@ def test_snapshot_date_of_the_bundled_data() -> None:
     # The newest price change already in effect: never after today, whatever the data announces ahead.
     assert data.data_date == max(d for d in starts if d <= now.date())
     assert data.data_date is not None and data.data_date <= date(2026, 12, 1)
-    assert data.timestamp == datetime.combine(data.data_date, datetime.min.time(), timezone.utc).timestamp()
-    assert GenaiPrices.of(get_snapshot(), datetime(2020, 1, 1, tzinfo=timezone.utc)).data_date is None
+    assert data.timestamp == datetime.combine(data.data_date, datetime.min.time(), UTC).timestamp()
+    assert GenaiPrices.of(get_snapshot(), datetime(2020, 1, 1, tzinfo=UTC)).data_date is None
 
 
 def test_a_price_that_changes_is_looked_up_again_when_it_does() -> None:
-    now = [datetime(2026, 12, 1, 10, tzinfo=timezone.utc).timestamp()]  # deepseek's peak hours (00:30-16:30 UTC)
-    table = PricingTable(GenaiPrices.of(get_snapshot(), datetime.now(timezone.utc)), clock=lambda: now[0])
+    now = [datetime(2026, 12, 1, 10, tzinfo=UTC).timestamp()]  # deepseek's peak hours (00:30-16:30 UTC)
+    table = PricingTable(GenaiPrices.of(get_snapshot(), datetime.now(UTC)), clock=lambda: now[0])
     usage = TokenUsage(1_000_000, 1_000_000)
     peak = table.price("deepseek-chat", "deepseek")
-    assert peak is not None and peak.valid_until == datetime(2026, 12, 1, 16, 30, tzinfo=timezone.utc).timestamp()
+    assert peak is not None and peak.valid_until == datetime(2026, 12, 1, 16, 30, tzinfo=UTC).timestamp()
     assert table.price("deepseek-chat", "deepseek") is peak  # cached until then
     now[0] = peak.valid_until
     off_peak = table.price("deepseek-chat", "deepseek")
