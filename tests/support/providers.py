@@ -7,7 +7,8 @@ are gzip-compressed when the client accepts it, as Google's are.
 
 Usage is a pure function of the request (:func:`words`), so a test can tell what each SDK will report:
 input tokens are the words of the prompt plus ``PROMPT_OVERHEAD``; output tokens the words answered.
-A model named ``rate-limited`` gets a 429 in the provider's error format; ``broken-model`` a 500.
+A model named ``rate-limited`` gets a 429 in the provider's error format; ``broken-model`` a 500;
+``long-answer`` (OpenAI) an answer of ``LONG_WORDS`` words.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from starlette.routing import Route
 PROMPT_OVERHEAD = 3
 RATE_LIMITED = "rate-limited"
 BROKEN = "broken-model"
+LONG, LONG_WORDS = "long-answer", 50_000
 OPENAI_SNAPSHOT = "-2024-07-18"  # OpenAI answers with the dated snapshot of the model asked for
 REQUEST_LIMIT, TOKEN_LIMIT = 500, 30_000
-PIECE_PAUSE = 0.002  # seconds between the pieces of a stream
+PIECE_PAUSE = 0.002  # seconds between the first pieces of a stream
+PAUSED_PIECES = 40
 
 
 def words(text: str) -> list[str]:
@@ -78,9 +81,10 @@ def _pieces(events: list[bytes]) -> list[bytes]:
 
 
 async def _stream(pieces: list[bytes]) -> AsyncIterator[bytes]:
-    for piece in pieces:
+    for i, piece in enumerate(pieces):
         yield piece
-        await asyncio.sleep(PIECE_PAUSE)
+        if i < PAUSED_PIECES:
+            await asyncio.sleep(PIECE_PAUSE)
 
 
 def _sse(events: list[bytes], headers: dict[str, str]) -> StreamingResponse:
@@ -116,7 +120,7 @@ async def openai_chat(request: Request) -> Response:
     if model == BROKEN:
         error = {"message": "The server had an error", "type": "server_error", "param": None, "code": None}
         return JSONResponse({"error": error}, status_code=500, headers={"retry-after-ms": "5"})
-    answer = answer_for(prompt)
+    answer = [f"w{i}" for i in range(LONG_WORDS)] if model == LONG else answer_for(prompt)
     usage = {
         "prompt_tokens": prompt_tokens(prompt),
         "completion_tokens": len(answer),
