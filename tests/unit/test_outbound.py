@@ -558,3 +558,31 @@ def _llm_samples(rec: Recorder) -> Iterator[tuple[str, dict[str, str], float]]:
         for s in family.samples:
             if s.name.startswith(("llm_tokens", "llm_requests", "gen_ai_")) and not s.name.endswith("_created"):
                 yield s.name, s.labels, s.value
+
+
+def test_the_middleware_installs_the_hook_at_startup_unless_outbound_is_off() -> None:
+    from exporter import PrometheusMiddleware
+
+    was_on = transport.instrumented()
+    uninstrument()
+    try:
+        off = Recorder(Config.from_mapping({"capture": {"outbound": False}}), CollectorRegistry())
+        PrometheusMiddleware(Starlette(), recorder=off).startup()
+        assert not transport.instrumented()
+        middleware = PrometheusMiddleware(Starlette(), recorder=Recorder(Config(), CollectorRegistry()))
+        assert not transport.instrumented()  # the constructor only stores
+        middleware.startup()
+        assert transport.instrumented()
+    finally:
+        (instrument if was_on else uninstrument)()
+
+
+def test_routes_on_llm_counters_are_capped_as_routes_are() -> None:
+    from exporter import LLMCall
+
+    recorder = Recorder(Config(label_cap=2), CollectorRegistry())
+    assert recorder.route("/a") == "/a"  # the HTTP side saw one route already: they share the cap
+    for route in ("/a", "/b", "/c", None):
+        recorder.llm(LLMCall(model="m", provider="p", input_tokens=1, route=route))
+    assert [calls(recorder, "p", "m", route=r) for r in ("/a", "/b", "__overflow__", NONE)] == [1, 1, 1, 1]
+    assert value(recorder, "llm_exporter_label_overflow_total", label="http_route") == 1
