@@ -85,10 +85,28 @@ class AuthConfig:
 
 @dataclass(frozen=True)
 class CaptureConfig:
-    """Zero-code capture of LLM usage from the responses the app returns."""
+    """Zero-code capture of LLM usage: from the responses the app returns (``enabled``) and from the answers
+    to the app's own ``httpx`` calls to LLM providers (``outbound``, installed at the middleware's startup).
+
+    ``hosts`` names the provider of more hosts than the built-in ones (``api.openai.com``...): a host, a
+    ``host:port``, or a pattern whose leading ``*`` stands for any prefix (``*.example.com``).
+    """
 
     enabled: bool = True
     max_json_bytes: int = 1_048_576
+    outbound: bool = True
+    hosts: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for host, provider in self.hosts.items():
+            if not _HOST.fullmatch(host):
+                expected = "expected a lowercase host name, host:port or *.domain"
+                raise ConfigError("CaptureConfig", f"hosts.{host}", expected)
+            if not provider.strip() or not is_utf8(provider):
+                raise ConfigError("CaptureConfig", f"hosts.{host}", "expected a provider name such as vllm")
+
+
+_HOST = re.compile(r"\*?[a-z0-9.\-_\[\]:]*[a-z0-9\]](?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,19 @@
-"""Which recorder an observation goes to: the request's (set by the middleware), else the default one.
+"""Which recorder an observation goes to: the request's (set by the middleware), else the default one;
+and what the inputs must know of each other so that one LLM call is recorded once.
 
-The bottom of the input side: the ``llm`` API, the middleware and the GenAI span processor find their
-recorder here without depending on how recorders are built. :mod:`exporter.wiring`, the composition
-root, installs how the default one is made when it is imported (``import exporter`` always imports it).
+The bottom of the input side: the ``llm`` API, the middleware, outbound capture and the GenAI span
+processor find their recorder here without depending on how recorders are built. :mod:`exporter.wiring`,
+the composition root, installs how the default one is made when it is imported (``import exporter``
+always imports it).
+
+The rules of who records an LLM call (each input looks here, none calls another):
+
+1. Inside an ``llm.call()`` block, the block is the record: outbound capture records nothing of the
+   calls made in it (their rate-limit headers excepted).
+2. Otherwise outbound capture records each provider answer the app's ``httpx`` clients receive.
+3. A request during which outbound capture saw an LLM answer (rule 1 or 2) is not counted again from
+   the response it returns (a proxy forwarding a provider's answer records it once).
+4. A GenAI span under which outbound capture saw the answer is not counted again by the span processor.
 """
 
 from __future__ import annotations
@@ -14,6 +25,24 @@ from .recorder import Recorder
 
 # Public so that the middleware, on every request, calls its get/set/reset without a wrapper in between.
 request_var: ContextVar[Recorder | None] = ContextVar("llm_exporter_recorder", default=None)
+
+
+class Handling:
+    """The request being handled, as the calls its handler makes see it: its ``route`` (capped), and how
+    many LLM answers outbound capture saw while handling it. Copies of the context (tasks, Starlette's
+    thread pool for sync handlers) share this one mutable object, so a count made there is seen here."""
+
+    __slots__ = ("route", "outbound_calls")
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.outbound_calls = 0
+
+
+# Set by the middleware for each request, reset when it ends.
+handling_var: ContextVar[Handling | None] = ContextVar("llm_exporter_handling", default=None)
+# True inside an ``llm.call()`` block (rule 1 above).
+block_var: ContextVar[bool] = ContextVar("llm_exporter_llm_block", default=False)
 _default: list[Callable[[], Recorder]] = []  # one entry, set by install_default()
 
 
@@ -46,3 +75,9 @@ def use_recorder(rec: Recorder) -> Token[Recorder | None]:
 
 def reset_recorder(token: Token[Recorder | None]) -> None:
     request_var.reset(token)
+
+
+def current_route() -> str | None:
+    """The (capped) route of the request being handled; None outside any request."""
+    handling = handling_var.get()
+    return handling.route if handling is not None else None

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 OVERFLOW = "__overflow__"
 UNMATCHED = "__unmatched__"
+NO_ROUTE = "__none__"  # the http_route of an LLM call made outside any request (a script, a worker, startup)
 
 # Label names (OTel semantic conventions in Prometheus form).
 METHOD = "http_request_method"
@@ -22,11 +23,12 @@ PROVIDER = "gen_ai_provider_name"
 MODEL = "gen_ai_request_model"
 TOKEN_TYPE = "gen_ai_token_type"
 TENANT = "tenant"
+RESOURCE = "resource"  # what a provider's rate limit counts: requests, tokens, input_tokens, output_tokens
 
 HTTP = (METHOD, ROUTE, STATUS)
 # Every dynamic label name below: static labels from config may not reuse one.
 LABEL_NAMES = frozenset(
-    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, TOKEN_TYPE, TENANT}
+    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, TOKEN_TYPE, TENANT, RESOURCE}
     | {"outcome", "label", "evaluation", "event", "feature", "method", "format", "result"}
 )
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from .capture.usage import Reading, read
 from .checks import OPTIONAL_TEXT, Wrong
-from .context import current_recorder
+from .context import block_var, current_recorder, current_route
 from .observations import MISSING, Confidence, Cost, Evaluation, Event, Feature, Feedback, LLMCall, from_fields
 from .recorder import Recorder
 
@@ -214,6 +214,7 @@ class Call:
         "_start",
         "_ttft",
         "_reading",
+        "_outer",
         "cost",
     )
 
@@ -242,6 +243,7 @@ class Call:
         self._start: float | None = None
         self._ttft: float | None = None
         self._reading: Reading | None = None
+        self._outer = False  # whether an enclosing block was open when this one began
 
     # Checked as they are set, so a bad value fails on the caller's line.
     input_tokens = _Checked("_input")
@@ -279,11 +281,16 @@ class Call:
     def _begin(self) -> Call:
         if self._recorder is None:
             self._recorder = current_recorder()
+        # The block is the record of the LLM calls made in it: outbound capture leaves them alone (no double
+        # counting). Set and restored by value, not by token: an async generator may end in another context.
+        self._outer = block_var.get()
+        block_var.set(True)
         self._start = time.perf_counter()
         return self
 
     def _end(self, exc: BaseException | None) -> None:
         assert self._start is not None and self._recorder is not None  # set by _begin
+        block_var.set(self._outer)
         duration = time.perf_counter() - self._start
         if exc is None:
             if self._cached > self._input:
@@ -304,6 +311,7 @@ class Call:
             error_type=self.error_type,
             cost_usd=self._cost_usd,
             tenant=self.tenant,
+            route=current_route(),  # in place of the outbound calls it stands for, with their route
         )
         self.cost = _emit(self._recorder, call, self.request_id)
 

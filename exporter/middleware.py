@@ -15,9 +15,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .capture.response import capture_body, may_carry_usage, start_capture
+from .capture.transport import instrument
 from .config import Config, to_dict
-from .context import request_var
+from .context import Handling, handling_var, request_var
 from .labels import KNOWN_METHODS, UNMATCHED
+from .observations import LLMCall
 from .prometheus.exposition import metrics_app
 from .prometheus.multiprocess import multiprocess_dir
 from .prometheus.server import start_metrics_server
@@ -70,12 +72,13 @@ class PrometheusMiddleware:
             metrics_app(self.recorder.registry, auth=cfg.auth) if cfg.metrics_port is None else None
         )
         self.capture_config = cfg.capture if cfg.capture.enabled else None
+        self.outbound = cfg.capture.outbound
         self.started = False
 
     def startup(self) -> None:
         """Read the price table (a bad pricing file fails here), serve ``metrics_port``, turn exemplars on,
-        start the recorder's sinks. Runs at the lifespan's startup, or before the first request of an app
-        whose server has no lifespan. Idempotent."""
+        install outbound capture (``capture.outbound``), start the recorder's sinks. Runs at the lifespan's
+        startup, or before the first request of an app whose server has no lifespan. Idempotent."""
         if self.started:
             return
         self.started = True
@@ -99,6 +102,8 @@ class PrometheusMiddleware:
             from .otel import enable_exemplars
 
             enable_exemplars(self.recorder)
+        if self.outbound:
+            instrument()  # process-wide and idempotent: every middleware of the process shares one hook
         self.recorder.start()
 
     @property
@@ -149,6 +154,7 @@ class PrometheusMiddleware:
         finally:
             # Inline, not a method: this runs on every request.
             exchange.active(-1)
+            handling_var.reset(exchange.handling)
             if exchange.token is not None:
                 request_var.reset(exchange.token)
 
@@ -188,10 +194,12 @@ def content_length(scope: Scope) -> int:
     return 0
 
 
-class _Exchange:
+class _Exchange(Handling):
     """One request/response as the middleware sees it: wraps ``receive`` and ``send`` and records once.
 
-    A slotted object rather than closures: one allocation per request instead of a dozen cells.
+    A slotted object rather than closures: one allocation per request instead of a dozen cells. It is also
+    the request's :class:`~exporter.context.Handling` (its route, the LLM answers outbound capture saw
+    while handling it), current for the handler's calls: no second object per request.
     """
 
     __slots__ = (
@@ -200,9 +208,9 @@ class _Exchange:
         "_receive",
         "_send",
         "method",
-        "route",
         "active",
         "token",
+        "handling",
         "capture_config",
         "start",
         "status",
@@ -226,8 +234,10 @@ class _Exchange:
         self._send = send
         self.method = method
         self.route = route
+        self.outbound_calls = 0
         self.active = rec.active(method, route)
         self.active(1)
+        self.handling = handling_var.set(self)
         # Handlers' llm.* calls find this recorder through a context variable. The default registry's
         # recorder is what they fall back to anyway, so the common case skips the set and reset.
         self.token = None if mw.is_default and request_var.get() is None else request_var.set(rec)
@@ -299,6 +309,8 @@ class _Exchange:
                 self.received = content_length(self.scope)  # a body the app never read
             ttfb = self.first_byte - self.start if self.streaming else None
             rec.http(self.method, self.route, self.status, end - self.start, self.received, self.sent, ttfb)
+            if self.outbound_calls:
+                return  # the handler's LLM answers were recorded as it received them: not again from its response
             if self.capture is not None:
                 found = self.capture.finish(self.start, end, self.status)
             elif self.whole_body:
@@ -307,6 +319,8 @@ class _Exchange:
                 found = capture_body(self.headers, self.whole_body, config, self.start, end, self.status)
             else:
                 return
+            if isinstance(found, LLMCall):
+                found.route = self.route
             rec.captured(found)
         except Exception:  # metrics must never fail a request
             log.exception("llm-exporter: recording a request failed")

@@ -53,6 +53,9 @@ class LLMCall:
     cost_usd: float | None = None  # a cost given by the caller is used as is (split input/output by tokens)
     tenant: str | None = None
     timestamp: float | None = None  # wall clock of the call; None means now
+    # The http_route of the request whose handling made the call (set by the middleware, outbound capture and
+    # llm.call blocks); None: made outside any request, recorded as __none__.
+    route: str | None = None
 
     FIELDS: ClassVar[dict[str, Field]] = {
         "model": REQUIRED_NAME,
@@ -223,3 +226,19 @@ class Unreadable:
 
 
 Captured = LLMCall | Unreadable | None  # what reading one provider response gives
+
+
+RATE_LIMIT_RESOURCES = ("requests", "tokens", "input_tokens", "output_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """What a provider's rate-limit headers said about one ``resource`` (one of :data:`RATE_LIMIT_RESOURCES`)
+    with an answer for ``model``: how much is left in the current window, and the limit. Either may be
+    absent (Azure sends only what remains)."""
+
+    provider: str
+    model: str
+    resource: str
+    remaining: float | None = None
+    limit: float | None = None

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
+from .labels import NO_ROUTE
 from .observations import (
     Captured,
     Confidence,
@@ -28,6 +29,7 @@ from .observations import (
     LLMCall,
     Observation,
     Prediction,
+    RateLimit,
     Unreadable,
 )
 from .pricing import PricingTable
@@ -133,6 +135,16 @@ class Recorder:
         elif found is not None:
             self.llm(found)
 
+    def rate_limit(self, limit: RateLimit) -> None:
+        """What a provider's rate-limit headers said with its latest answer (the gauges keep the last value)."""
+        m = self.metrics
+        provider = self.guard("gen_ai_provider_name", limit.provider or "unknown")
+        model = self.guard("gen_ai_request_model", limit.model or "unknown")
+        if limit.remaining is not None:
+            m.rate_limit_remaining.labels(provider, model, limit.resource, *m.static).set(limit.remaining)
+        if limit.limit is not None:
+            m.rate_limit_limit.labels(provider, model, limit.resource, *m.static).set(limit.limit)
+
     def track_events(self, result: str, count: int) -> None:
         """Events the ``/track`` collector ``accepted`` or ``rejected``."""
         self._add(self.metrics.track_events, result)(count)
@@ -223,6 +235,7 @@ class Recorder:
         operation = g("gen_ai_operation_name", call.operation or "chat")
         error = g("error_type", call.error_type) if call.error_type else ""
         tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
+        route = g("http_route", call.route) if call.route else NO_ROUTE  # capped as the HTTP metrics' routes
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             if exemplar:
@@ -231,7 +244,7 @@ class Recorder:
                 self._observe(m.llm_duration, operation, provider, model, error)(call.duration)
         if call.ttft is not None:
             self._observe(m.llm_ttft, provider, model)(call.ttft)
-        self._add(m.llm_requests, provider, model, "error" if call.error_type else "ok", *tenant)(1)
+        self._add(m.llm_requests, provider, model, "error" if call.error_type else "ok", route, *tenant)(1)
 
         cost: Cost | None = None
         if call.cost_usd is not None:
@@ -253,9 +266,9 @@ class Recorder:
                     usage.observe(tokens, exemplar)
                 else:
                     self._observe(m.llm_token_usage, operation, provider, model, token_type)(tokens)
-                self._add(m.llm_tokens, provider, model, token_type, *tenant)(tokens)
+                self._add(m.llm_tokens, provider, model, token_type, route, *tenant)(tokens)
             if usd:
-                self._add(m.llm_cost, provider, model, token_type, *tenant)(usd)
+                self._add(m.llm_cost, provider, model, token_type, route, *tenant)(usd)
         if self.sinks:
             ts = call.timestamp if call.timestamp is not None else time.time()
             # Sinks see the names the metrics have. The guard returns the very object it was given unless

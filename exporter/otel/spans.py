@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..capture.claims import CLAIMS
 from ..context import default_recorder
 from ..observations import LLMCall
 from ..recorder import Recorder
@@ -92,7 +93,8 @@ class GenAISpanProcessor(_SpanProcessorBase):
 
     ``recorder`` defaults to the default registry's (looked up on the first GenAI span, not per
     request: spans end on arbitrary threads). ``operations`` are the ``gen_ai.operation.name`` values
-    counted. Do not also record the same calls with the ``llm`` API or response capture, or they count twice.
+    counted. A span under which outbound capture saw the provider's answer is skipped: the call is counted
+    once, from the answer. Do not also record the same calls with the ``llm`` API, or they count twice.
     """
 
     def __init__(self, recorder: Recorder | None = None, *, operations: Iterable[str] = MODEL_OPERATIONS) -> None:
@@ -121,6 +123,9 @@ class GenAISpanProcessor(_SpanProcessorBase):
                 operation = "chat" if legacy is None else _LEGACY_OPERATIONS.get(str(legacy), str(legacy))
             if operation not in self.operations:
                 return
+            ctx = span.context
+            if ctx is not None and CLAIMS.take(ctx.span_id):
+                return  # outbound capture recorded this call from the provider's answer
             self._record(llm_call_from_span(span, str(operation)), span)
         except Exception:  # an exception here would surface in the application's span.end()
             if not self._failed:

@@ -13,7 +13,19 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..config import Buckets
-from ..labels import ERROR_TYPE, HTTP, METHOD, MODEL, OPERATION, PROVIDER, ROUTE, TENANT, TOKEN_TYPE, LabelGuard
+from ..labels import (
+    ERROR_TYPE,
+    HTTP,
+    METHOD,
+    MODEL,
+    OPERATION,
+    PROVIDER,
+    RESOURCE,
+    ROUTE,
+    TENANT,
+    TOKEN_TYPE,
+    LabelGuard,
+)
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
 
@@ -100,14 +112,28 @@ class Metrics:
             (PROVIDER, MODEL),
             b.llm_ttft,
         )
+        # http_route: the route whose handler made the call (__none__ outside a request), for cost per endpoint.
         self.llm_tokens = counter(
-            "llm_tokens", "Tokens used, by token type.", (PROVIDER, MODEL, TOKEN_TYPE, *tenant_names)
+            "llm_tokens", "Tokens used, by token type.", (PROVIDER, MODEL, TOKEN_TYPE, ROUTE, *tenant_names)
         )
         self.llm_cost = counter(
-            "llm_cost_usd", "Cost of LLM usage in US dollars.", (PROVIDER, MODEL, TOKEN_TYPE, *tenant_names)
+            "llm_cost_usd", "Cost of LLM usage in US dollars.", (PROVIDER, MODEL, TOKEN_TYPE, ROUTE, *tenant_names)
         )
         self.llm_requests = counter(
-            "llm_requests", "LLM calls by outcome (ok / error).", (PROVIDER, MODEL, "outcome", *tenant_names)
+            "llm_requests", "LLM calls by outcome (ok / error).", (PROVIDER, MODEL, "outcome", ROUTE, *tenant_names)
+        )
+        # What the provider's rate-limit headers said with its latest answer (outbound capture).
+        self.rate_limit_remaining = gauge(
+            "llm_rate_limit_remaining",
+            "Requests or tokens left in the provider's current rate-limit window, as of its latest answer.",
+            (PROVIDER, MODEL, RESOURCE),
+            "mostrecent",
+        )
+        self.rate_limit_limit = gauge(
+            "llm_rate_limit_limit",
+            "The provider's rate limit (requests or tokens per window), as of its latest answer.",
+            (PROVIDER, MODEL, RESOURCE),
+            "mostrecent",
         )
 
         # Quality and business signals.
@@ -143,7 +169,9 @@ class Metrics:
             "llm_exporter_label_overflow", "Label values replaced by __overflow__ (cap reached).", ("label",)
         )
         self.capture_errors = counter(
-            "llm_exporter_capture_errors", "Responses that looked like LLM output but could not be read.", ("format",)
+            "llm_exporter_capture_errors",
+            "LLM answers that could not be read (format json / sse), or a failure inside outbound capture (outbound).",
+            ("format",),
         )
         self.unpriced_tokens = counter(
             "llm_exporter_unpriced_tokens", "Tokens of models with no known price (no cost recorded).", (MODEL,)

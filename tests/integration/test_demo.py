@@ -99,14 +99,37 @@ def test_completion_is_captured_by_the_middleware(stream: bool, always_judged: N
     usage = sse_usage(response.text) if stream else response.json()["usage"]
     assert usage["prompt_tokens"] == 19
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini"}
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "input"}) == 19.0
+    assert (
+        registry.get_sample_value(
+            "llm_tokens_total", {"http_route": "/v1/chat/completions", **llm, "gen_ai_token_type": "input"}
+        )
+        == 19.0
+    )
     output = float(usage["completion_tokens"])
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "output"}) == output
+    assert (
+        registry.get_sample_value(
+            "llm_tokens_total", {"http_route": "/v1/chat/completions", **llm, "gen_ai_token_type": "output"}
+        )
+        == output
+    )
     cost = recorder.pricing.cost("gpt-4o-mini", 19, usage["completion_tokens"], 0)
     assert cost is not None
-    assert registry.get_sample_value("llm_cost_usd_total", {**llm, "gen_ai_token_type": "input"}) == cost.input_usd
-    assert registry.get_sample_value("llm_cost_usd_total", {**llm, "gen_ai_token_type": "output"}) == cost.output_usd
-    assert registry.get_sample_value("llm_requests_total", {**llm, "outcome": "ok"}) == 1.0
+    assert (
+        registry.get_sample_value(
+            "llm_cost_usd_total", {"http_route": "/v1/chat/completions", **llm, "gen_ai_token_type": "input"}
+        )
+        == cost.input_usd
+    )
+    assert (
+        registry.get_sample_value(
+            "llm_cost_usd_total", {"http_route": "/v1/chat/completions", **llm, "gen_ai_token_type": "output"}
+        )
+        == cost.output_usd
+    )
+    assert (
+        registry.get_sample_value("llm_requests_total", {"http_route": "/v1/chat/completions", **llm, "outcome": "ok"})
+        == 1.0
+    )
     ttft = registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_count", llm)
     assert ttft == (1.0 if stream else None)
     model = {"gen_ai_request_model": "gpt-4o-mini"}
@@ -124,8 +147,18 @@ def test_unpriced_model_counts_tokens_but_no_cost() -> None:
     app, registry, _ = service()
     usage = post(app, "/v1/chat/completions", {"model": "acme-support-7b", "messages": BOOKING}).json()["usage"]
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "acme-support-7b"}
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "input"}) == 19.0
-    assert registry.get_sample_value("llm_cost_usd_total", {**llm, "gen_ai_token_type": "input"}) is None
+    assert (
+        registry.get_sample_value(
+            "llm_tokens_total", {"http_route": "/v1/chat/completions", **llm, "gen_ai_token_type": "input"}
+        )
+        == 19.0
+    )
+    assert (
+        registry.get_sample_value(
+            "llm_cost_usd_total", {"http_route": "/v1/chat/completions", **llm, "gen_ai_token_type": "input"}
+        )
+        is None
+    )
     unpriced = registry.get_sample_value(
         "llm_exporter_unpriced_tokens_total", {"gen_ai_request_model": "acme-support-7b"}
     )
@@ -148,8 +181,13 @@ def test_server_errors_and_complaints() -> None:
         is None
     )
     llm_call = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    assert registry.get_sample_value("llm_requests_total", {**llm_call, "outcome": "error"}) == 1.0
-    assert registry.get_sample_value("llm_requests_total", {**llm_call, "outcome": "ok"}) is None
+    assert (
+        registry.get_sample_value("llm_requests_total", {"http_route": "__none__", **llm_call, "outcome": "error"})
+        == 1.0
+    )
+    assert (
+        registry.get_sample_value("llm_requests_total", {"http_route": "__none__", **llm_call, "outcome": "ok"}) is None
+    )
     errors = {**llm_call, "gen_ai_operation_name": "chat", "error_type": "server_error"}
     assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_count", errors) == 1.0
 
@@ -173,7 +211,7 @@ def test_bad_requests(path: str, body: dict[str, Any], status: int) -> None:
     response = post(app, path, body)
     assert response.status_code == status
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_token_type": "input"}
-    assert registry.get_sample_value("llm_tokens_total", llm) is None
+    assert registry.get_sample_value("llm_tokens_total", {**llm, "http_route": "__none__"}) is None
     assert registry.get_sample_value("llm_feedback_rating_count", {"gen_ai_request_model": "gpt-4o"}) is None
 
 

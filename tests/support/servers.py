@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from exporter import LLMCall, PrometheusMiddleware, Recorder
 from exporter.context import current_recorder
+from exporter.observations import RateLimit
 
 HOST = "127.0.0.1"
 
@@ -270,6 +271,10 @@ def llm_app(recorder: Recorder) -> PrometheusMiddleware:
             rec.feedback(float(body["rating"]), model)
         if "event" in body:
             rec.event(body["event"])
+        # What outbound capture reads from a provider's headers, as if the handler had called one.
+        rec.rate_limit(
+            RateLimit("openai", model, "tokens", remaining=30_000 - int(body.get("prompt_tokens", 100)), limit=30_000)
+        )
         if body.get("upstream_error"):
             rec.llm(LLMCall(model=model, provider="openai", duration=0.02, error_type="RateLimitError"))
             return JSONResponse({"error": {"type": "upstream_rate_limited"}}, status_code=502)

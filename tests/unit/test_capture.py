@@ -28,18 +28,35 @@ def recorder() -> Recorder:
 
 def tokens(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
     return value(
-        rec, "llm_tokens_total", gen_ai_provider_name=provider, gen_ai_request_model=model, gen_ai_token_type=kind
+        rec,
+        "llm_tokens_total",
+        http_route="__none__",
+        gen_ai_provider_name=provider,
+        gen_ai_request_model=model,
+        gen_ai_token_type=kind,
     )
 
 
 def cost(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
     return value(
-        rec, "llm_cost_usd_total", gen_ai_provider_name=provider, gen_ai_request_model=model, gen_ai_token_type=kind
+        rec,
+        "llm_cost_usd_total",
+        http_route="__none__",
+        gen_ai_provider_name=provider,
+        gen_ai_request_model=model,
+        gen_ai_token_type=kind,
     )
 
 
 def requests(rec: Recorder, provider: str, model: str, outcome: str = "ok") -> float | None:
-    return value(rec, "llm_requests_total", gen_ai_provider_name=provider, gen_ai_request_model=model, outcome=outcome)
+    return value(
+        rec,
+        "llm_requests_total",
+        http_route="__none__",
+        gen_ai_provider_name=provider,
+        gen_ai_request_model=model,
+        outcome=outcome,
+    )
 
 
 def ttft(rec: Recorder, provider: str, model: str, stat: str = "sum") -> float | None:
@@ -267,7 +284,14 @@ def test_json_that_is_not_llm_output_is_ignored_silently(body: bytes) -> None:
     rec = recorder()
     run(rec, JSON, [body] if body else [])
     assert (
-        value(rec, "llm_requests_total", gen_ai_provider_name="openai", gen_ai_request_model="unknown", outcome="ok")
+        value(
+            rec,
+            "llm_requests_total",
+            http_route="__none__",
+            gen_ai_provider_name="openai",
+            gen_ai_request_model="unknown",
+            outcome="ok",
+        )
         is None
     )
     assert capture_errors(rec, "json") == 0

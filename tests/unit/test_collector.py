@@ -181,7 +181,12 @@ def test_422_names_the_wrong_field_and_records_nothing(event: dict[str, Any], fi
     assert response.json() == {"errors": [{"index": 3, "field": field, "message": message}]}
     assert (
         value(
-            registry, "llm_requests_total", gen_ai_provider_name="openai", gen_ai_request_model="gpt-4o", outcome="ok"
+            registry,
+            "llm_requests_total",
+            http_route="__none__",
+            gen_ai_provider_name="openai",
+            gen_ai_request_model="gpt-4o",
+            outcome="ok",
         )
         is None
     )
@@ -214,7 +219,7 @@ def test_integers_up_to_2_to_the_53_are_exact() -> None:
     batch = [{**LLM, "input_tokens": 2**53, "cost_usd": 2**53}, {"type": "event", "name": "x", "count": 2**53}]
     assert call(app, "POST", "/track", json=batch).json() == {"accepted": 2}
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") == 2.0**53
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="input") == 2.0**53
     assert value(registry, "llm_events_total", event="x") == 2.0**53
 
 
@@ -393,11 +398,11 @@ def test_seed_payload_exact_values_without_tenant_label() -> None:
     assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration) == 1.5
     assert value(registry, "gen_ai_client_operation_duration_seconds_bucket", **duration, le="1.28") == 0.0
     assert value(registry, "gen_ai_client_operation_duration_seconds_bucket", **duration, le="2.56") == 1.0
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") == 150.0
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") is None
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="output") == 0.002
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="input") is None
-    assert value(registry, "llm_requests_total", **llm, outcome="ok") == 1.0
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") == 150.0
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="input") is None
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 0.002
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="input") is None
+    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="ok") == 1.0
     assert value(registry, "llm_predictions_total", gen_ai_request_model="unknown", label="general") == 1.0
     assert value(registry, "llm_confidence_count", gen_ai_request_model="unknown", label="general") is None
     assert value(registry, "llm_events_total", event="appointment_requested") is None  # it was false
@@ -415,9 +420,9 @@ def test_seed_payload_with_tenant_label_and_appointment() -> None:
     payload = {**SEED, "appointment_requested": True}
     assert call(app, "POST", "/track", json=[payload, payload]).json() == {"accepted": 2}
     llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown", "tenant": "test-business"}
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") == 300.0
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="output") == 0.004
-    assert value(registry, "llm_requests_total", **llm, outcome="ok") == 2.0
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") == 300.0
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 0.004
+    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="ok") == 2.0
     assert value(registry, "llm_events_total", event="appointment_requested", tenant="test-business") == 2.0
     assert sink.events == [("appointment_requested", "test-business", 1)] * 2
 
@@ -428,9 +433,9 @@ def test_legacy_cost_without_tokens_is_output_cost() -> None:
     payload = {"business_id": "b", "api_cost_usd": 0.002, "response_time_ms": 1500}
     assert call(app, "POST", "/track", json=payload).json() == {"accepted": 1}
     llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown"}
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="output") == 0.002
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="input") is None
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") is None
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 0.002
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="input") is None
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") is None
 
 
 def test_legacy_payload_ignores_fields_it_does_not_know_and_takes_model() -> None:
@@ -459,11 +464,11 @@ def test_a_list_of_1000_events_in_one_post() -> None:
     assert (response.status_code, response.json()) == (202, {"accepted": 1000})
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
     # Each call: 3 input + 1 output tokens, $0.25 split by tokens (0.1875 + 0.0625, exact in binary).
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") == 1200.0
-    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") == 400.0
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="input") == 75.0
-    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="output") == 25.0
-    assert value(registry, "llm_requests_total", **llm, outcome="ok") == 400.0
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="input") == 1200.0
+    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") == 400.0
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="input") == 75.0
+    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 25.0
+    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="ok") == 400.0
     duration = {**llm, "gen_ai_operation_name": "chat", "error_type": ""}
     assert value(registry, "gen_ai_client_operation_duration_seconds_count", **duration) == 200.0
     assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration) == 100.0
@@ -507,7 +512,7 @@ def test_http_and_feature_events() -> None:
     assert value(registry, "http_server_request_duration_seconds_count", **other) == 1.0
     assert sink.features == [("prompt_language", "de"), ("retrieved_documents", 4.0)]
     llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "gpt-4o"}
-    assert value(registry, "llm_requests_total", **llm, outcome="error") == 1.0
+    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="error") == 1.0
     duration = {**llm, "gen_ai_operation_name": "chat", "error_type": "timeout"}
     assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration) == 30.0
 
@@ -699,7 +704,7 @@ def test_llm_exporter_collector_command(tmp_path: Path) -> None:
     assert "Application shutdown complete." in out
     series = (
         'llm_tokens_total{gen_ai_provider_name="unknown",gen_ai_request_model="unknown",'
-        'gen_ai_token_type="output",tenant="test-business"} 150.0'
+        'gen_ai_token_type="output",http_route="__none__",tenant="test-business"} 150.0'
     )
     assert series in text.splitlines()
 

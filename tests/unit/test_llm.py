@@ -46,7 +46,7 @@ def llm_labels(provider: str, model: str) -> dict[str, str]:
 
 
 def tokens(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
-    return value(rec, "llm_tokens_total", **llm_labels(provider, model), gen_ai_token_type=kind)
+    return value(rec, "llm_tokens_total", http_route="__none__", **llm_labels(provider, model), gen_ai_token_type=kind)
 
 
 def duration_count(rec: Recorder, provider: str, model: str, error: str = "", op: str = "chat") -> float | None:
@@ -79,10 +79,12 @@ def test_call_context_manager_sets_tokens(rec: Recorder) -> None:
     assert tokens(rec, "openai", "gpt-4o", "input") == 1000
     assert tokens(rec, "openai", "gpt-4o", "output") == 200
     # 600 x 2.50 + 400 x 1.25 = 2000 micro-dollars; 200 x 10.00
-    cost = value(rec, "llm_cost_usd_total", **llm_labels("openai", "gpt-4o"), gen_ai_token_type="input")
+    cost = value(
+        rec, "llm_cost_usd_total", http_route="__none__", **llm_labels("openai", "gpt-4o"), gen_ai_token_type="input"
+    )
     assert cost == pytest.approx(0.002, rel=1e-12)
     assert c.cost is not None and c.cost.output_usd == pytest.approx(0.002, rel=1e-12)
-    assert value(rec, "llm_requests_total", **llm_labels("openai", "gpt-4o"), outcome="ok") == 1
+    assert value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "gpt-4o"), outcome="ok") == 1
     assert duration_count(rec, "openai", "gpt-4o") == 1
 
 
@@ -103,7 +105,16 @@ def test_call_records_the_exception_class_and_reraises(rec: Recorder) -> None:
     with pytest.raises(TimeoutError), llm.call("claude-haiku-4-5", provider="anthropic") as c:
         c.input_tokens = 10
         raise TimeoutError("upstream took too long")
-    assert value(rec, "llm_requests_total", **llm_labels("anthropic", "claude-haiku-4-5"), outcome="error") == 1
+    assert (
+        value(
+            rec,
+            "llm_requests_total",
+            http_route="__none__",
+            **llm_labels("anthropic", "claude-haiku-4-5"),
+            outcome="error",
+        )
+        == 1
+    )
     assert duration_count(rec, "anthropic", "claude-haiku-4-5", error="TimeoutError") == 1
     assert tokens(rec, "anthropic", "claude-haiku-4-5", "input") == 10
 
@@ -120,7 +131,13 @@ def test_async_call_with_usage_and_first_token(rec: Recorder) -> None:
     assert tokens(rec, "openai", "gpt-4o-mini", "input") == 2000
     assert tokens(rec, "openai", "gpt-4o-mini", "output") == 100
     # 1000 x 0.15 + 1000 x 0.075 = 225 micro-dollars
-    cost = value(rec, "llm_cost_usd_total", **llm_labels("openai", "gpt-4o-mini"), gen_ai_token_type="input")
+    cost = value(
+        rec,
+        "llm_cost_usd_total",
+        http_route="__none__",
+        **llm_labels("openai", "gpt-4o-mini"),
+        gen_ai_token_type="input",
+    )
     assert cost == pytest.approx(0.000225, rel=1e-12)
     assert value(rec, "gen_ai_client_time_to_first_token_seconds_count", **llm_labels("openai", "gpt-4o-mini")) == 1
     ttft = value(rec, "gen_ai_client_time_to_first_token_seconds_sum", **llm_labels("openai", "gpt-4o-mini"))
@@ -198,8 +215,12 @@ def test_cost_given_by_the_caller_is_used_as_is(rec: Recorder) -> None:
         c.output_tokens = 100
         c.cost_usd = 0.004
     labels = llm_labels("acme", "acme-13b")
-    assert value(rec, "llm_cost_usd_total", **labels, gen_ai_token_type="input") == pytest.approx(0.003, rel=1e-12)
-    assert value(rec, "llm_cost_usd_total", **labels, gen_ai_token_type="output") == pytest.approx(0.001, rel=1e-12)
+    assert value(
+        rec, "llm_cost_usd_total", http_route="__none__", **labels, gen_ai_token_type="input"
+    ) == pytest.approx(0.003, rel=1e-12)
+    assert value(
+        rec, "llm_cost_usd_total", http_route="__none__", **labels, gen_ai_token_type="output"
+    ) == pytest.approx(0.001, rel=1e-12)
     assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-13b") is None
 
 
@@ -227,8 +248,8 @@ def test_track_async_function_records_errors(rec: Recorder) -> None:
     asyncio.run(ask(False))
     with pytest.raises(ValueError, match="bad prompt"):
         asyncio.run(ask(True))
-    assert value(rec, "llm_requests_total", **llm_labels("openai", "o3"), outcome="ok") == 1
-    assert value(rec, "llm_requests_total", **llm_labels("openai", "o3"), outcome="error") == 1
+    assert value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "o3"), outcome="ok") == 1
+    assert value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "o3"), outcome="error") == 1
     assert duration_count(rec, "openai", "o3", error="ValueError") == 1
     assert tokens(rec, "openai", "o3", "output") == 20
 
@@ -293,12 +314,23 @@ def test_record_unknown_model(rec: Recorder) -> None:
     assert llm.record("acme-13b", provider="acme", input_tokens=30, output_tokens=12) is None
     assert tokens(rec, "acme", "acme-13b", "input") == 30
     assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-13b") == 42
-    assert value(rec, "llm_cost_usd_total", **llm_labels("acme", "acme-13b"), gen_ai_token_type="input") is None
+    assert (
+        value(
+            rec,
+            "llm_cost_usd_total",
+            http_route="__none__",
+            **llm_labels("acme", "acme-13b"),
+            gen_ai_token_type="input",
+        )
+        is None
+    )
 
 
 def test_record_with_error_type(rec: Recorder) -> None:
     llm.record("gpt-4o", provider="openai", duration=0.1, error_type="RateLimitError")
-    assert value(rec, "llm_requests_total", **llm_labels("openai", "gpt-4o"), outcome="error") == 1
+    assert (
+        value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "gpt-4o"), outcome="error") == 1
+    )
     assert duration_count(rec, "openai", "gpt-4o", error="RateLimitError") == 1
 
 

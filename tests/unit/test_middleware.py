@@ -499,9 +499,18 @@ CHAT_JSON = {
 
 
 def _llm(
-    registry: CollectorRegistry, name: str, token_type: str, model: str = "gpt-4o-mini-2024-07-18"
+    registry: CollectorRegistry,
+    name: str,
+    token_type: str,
+    model: str = "gpt-4o-mini-2024-07-18",
+    route: str = "/v1/chat/completions",
 ) -> float | None:
-    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": model, "gen_ai_token_type": token_type}
+    labels = {
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": model,
+        "gen_ai_token_type": token_type,
+        "http_route": route,
+    }
     return registry.get_sample_value(name, labels)
 
 

@@ -227,13 +227,17 @@ def test_genai_spans_become_token_and_cost_metrics(rec: Recorder, registry: Coll
 
     openai = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
     value = registry.get_sample_value
-    assert value("llm_tokens_total", {**openai, "gen_ai_token_type": "input"}) == 1500
-    assert value("llm_tokens_total", {**openai, "gen_ai_token_type": "output"}) == 300
+    assert value("llm_tokens_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "input"}) == 1500
+    assert value("llm_tokens_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "output"}) == 300
     in_usd, out_usd = price(rec, "gpt-4o", 1000, 200)
     in_old, out_old = price(rec, "gpt-4o", 500, 100)
-    assert value("llm_cost_usd_total", {**openai, "gen_ai_token_type": "input"}) == pytest.approx(in_usd + in_old)
-    assert value("llm_cost_usd_total", {**openai, "gen_ai_token_type": "output"}) == pytest.approx(out_usd + out_old)
-    assert value("llm_requests_total", {**openai, "outcome": "ok"}) == 2
+    assert value(
+        "llm_cost_usd_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "input"}
+    ) == pytest.approx(in_usd + in_old)
+    assert value(
+        "llm_cost_usd_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "output"}
+    ) == pytest.approx(out_usd + out_old)
+    assert value("llm_requests_total", {"http_route": "__none__", **openai, "outcome": "ok"}) == 2
     duration = {**openai, "gen_ai_operation_name": "chat", "error_type": ""}
     assert value("gen_ai_client_operation_duration_seconds_count", duration) == 2
     assert value("gen_ai_client_operation_duration_seconds_sum", duration) == 2.0
@@ -252,12 +256,12 @@ def test_cost_is_the_one_the_pricing_table_gives(rec: Recorder, registry: Collec
     assert entry is not None
     labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
     value = registry.get_sample_value
-    assert value("llm_cost_usd_total", {**labels, "gen_ai_token_type": "input"}) == pytest.approx(
-        1000 * entry.input / 1e6
-    )
-    assert value("llm_cost_usd_total", {**labels, "gen_ai_token_type": "output"}) == pytest.approx(
-        200 * entry.output / 1e6
-    )
+    assert value(
+        "llm_cost_usd_total", {"http_route": "__none__", **labels, "gen_ai_token_type": "input"}
+    ) == pytest.approx(1000 * entry.input / 1e6)
+    assert value(
+        "llm_cost_usd_total", {"http_route": "__none__", **labels, "gen_ai_token_type": "output"}
+    ) == pytest.approx(200 * entry.output / 1e6)
     provider.shutdown()
 
 
@@ -270,8 +274,8 @@ def test_errors_from_error_type_or_span_status(rec: Recorder, registry: Collecto
     end_span(provider, {**base, "gen_ai.usage.input_tokens": 10})
     value = registry.get_sample_value
     labels = {"gen_ai_provider_name": "anthropic", "gen_ai_request_model": "claude"}
-    assert value("llm_requests_total", {**labels, "outcome": "error"}) == 2
-    assert value("llm_requests_total", {**labels, "outcome": "ok"}) == 1
+    assert value("llm_requests_total", {"http_route": "__none__", **labels, "outcome": "error"}) == 2
+    assert value("llm_requests_total", {"http_route": "__none__", **labels, "outcome": "ok"}) == 1
     for error in ("timeout", "ValueError"):
         d = {**labels, "gen_ai_operation_name": "chat", "error_type": error}
         assert value("gen_ai_client_operation_duration_seconds_count", d) == 1
@@ -398,9 +402,13 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
     prom_model = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", **svc}
     for token_type in ("input", "output"):
         tokens = point(points["llm.tokens"], **model, **{"gen_ai.token.type": token_type}).value
-        assert tokens == prom("llm_tokens_total", {**prom_model, "gen_ai_token_type": token_type})
+        assert tokens == prom(
+            "llm_tokens_total", {"http_route": "__none__", **prom_model, "gen_ai_token_type": token_type}
+        )
         cost = point(points["llm.cost.usd"], **model, **{"gen_ai.token.type": token_type}).value
-        assert cost == pytest.approx(prom("llm_cost_usd_total", {**prom_model, "gen_ai_token_type": token_type}))
+        assert cost == pytest.approx(
+            prom("llm_cost_usd_total", {"http_route": "__none__", **prom_model, "gen_ai_token_type": token_type})
+        )
         usage = point(
             points["gen_ai.client.token.usage"],
             **model,

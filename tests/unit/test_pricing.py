@@ -290,7 +290,9 @@ def test_recorder_prices_calls_through_the_table() -> None:
     cost = rec.llm(LLMCall("acme-13b", "acme", input_tokens=1000, output_tokens=500))
     assert cost is not None and cost.total_usd == pytest.approx(0.002, rel=1e-12)
     labels = {"gen_ai_provider_name": "acme", "gen_ai_request_model": "acme-13b"}
-    got = rec.registry.get_sample_value("llm_cost_usd_total", {**labels, "gen_ai_token_type": "output"})
+    got = rec.registry.get_sample_value(
+        "llm_cost_usd_total", {"http_route": "__none__", **labels, "gen_ai_token_type": "output"}
+    )
     assert got == pytest.approx(0.001, rel=1e-12)
 
 
