@@ -170,6 +170,7 @@ def record(
         timestamp=timestamp,
     )
     request_id = _request_id(request_id)
+    call.route = current_route()  # the endpoint whose handler made the call, as outbound capture has it
     return _emit(recorder or current_recorder(), call, request_id)
 
 

@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from exporter import llm
+from exporter import PrometheusMiddleware, llm
 from exporter.config import Config
 from exporter.context import reset_recorder, use_recorder
 from exporter.llm import InvalidValueError
@@ -446,3 +450,20 @@ def test_cached_above_input_fails_at_the_end_of_the_block(rec: Recorder) -> None
 def test_first_token_outside_the_block_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError):
         llm.call("gpt-4o").first_token()
+
+
+def test_record_inside_a_handler_carries_the_route_of_the_request() -> None:
+    recorder = Recorder(Config(), CollectorRegistry())
+
+    async def answer(request: Any) -> PlainTextResponse:
+        llm.record("gpt-4o", "openai", input_tokens=10, output_tokens=5)
+        return PlainTextResponse("ok")
+
+    app = PrometheusMiddleware(Starlette(routes=[Route("/answer/{id}", answer)]), recorder=recorder)
+    with TestClient(app) as client:
+        assert client.get("/answer/1").status_code == 200
+        assert client.get("/answer/2").status_code == 200
+    llm.record("gpt-4o", "openai", input_tokens=10, output_tokens=5, recorder=recorder)  # outside any request
+    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "outcome": "ok"}
+    assert value(recorder, "llm_requests_total", **labels, http_route="/answer/{id}") == 2
+    assert value(recorder, "llm_requests_total", **labels, http_route="__none__") == 1
