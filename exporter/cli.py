@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -34,17 +35,43 @@ def check(config_path: str | None) -> str:
     return "\n".join(out)
 
 
+def import_app(target: str) -> Any:
+    """The object ``MODULE:APP`` names (``APP`` may be dotted). Any reason it can't be had is a
+    :class:`UsageError` of one line naming the module and the cause, never the import's traceback."""
+    module_name, _, attrs = target.partition(":")
+    if not module_name or not attrs:
+        raise UsageError(f"expected MODULE:APP, got {target!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise UsageError(
+                f"cannot import {module_name}: there is no module {missing!r} "
+                f"(run from the directory that holds it, or set PYTHONPATH)"
+            ) from None
+        if missing.split(".")[0] == module_name.split(".")[0]:
+            raise UsageError(f"cannot import {module_name}: it imports {missing!r}, which does not exist") from None
+        raise UsageError(f"cannot import {module_name}: it imports {missing!r}, which is not installed") from None
+    except SyntaxError as exc:
+        raise UsageError(f"cannot import {module_name}: {exc.msg} ({exc.filename}, line {exc.lineno})") from None
+    except Exception as exc:  # whatever the module raises while it is imported is the user's to fix
+        raise UsageError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    for attr in attrs.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise UsageError(f"{module_name} has no attribute {attrs!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not an ASGI app")
+    return obj
+
+
 def wrapped_app() -> Any:
     """uvicorn factory: the ``MODULE:APP`` that ``run`` was given, wrapped by the middleware (once per worker)."""
-    from uvicorn.importer import ImportFromStringError, import_from_string
-
     from .middleware import PrometheusMiddleware
 
-    target = os.environ[APP_ENV]
-    try:
-        app = import_from_string(target)
-    except ImportFromStringError as exc:
-        raise UsageError(str(exc)) from None
+    app = import_app(os.environ[APP_ENV])
     # With metrics_port set the middleware serves nothing on the app port; the port itself is served by
     # run() (multiprocess: one exposition for all workers, from the parent).
     return PrometheusMiddleware(app, config=Config.load())
@@ -61,7 +88,6 @@ def run(
 ) -> None:
     """Serve ``MODULE:APP`` with uvicorn, wrapped by the middleware, without changing its code."""
     import uvicorn
-    from uvicorn.importer import ImportFromStringError, import_from_string
 
     if ":" not in target:
         raise UsageError(f"expected MODULE:APP, got {target!r}")
@@ -85,10 +111,7 @@ def run(
         wipe_multiprocess_dir(shared)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        import_from_string(target)
-    except ImportFromStringError as exc:
-        raise UsageError(str(exc)) from None
+    import_app(target)  # here, once: a worker that fails to import it would print a traceback
     os.environ[APP_ENV] = target
     own_dir = None
     if shared is None and workers > 1:
