@@ -166,6 +166,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_collector)
 
+    p = sub.add_parser(
+        "templates",
+        help="write the Grafana dashboard, Prometheus rules (with promtool tests), Alertmanager config, "
+        "prometheus.yml and Grafana provisioning to DIR",
+    )
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where to write them (default: here)")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist with other content")
+    p.set_defaults(func=_cmd_templates)
+
     p = sub.add_parser("check", help="validate config and pricing, print the effective config")
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_check)
@@ -210,6 +219,22 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     from .collector import serve
 
     serve(Config.load(args.config), args.host, args.port)
+    return 0
+
+
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from . import templates
+
+    try:
+        written = templates.write(args.dir, force=args.force)
+    except templates.TemplatesError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write to {exc.filename or args.dir}: {exc.strerror or exc}") from None
+    where = os.path.join(args.dir, "")
+    print(f"wrote {len(written)} files under {where}:")
+    print("\n".join(f"  {path}" for path in written))
+    print(f"check them with: promtool check config {os.path.join(args.dir, 'prometheus.yml')}")
     return 0
 
 
