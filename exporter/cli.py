@@ -142,11 +142,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .demo.run import DEFAULT_RPS, SHIFT_AFTER
+
     p = sub.add_parser("demo", help="run a simulated LLM chat service with its own traffic (start here)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--rps", type=float, default=5.0, help="requests per second of the built-in traffic")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help=f"seconds to run; the traffic shifts half way (default: until Ctrl-C, shifting after {SHIFT_AFTER:g} s)",
+    )
+    p.add_argument(
+        "--rps",
+        type=float,
+        default=DEFAULT_RPS,
+        help="requests per second of the built-in traffic (default: %(default)g)",
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not mirror summaries to MLflow")
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_demo)
