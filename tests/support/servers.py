@@ -28,7 +28,7 @@ from starlette.routing import Route
 from exporter import LLMCall, PrometheusMiddleware, Recorder
 from exporter.wiring import current_recorder
 
-from . import in_ci
+from . import DEBIAN_PACKAGES, in_ci
 
 HOST = "127.0.0.1"
 
@@ -114,16 +114,6 @@ def process(
             proc.wait()
         if log:
             out.close()
-
-
-# The Debian package that installs each program the tests run.
-DEBIAN_PACKAGES = {
-    "prometheus": "prometheus",
-    "promtool": "prometheus",
-    "prometheus-alertmanager": "prometheus-alertmanager",
-    "amtool": "prometheus-alertmanager",
-    "docker-compose": "docker-compose",
-}
 
 
 def binary(name: str, *alternatives: str) -> str:
