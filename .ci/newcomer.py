@@ -113,7 +113,7 @@ def demo(venv: Path, workdir: Path) -> float:
                     sums = metric_sums(answer.read().decode())
                 if sums.get("llm_tokens_total", 0) > 0 and sums.get("llm_cost_usd_total", 0) > 0:
                     live = time.monotonic() - began
-                    print(f"    tokens {sums['llm_tokens_total']:.0f}, cost ${sums['llm_cost_usd_total']:.4f} "
+                    print(f"    tokens {sums['llm_tokens_total']:.0f}, cost ${sums['llm_cost_usd_total']:.6f} "
                           f"after {live:.1f} s")  # fmt: skip
             except OSError:
                 pass
@@ -164,7 +164,7 @@ def newcomer(tmp: Path) -> None:
         venv = tmp / f"venv-{mode}"
         run(sys.executable, "-m", "venv", venv)
         editable = ["-e"] if mode == "editable" else []
-        with step(f"{mode}: pip install {' '.join(editable)} {spec.replace(str(tmp) + '/', '')}"):
+        with step(f"{mode}: pip install {' '.join([*editable, spec.replace(str(tmp) + '/', '')])}"):
             run(venv / "bin" / "pip", "install", "-q", *editable, spec, cwd=cwd, env=clean_env(venv))
         workdir = tmp / f"empty-{mode}"
         workdir.mkdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import logging
 import signal
 import socket
 import sys
@@ -69,7 +70,7 @@ def shift_time(duration: float | None) -> float:
     return duration / 2 if duration is not None else SHIFT_AFTER
 
 
-def drift_timeline(drift: DriftConfig, rps: float, shift_after: float) -> str:
+def drift_timeline(drift: DriftConfig, rps: float, shift_after: float, duration: float | None = None) -> str:
     """What the drift scores will do, in seconds from the start, for the banner.
 
     The slowest built-in features (confidence, predicted label, token counts) get one observation per
@@ -82,6 +83,8 @@ def drift_timeline(drift: DriftConfig, rps: float, shift_after: float) -> str:
     if drift.min_samples > rate * drift.window_seconds:
         return f"drift: a {drift.window_seconds:g} s window never holds {drift.min_samples} observations at this rate"
     when = f"baseline after ~{baseline:.0f} s, first llm_drift_score after ~{first:.0f} s"
+    if duration is not None and first > duration:
+        return f"drift: none in a {duration:g} s run ({when})"
     if first > shift_after:
         return f"drift: {when}, later than the shift at {shift_after:g} s: the scores compare shifted traffic"
     return f"drift: {when}, all under the thresholds until the shift at {shift_after:g} s"
@@ -162,6 +165,9 @@ def run_demo(
     if problem is not None:
         print(f"llm-exporter demo: MLflow mirroring is off: {problem}", file=sys.stderr)
         cfg = replace(cfg, mlflow=replace(cfg.mlflow, enabled=False))
+    if cfg.mlflow.enabled:
+        # MLflow's INFO lines (creating the sqlite tables...) would interleave with the demo's own output.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         sock = _bind(host, port)
     except OSError as exc:
@@ -239,7 +245,6 @@ class DemoRun:
         stop = asyncio.Event()
         hurry = asyncio.Event()
         remove_handlers = self._handle_signals(stop, hurry)
-        began = time.monotonic()
         try:
             serving = asyncio.create_task(server.serve(sockets=[self.sock]))
             while not server.started:
@@ -248,19 +253,21 @@ class DemoRun:
                     return 1
                 await asyncio.sleep(0.02)
             self._banner()
+            began = time.monotonic()
             traffic = asyncio.create_task(self.traffic.run(stop, hurry))
             try:
                 await asyncio.wait_for(stop.wait(), self.duration)
             except asyncio.TimeoutError:
                 pass
             stop.set()
+            ran = time.monotonic() - began  # the traffic's time; flushing MLflow at shutdown is not part of it
             await traffic
             self.service.closing.set()
             server.should_exit = True
             await serving
         finally:
             remove_handlers()
-        self._summary(time.monotonic() - began)
+        self._summary(ran)
         return 0
 
     def _handle_signals(self, stop: asyncio.Event, hurry: asyncio.Event) -> Any:
@@ -304,7 +311,7 @@ class DemoRun:
         drift = ", so llm_drift_score rises" if cfg.drift.enabled else ""
         lines.append(f"  after {self.shift_after:g} s prompts get much longer{drift}")
         if cfg.drift.enabled and cfg.drift.baseline_file is None and cfg.drift.baseline_mlflow_run is None:
-            lines.append(f"  {drift_timeline(cfg.drift, self.rps, self.shift_after)}")
+            lines.append(f"  {drift_timeline(cfg.drift, self.rps, self.shift_after, self.duration)}")
         lines.append(
             "Press Ctrl-C to stop." if self.duration is None else f"Running for {self.duration:g} s (Ctrl-C stops)."
         )

@@ -305,6 +305,9 @@ def test_short_runs_shift_half_way_and_the_banner_says_when_drift_shows(capsys: 
         "drift: baseline after ~52 s, first llm_drift_score after ~83 s, later than the shift at 7.5 s: the scores "
         "compare shifted traffic"
     )
+    assert drift_timeline(drift, 10.0, 7.5, duration=15.0) == (
+        "drift: none in a 15 s run (baseline after ~52 s, first llm_drift_score after ~83 s)"
+    )
     assert drift_timeline(drift, 4.0, 120.0) == "drift: a 60 s window never holds 300 observations at this rate"
     assert main(["demo", "--port", str(free_port()), "--duration", "1", "--rps", "2", "--no-mlflow"]) == 0
     assert "  after 0.5 s prompts get much longer, so llm_drift_score rises\n" in capsys.readouterr().out
