@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import logging
+import os
 import signal
 import socket
 import sys
@@ -167,7 +167,8 @@ def run_demo(
         cfg = replace(cfg, mlflow=replace(cfg.mlflow, enabled=False))
     if cfg.mlflow.enabled:
         # MLflow's INFO lines (creating the sqlite tables...) would interleave with the demo's own output.
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        # It sets its loggers' level from this variable when it is imported, on the bridge's thread.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         sock = _bind(host, port)
     except OSError as exc:
