@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -36,17 +37,43 @@ def check(config_path: str | None, price: str | None = None, provider: str | Non
     return "\n".join(out)
 
 
+def import_app(target: str) -> Any:
+    """The object ``MODULE:APP`` names (``APP`` may be dotted). Any reason it can't be had is a
+    :class:`UsageError` of one line naming the module and the cause, never the import's traceback."""
+    module_name, _, attrs = target.partition(":")
+    if not module_name or not attrs:
+        raise UsageError(f"expected MODULE:APP, got {target!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise UsageError(
+                f"cannot import {module_name}: there is no module {missing!r} "
+                f"(run from the directory that holds it, or set PYTHONPATH)"
+            ) from None
+        if missing.split(".")[0] == module_name.split(".")[0]:
+            raise UsageError(f"cannot import {module_name}: it imports {missing!r}, which does not exist") from None
+        raise UsageError(f"cannot import {module_name}: it imports {missing!r}, which is not installed") from None
+    except SyntaxError as exc:
+        raise UsageError(f"cannot import {module_name}: {exc.msg} ({exc.filename}, line {exc.lineno})") from None
+    except Exception as exc:  # whatever the module raises while it is imported is the user's to fix
+        raise UsageError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    for attr in attrs.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise UsageError(f"{module_name} has no attribute {attrs!r}") from None
+    if not callable(obj):
+        raise UsageError(f"{target} is a {type(obj).__name__}, not an ASGI app")
+    return obj
+
+
 def wrapped_app() -> Any:
     """uvicorn factory: the ``MODULE:APP`` that ``run`` was given, wrapped by the middleware (once per worker)."""
-    from uvicorn.importer import ImportFromStringError, import_from_string
-
     from .middleware import PrometheusMiddleware
 
-    target = os.environ[APP_ENV]
-    try:
-        app = import_from_string(target)
-    except ImportFromStringError as exc:
-        raise UsageError(str(exc)) from None
+    app = import_app(os.environ[APP_ENV])
     # With metrics_port set the middleware serves nothing on the app port; the port itself is served by
     # run() (multiprocess: one exposition for all workers, from the parent).
     return PrometheusMiddleware(app, config=Config.load())
@@ -63,7 +90,6 @@ def run(
 ) -> None:
     """Serve ``MODULE:APP`` with uvicorn, wrapped by the middleware, without changing its code."""
     import uvicorn
-    from uvicorn.importer import ImportFromStringError, import_from_string
 
     if ":" not in target:
         raise UsageError(f"expected MODULE:APP, got {target!r}")
@@ -87,10 +113,7 @@ def run(
         wipe_multiprocess_dir(shared)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        import_from_string(target)
-    except ImportFromStringError as exc:
-        raise UsageError(str(exc)) from None
+    import_app(target)  # here, once: a worker that fails to import it would print a traceback
     os.environ[APP_ENV] = target
     own_dir = None
     if shared is None and workers > 1:
@@ -121,11 +144,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from .demo.run import DEFAULT_RPS, SHIFT_AFTER
+
     p = sub.add_parser("demo", help="run a simulated LLM chat service with its own traffic (start here)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
-    p.add_argument("--rps", type=float, default=5.0, help="requests per second of the built-in traffic")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help=f"seconds to run; the traffic shifts half way (default: until Ctrl-C, shifting after {SHIFT_AFTER:g} s)",
+    )
+    p.add_argument(
+        "--rps",
+        type=float,
+        default=DEFAULT_RPS,
+        help="requests per second of the built-in traffic (default: %(default)g)",
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not mirror summaries to MLflow")
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_demo)
@@ -144,6 +179,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--config", default=None, help="YAML config file")
     p.set_defaults(func=_cmd_collector)
+
+    p = sub.add_parser(
+        "templates",
+        help="write the Grafana dashboard, Prometheus rules (with promtool tests), Alertmanager config, "
+        "prometheus.yml and Grafana provisioning to DIR",
+    )
+    p.add_argument("dir", nargs="?", default=".", metavar="DIR", help="where to write them (default: here)")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist with other content")
+    p.set_defaults(func=_cmd_templates)
 
     p = sub.add_parser("check", help="validate config and pricing, print the effective config")
     p.add_argument("--config", default=None, help="YAML config file")
@@ -191,6 +235,22 @@ def _cmd_collector(args: argparse.Namespace) -> int:
     from .collector import serve
 
     serve(Config.load(args.config), args.host, args.port)
+    return 0
+
+
+def _cmd_templates(args: argparse.Namespace) -> int:
+    from . import templates
+
+    try:
+        written = templates.write(args.dir, force=args.force)
+    except templates.TemplatesError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write to {exc.filename or args.dir}: {exc.strerror or exc}") from None
+    where = os.path.join(args.dir, "")
+    print(f"wrote {len(written)} files under {where}:")
+    print("\n".join(f"  {path}" for path in written))
+    print(f"check them with: promtool check config {os.path.join(args.dir, 'prometheus.yml')}")
     return 0
 
 

@@ -219,7 +219,9 @@ class Config:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Config:
-        return cls.from_mapping(_read_yaml(path), str(path))
+        """The config of a YAML file. Relative file paths in it (:data:`PATH_KEYS`) are relative to the
+        file, so it means the same wherever the command runs from."""
+        return cls.from_mapping(_paths_relative_to(_read_yaml(path), path), str(path))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, base: Config | None = None) -> Config:
@@ -287,6 +289,28 @@ def _config_file(path: str | os.PathLike[str] | None, env: Mapping[str, str]) ->
     if path is not None:
         return path
     return env.get(ENV_PREFIX + "CONFIG") or (DEFAULT_FILE if Path(DEFAULT_FILE).is_file() else None)
+
+
+# The keys whose values are file paths, as (section, key). URIs (``mlflow.tracking_uri``) are not paths.
+PATH_KEYS = (("pricing", "file"), ("drift", "baseline_file"), ("mlflow", "spool_path"))
+
+
+def _paths_relative_to(data: Mapping[str, Any], config_file: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """``data`` with each relative path of :data:`PATH_KEYS` joined to the config file's directory.
+
+    A file in the working directory keeps its paths as written; anything that is not a non-empty string
+    is left for validation to report."""
+    where = os.path.dirname(config_file)
+    if not where:
+        return data
+    out = dict(data)
+    for section, key in PATH_KEYS:
+        values = out.get(section)
+        if isinstance(values, Mapping):
+            value = values.get(key)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                out[section] = {**values, key: os.path.join(where, value)}
+    return out
 
 
 def _read_yaml(path: str | os.PathLike[str]) -> Mapping[str, Any]:

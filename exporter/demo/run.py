@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import signal
 import socket
 import sys
@@ -20,10 +21,26 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from ..config import Config, user_sections
+from ..config import Config, DriftConfig, user_sections
 from ..recorder import Recorder
 from ..wiring import recorder_for
-from .service import MODELS, ChatService
+from .service import ERROR_RATE, MODELS, ChatService
+from .traffic import Traffic
+
+DEFAULT_RPS = 10.0
+SHIFT_AFTER = 120.0  # seconds before the traffic shifts, when the demo runs until stopped
+
+
+def demo_drift(drift: DriftConfig) -> DriftConfig:
+    """Drift settings that show the shift within a minute of it, and nothing before it.
+
+    The scores of unchanged traffic are sampling noise that grows like 1/n + 1/m for a window of n
+    against a baseline of m (and the Jensen-Shannon distance like its square root): 57 against 100, an
+    earlier setting, scored 0.22-0.28 before anything had changed. At the default rate the baseline
+    (500 answers) is complete after about 52 s and the first scores (300 more) come at about 83 s, under
+    the thresholds until the shift; tests/integration/test_demo.py checks that on 10 seeded runs.
+    """
+    return replace(drift, baseline_size=500, min_samples=300, window_seconds=60.0, score_interval_seconds=10.0)
 
 
 def demo_config(
@@ -44,10 +61,33 @@ def demo_config(
         # The bridge resolves no tracking URI to $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
         changes["mlflow"] = replace(cfg.mlflow, enabled=True, window_seconds=15.0, run_period="instance")
     if "drift" not in user_set:
-        changes["drift"] = replace(
-            cfg.drift, baseline_size=100, min_samples=50, window_seconds=60.0, score_interval_seconds=10.0
-        )
+        changes["drift"] = demo_drift(cfg.drift)
     return replace(cfg, **changes) if changes else cfg
+
+
+def shift_time(duration: float | None) -> float:
+    """When the traffic shifts: half way through a ``--duration`` run, else after :data:`SHIFT_AFTER`."""
+    return duration / 2 if duration is not None else SHIFT_AFTER
+
+
+def drift_timeline(drift: DriftConfig, rps: float, shift_after: float, duration: float | None = None) -> str:
+    """What the drift scores will do, in seconds from the start, for the banner.
+
+    The slowest built-in features (confidence, predicted label, token counts) get one observation per
+    answered call, ``rps * (1 - ERROR_RATE)`` a second: the baseline takes its first ``baseline_size``,
+    then scores start once the window holds ``min_samples`` more.
+    """
+    rate = rps * (1 - ERROR_RATE)
+    baseline = drift.baseline_size / rate
+    first = baseline + drift.min_samples / rate
+    if drift.min_samples > rate * drift.window_seconds:
+        return f"drift: a {drift.window_seconds:g} s window never holds {drift.min_samples} observations at this rate"
+    when = f"baseline after ~{baseline:.0f} s, first llm_drift_score after ~{first:.0f} s"
+    if duration is not None and first > duration:
+        return f"drift: none in a {duration:g} s run ({when})"
+    if first > shift_after:
+        return f"drift: {when}, later than the shift at {shift_after:g} s: the scores compare shifted traffic"
+    return f"drift: {when}, all under the thresholds until the shift at {shift_after:g} s"
 
 
 def load_demo_config(
@@ -100,7 +140,7 @@ def run_demo(
     host: str = "127.0.0.1",
     port: int = 8000,
     duration: float | None = None,
-    rps: float = 5.0,
+    rps: float = DEFAULT_RPS,
     config: Config | None = None,
     mlflow: bool = True,
     shift_after: float | None = None,
@@ -110,7 +150,7 @@ def run_demo(
 
     ``config`` is used as is (see :func:`load_demo_config`); without one, :func:`demo_config`'s.
     ``mlflow=False`` turns MLflow mirroring off either way. ``shift_after`` is when prompts get longer
-    (default: half the duration, or 120 s).
+    (default: :func:`shift_time`).
     """
     if rps <= 0:
         print(f"llm-exporter demo: --rps must be > 0, got {rps}", file=sys.stderr)
@@ -125,13 +165,17 @@ def run_demo(
     if problem is not None:
         print(f"llm-exporter demo: MLflow mirroring is off: {problem}", file=sys.stderr)
         cfg = replace(cfg, mlflow=replace(cfg.mlflow, enabled=False))
+    if cfg.mlflow.enabled:
+        # MLflow's INFO lines (creating the sqlite tables...) would interleave with the demo's own output.
+        # It sets its loggers' level from this variable when it is imported, on the bridge's thread.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         sock = _bind(host, port)
     except OSError as exc:
         print(f"llm-exporter demo: cannot listen on {host}:{port}: {exc.strerror or exc} (try --port)", file=sys.stderr)
         return 2
     if shift_after is None:
-        shift_after = duration / 2 if duration is not None else 120.0
+        shift_after = shift_time(duration)
     with contextlib.closing(sock):
         app, recorder, service = build(cfg, seed=seed)
         run = DemoRun(
@@ -175,8 +219,6 @@ class DemoRun:
         shift_after: float,
         seed: int | None,
     ) -> None:
-        from .traffic import Traffic
-
         self.app = app
         self.recorder = recorder
         self.service = service
@@ -204,7 +246,6 @@ class DemoRun:
         stop = asyncio.Event()
         hurry = asyncio.Event()
         remove_handlers = self._handle_signals(stop, hurry)
-        began = time.monotonic()
         try:
             serving = asyncio.create_task(server.serve(sockets=[self.sock]))
             while not server.started:
@@ -213,19 +254,21 @@ class DemoRun:
                     return 1
                 await asyncio.sleep(0.02)
             self._banner()
+            began = time.monotonic()
             traffic = asyncio.create_task(self.traffic.run(stop, hurry))
             try:
                 await asyncio.wait_for(stop.wait(), self.duration)
             except TimeoutError:
                 pass
             stop.set()
+            ran = time.monotonic() - began  # the traffic's time; flushing MLflow at shutdown is not part of it
             await traffic
             self.service.closing.set()
             server.should_exit = True
             await serving
         finally:
             remove_handlers()
-        self._summary(time.monotonic() - began)
+        self._summary(ran)
         return 0
 
     def _handle_signals(self, stop: asyncio.Event, hurry: asyncio.Event) -> Any:
@@ -268,6 +311,8 @@ class DemoRun:
                 lines.append(f"  MLflow    {uri}  (browse: mlflow ui --backend-store-uri {uri})")
         drift = ", so llm_drift_score rises" if cfg.drift.enabled else ""
         lines.append(f"  after {self.shift_after:g} s prompts get much longer{drift}")
+        if cfg.drift.enabled and cfg.drift.baseline_file is None and cfg.drift.baseline_mlflow_run is None:
+            lines.append(f"  {drift_timeline(cfg.drift, self.rps, self.shift_after, self.duration)}")
         lines.append(
             "Press Ctrl-C to stop." if self.duration is None else f"Running for {self.duration:g} s (Ctrl-C stops)."
         )
@@ -307,4 +352,15 @@ def _totals(registry: CollectorRegistry, sample: str, by: str) -> dict[str, floa
     return out
 
 
-__all__ = ["MODELS", "ChatService", "DemoRun", "build", "demo_config", "load_demo_config", "run_demo"]
+__all__ = [
+    "DEFAULT_RPS",
+    "MODELS",
+    "ChatService",
+    "DemoRun",
+    "build",
+    "demo_config",
+    "drift_timeline",
+    "load_demo_config",
+    "run_demo",
+    "shift_time",
+]

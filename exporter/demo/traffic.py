@@ -76,8 +76,10 @@ class Traffic:
         rps: float,
         shift_after: float,
         seed: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url
+        self.transport = transport  # None: HTTP over the network; tests call the app in process
         self.model_names = [m for m, _ in models]
         self.model_weights = [w for _, w in models]
         self.rps = rps
@@ -108,7 +110,8 @@ class Traffic:
         started = loop.time()
         tasks: set[asyncio.Task[None]] = set()
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=120.0, limits=limits) as client:
+        client = httpx.AsyncClient(base_url=self.base_url, timeout=120.0, limits=limits, transport=self.transport)
+        async with client:
             next_at = loop.time()
             while not stop.is_set():
                 self.shifted = loop.time() - started >= self.shift_after

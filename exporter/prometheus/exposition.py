@@ -141,6 +141,12 @@ def metrics_app(
     It answers lifespan events itself, so it can be the root app or mounted anywhere. Rendering runs on
     a worker thread: a large registry must not stall the event loop of the app it is mounted in.
     With ``recorder=`` it serves that recorder's registry, protected by its config's ``auth``.
+
+    For an app that :class:`~exporter.PrometheusMiddleware` wraps, don't mount this to move the
+    exposition: the middleware keeps serving ``/metrics`` and records the mount's scrapes (and
+    Starlette's 307 redirect to the mount's trailing slash) as traffic. Give the middleware
+    ``metrics_path="/internal/metrics"`` (or ``metrics_port=``) instead: it serves the exposition there
+    only and never records it. This app is for serving a registry from an app without the middleware.
     """
     if recorder is not None:
         registry = recorder.registry

@@ -230,18 +230,38 @@ def test_run_help_lists_its_options() -> None:
         assert option in result.stdout
 
 
-@pytest.mark.parametrize(
-    ("target", "message"),
-    [
-        ("examples.plain_app", "expected MODULE:APP, got 'examples.plain_app'"),
-        ("examples.no_such_module:app", 'Could not import module "examples.no_such_module".'),
-        ("examples.plain_app:nope", 'Attribute "nope" not found in module "examples.plain_app".'),
-    ],
-)
-def test_run_bad_target_exits_2(target: str, message: str) -> None:
-    result = cli("run", target, "--port", str(free_port()))
-    assert result.returncode == 2
-    assert result.stderr == f"llm-exporter: error: {message}\n"
+# An app that cannot be imported, for each reason there is: (files of the project, target, the one line).
+BAD_APPS = {
+    "no such module": ({}, "myproject.main:app", "cannot import myproject.main: there is no module 'myproject' "
+                       "(run from the directory that holds it, or set PYTHONPATH)"),
+    "no such submodule": ({"myproject/__init__.py": ""}, "myproject.main:app",
+                          "cannot import myproject.main: there is no module 'myproject.main' "
+                          "(run from the directory that holds it, or set PYTHONPATH)"),
+    "missing dependency": ({"myproject/__init__.py": "", "myproject/main.py": "import no_such_dependency\n"},
+                           "myproject.main:app",
+                           "cannot import myproject.main: it imports 'no_such_dependency', which is not installed"),
+    "missing own module": ({"myproject/__init__.py": "", "myproject/main.py": "import myproject.db\n"},
+                           "myproject.main:app",
+                           "cannot import myproject.main: it imports 'myproject.db', which does not exist"),
+    "syntax error": ({"main.py": "app = (\n"}, "main:app",
+                     "cannot import main: '(' was never closed ({cwd}/main.py, line 1)"),
+    "error at import": ({"main.py": "raise RuntimeError('DATABASE_URL is not set')\n"}, "main:app",
+                        "cannot import main: RuntimeError: DATABASE_URL is not set"),
+    "missing attribute": ({"main.py": "application = None\n"}, "main:app", "main has no attribute 'app'"),
+    "not an app": ({"main.py": "app = 'hello'\n"}, "main:app", "main:app is a str, not an ASGI app"),
+    "not MODULE:APP": ({}, "main", "expected MODULE:APP, got 'main'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_APPS))
+def test_run_an_app_that_cannot_be_imported_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
+    files, target, message = BAD_APPS[case]
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    result = cli("run", target, "--port", str(free_port()), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"llm-exporter: error: {message.format(cwd=tmp_path)}\n"
 
 
 def test_run_bad_config_exits_2_before_serving(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import main
 from exporter.config import Config, DriftConfig, MlflowConfig, user_sections
-from exporter.demo import build, demo_config, load_demo_config, run_demo
+from exporter.demo import DEFAULT_RPS, build, demo_config, drift_timeline, load_demo_config, run_demo, shift_time
 from exporter.demo import service as demo_service
 from exporter.demo import traffic as demo_traffic
+from exporter.demo.run import SHIFT_AFTER
 from exporter.demo.service import ChatService, classify, count_tokens
 from exporter.demo.traffic import Traffic
 from exporter.middleware import PrometheusMiddleware
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
+from exporter.wiring import drift_sink
 
 from ..support import REPO
 from ..support.servers import HOST, free_port, wait_http
+from ..support.virtual_time import VirtualClock, virtual_time
+from ..support.virtual_time import run as run_virtual
 
 ROOT = REPO
 BOOKING = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Can I book an appointment?"}]
@@ -182,11 +187,16 @@ def test_server_errors_and_complaints() -> None:
     )
     llm_call = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
     assert (
-        registry.get_sample_value("llm_requests_total", {"http_route": "__none__", **llm_call, "outcome": "error"})
+        registry.get_sample_value(
+            "llm_requests_total", {"http_route": "/v1/chat/completions", **llm_call, "outcome": "error"}
+        )
         == 1.0
     )
     assert (
-        registry.get_sample_value("llm_requests_total", {"http_route": "__none__", **llm_call, "outcome": "ok"}) is None
+        registry.get_sample_value(
+            "llm_requests_total", {"http_route": "/v1/chat/completions", **llm_call, "outcome": "ok"}
+        )
+        is None
     )
     errors = {**llm_call, "gen_ai_operation_name": "chat", "error_type": "server_error"}
     assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_count", errors) == 1.0
@@ -256,6 +266,96 @@ def test_traffic_prompts_grow_after_the_shift() -> None:
     assert after > 10 * before
 
 
+# -- drift: the truth from the first second ---------------------------------------------------------------
+
+THRESHOLDS = {"psi": DriftConfig().psi_threshold, "ks": DriftConfig().ks_threshold, "js": DriftConfig().js_threshold}
+SHIFT = SHIFT_AFTER  # the default run: until Ctrl-C, shifting after 120 s
+
+
+def simulate_demo(seed: int, until: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
+    """The demo's service and traffic, as ``llm-exporter demo`` runs them by default, in virtual time:
+    the drift scores at every scoring interval, in seconds from the start.
+
+    Everything is the demo's own (its config, models, service, traffic at the default rate) and the
+    middleware's capture, but the traffic calls the app in process and the clock jumps from timer to
+    timer, so four minutes of the demo take two seconds. The drift sink drains and scores every second
+    of that clock, as its thread does.
+    """
+    clock = VirtualClock()
+    config = replace(demo_config(mlflow=False), otel=replace(Config().otel, exemplars=False))
+    interval = config.drift.score_interval_seconds
+    scores: list[tuple[float, dict[str, dict[str, float]]]] = []
+    with virtual_time(clock) as loop:
+        recorder = Recorder(config, CollectorRegistry())
+        drift = drift_sink(recorder, clock=clock)
+        recorder.add_sink(drift)
+        service = ChatService(seed=seed)
+        app = PrometheusMiddleware(service.app(), recorder=recorder)
+        models = [(m.name, m.weight) for m in demo_service.MODELS]
+        traffic = Traffic("http://demo", models, rps=DEFAULT_RPS, shift_after=SHIFT, seed=seed,
+                          transport=httpx.ASGITransport(app=app))  # fmt: skip
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            running = asyncio.create_task(traffic.run(stop))
+            start = loop.time()
+            for second in range(1, int(until) + 1):
+                await asyncio.sleep(start + second - loop.time())
+                now = drift.score_now()
+                if second % interval == 0:
+                    scores.append((float(second), now))
+            stop.set()
+            service.closing.set()
+            await running
+
+        run_virtual(loop, main())
+        drift.close()
+    return scores
+
+
+def over_threshold(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {f: {m: v for m, v in s.items() if v > THRESHOLDS[m]} for f, s in scores.items() if any(
+        v > THRESHOLDS[m] for m, v in s.items())}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_demo_drift_stays_under_the_thresholds_until_the_shift_and_crosses_after(seed: int) -> None:
+    timeline = simulate_demo(seed, until=SHIFT + 40)
+    before = [(t, s) for t, s in timeline if t <= SHIFT]
+    # Scores are there before the shift (a newcomer sees low scores, not nothing) ...
+    scored = [t for t, s in before if set(s) == set(DriftConfig().features)]
+    assert scored and scored[0] <= 90.0, before
+    # ... and none of them passes its threshold: no false alarm.
+    assert [(t, over_threshold(s)) for t, s in before if over_threshold(s)] == []
+    # The shift moves the prompt sizes past the PSI threshold within 30 s, and not the model mix, which
+    # does not change.
+    after = {t: s for t, s in timeline if t > SHIFT}
+    crossed = [t for t, s in after.items() if s["input_tokens"]["psi"] > THRESHOLDS["psi"]]
+    assert crossed and crossed[0] <= SHIFT + 30, after
+    assert all(set(s["input_tokens"]) == {"psi", "ks", "js"} for s in after.values())
+    assert [(t, s["model"]) for t, s in after.items() if over_threshold({"model": s["model"]})] == []
+
+
+def test_short_runs_shift_half_way_and_the_banner_says_when_drift_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (shift_time(None), shift_time(15.0), shift_time(300.0)) == (120.0, 7.5, 150.0)
+    drift = demo_config(mlflow=False).drift
+    # 500 and 300 answers at 10 requests/s, 4 % of them errors: 52 and 83 s.
+    assert drift_timeline(drift, 10.0, 120.0) == (
+        "drift: baseline after ~52 s, first llm_drift_score after ~83 s, all under the thresholds until the shift "
+        "at 120 s"
+    )
+    assert drift_timeline(drift, 10.0, 7.5) == (
+        "drift: baseline after ~52 s, first llm_drift_score after ~83 s, later than the shift at 7.5 s: the scores "
+        "compare shifted traffic"
+    )
+    assert drift_timeline(drift, 10.0, 7.5, duration=15.0) == (
+        "drift: none in a 15 s run (baseline after ~52 s, first llm_drift_score after ~83 s)"
+    )
+    assert drift_timeline(drift, 4.0, 120.0) == "drift: a 60 s window never holds 300 observations at this rate"
+    assert main(["demo", "--port", str(free_port()), "--duration", "1", "--rps", "2", "--no-mlflow"]) == 0
+    assert "  after 0.5 s prompts get much longer, so llm_drift_score rises\n" in capsys.readouterr().out
+
+
 # -- config -------------------------------------------------------------------------------------------------
 
 
@@ -263,7 +363,7 @@ def test_demo_config_turns_mlflow_on_and_tunes_drift() -> None:
     cfg = demo_config(None)
     # No tracking URI: the bridge uses $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory.
     assert (cfg.mlflow.enabled, cfg.mlflow.tracking_uri, cfg.mlflow.window_seconds) == (True, None, 15.0)
-    assert (cfg.drift.baseline_size, cfg.drift.min_samples, cfg.drift.score_interval_seconds) == (100, 50, 10.0)
+    assert (cfg.drift.baseline_size, cfg.drift.min_samples, cfg.drift.score_interval_seconds) == (500, 300, 10.0)
     assert demo_config(None, mlflow=False).mlflow == MlflowConfig()
 
 
@@ -305,7 +405,7 @@ def test_the_users_own_mlflow_and_drift_sections_are_used_as_is(tmp_path: Path, 
     path.write_text(text)
     cfg = load_demo_config(str(path), environ=env)
     assert cfg.mlflow == MlflowConfig()  # enabled: false, as written
-    assert cfg.drift == DriftConfig()  # min_samples: 200, and no demo baseline of 100
+    assert cfg.drift == DriftConfig()  # min_samples: 200, and no demo baseline of 500
     assert (cfg.drift.min_samples, cfg.drift.baseline_size) == (200, 1000)
 
 
@@ -318,7 +418,7 @@ def test_only_the_sections_the_user_left_alone_get_demo_defaults(tmp_path: Path)
     assert cfg.label_cap == 7
     cfg = load_demo_config(None, environ={"LLM_EXPORTER_MLFLOW__ENABLED": "false"})
     assert cfg.mlflow == MlflowConfig()
-    assert (cfg.drift.baseline_size, cfg.drift.min_samples) == (100, 50)
+    assert (cfg.drift.baseline_size, cfg.drift.min_samples) == (500, 300)
     assert load_demo_config(str(path), mlflow=False, environ={}).mlflow.enabled is False
 
 

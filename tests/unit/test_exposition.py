@@ -425,9 +425,9 @@ def test_every_metric_honours_the_injected_registry() -> None:
     assert get("http_server_active_requests", http_request_method="POST", http_route="/chat") == 0.0
     assert get(f"{DURATION}_count", **http("GET", "__unmatched__", "404")) == 1.0
     model = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    assert get("llm_tokens_total", http_route="__none__", **model, gen_ai_token_type="input") == 100.0
-    assert get("llm_tokens_total", http_route="__none__", **model, gen_ai_token_type="output") == 40.0
-    assert get("llm_requests_total", http_route="__none__", **model, outcome="ok") == 1.0
+    assert get("llm_tokens_total", http_route="/chat", **model, gen_ai_token_type="input") == 100.0
+    assert get("llm_tokens_total", http_route="/chat", **model, gen_ai_token_type="output") == 40.0
+    assert get("llm_requests_total", http_route="/chat", **model, outcome="ok") == 1.0
     assert (
         get("gen_ai_client_operation_duration_seconds_sum", **model, gen_ai_operation_name="chat", error_type="") == 0.5
     )
