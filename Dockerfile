@@ -8,8 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md prometheus.yml docker-compose.yml ./
 COPY exporter ./exporter
+# setup.py copies the templates into the package, for `llm-exporter templates`
+COPY grafana ./grafana
+COPY monitoring-templates ./monitoring-templates
 RUN pip install ".[mlflow]" \
     && useradd --create-home --uid 10001 exporter
 
