@@ -21,7 +21,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from ..config import Config, DriftConfig, user_sections
+from ..config import Config, DriftConfig, mask_uri, user_sections
+from ..middleware import PrometheusMiddleware
+from ..mlflow_bridge.tracking import resolve_tracking_uri
 from ..recorder import Recorder
 from ..wiring import recorder_for
 from .service import ERROR_RATE, MODELS, ChatService
@@ -103,8 +105,6 @@ def _mlflow_problem(cfg: Config) -> str | None:
         return None
     if importlib.util.find_spec("mlflow") is None:
         return "mlflow is not installed (pip install 'llm-exporter[mlflow]')"
-    if importlib.util.find_spec("exporter.mlflow_bridge") is None:
-        return "this build has no MLflow bridge"
     return None
 
 
@@ -124,8 +124,6 @@ def _bind(host: str, port: int) -> socket.socket:
 def build(config: Config, *, seed: int | None = None, time_scale: float = 1.0) -> tuple[Any, Recorder, ChatService]:
     """The demo app wrapped by the middleware, its recorder (own registry, process metrics included) and
     the service behind it."""
-    from ..middleware import PrometheusMiddleware
-
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -301,9 +299,6 @@ class DemoRun:
             f"  metrics   {self.metrics_url}",
         ]
         if cfg.mlflow.enabled:
-            from ..config import mask_uri
-            from ..mlflow_bridge.tracking import resolve_tracking_uri
-
             uri = mask_uri(resolve_tracking_uri(cfg.mlflow.tracking_uri))
             if uri.startswith(("http://", "https://")):
                 lines.append(f"  MLflow    {uri}")
