@@ -184,7 +184,7 @@ class Metrics:
         self.guard = LabelGuard(label_cap, lambda label: overflow.labels(label, *self.static).inc())
 
         # The families whose label values come from the traffic, each with its share of the budget.
-        self.budgeted = (
+        self.budgeted: tuple[Counter | Gauge | Histogram, ...] = (
             self.http_active,
             self.http_ttfb,
             self.http_exceptions,
