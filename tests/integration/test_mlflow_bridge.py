@@ -589,7 +589,8 @@ def test_spool_survives_a_torn_write(tmp_path: Path) -> None:
         got.append(record["n"])
         spool.pop()
     assert got == [1, 2]
-    assert spool.corrupt == 2
+    assert (spool.corrupt, spool.quarantined) == (1, 1)  # the torn tail is lost; the bad line is kept aside
+    assert (tmp_path / "s.quarantine.jsonl").read_bytes() == b"not json\n"
     assert path.stat().st_size == 0
     spool.close()
 
@@ -611,7 +612,8 @@ def test_a_torn_last_line_does_not_swallow_the_next_batch(tmp_path: Path) -> Non
 
 
 def test_batches_lost_in_the_spool_are_counted_as_dropped(tmp_path: Path, sqlite_uri: str) -> None:
-    """Nothing is lost without being counted: a torn last line and an unreadable line are dropped batches."""
+    """Nothing is lost without being counted: a torn last line is a dropped batch, an unreadable line one
+    moved to the quarantine file."""
     path = tmp_path / "spool.jsonl"
     unreachable = f"http://{HOST}:{free_port()}"
     clock = Clock()
@@ -624,8 +626,9 @@ def test_batches_lost_in_the_spool_are_counted_as_dropped(tmp_path: Path, sqlite
     with bridge(make_config(tmp_path, tracking_uri=sqlite_uri, experiment="torn"), clock) as (rec, sink):
         wait_for(lambda: sink.health()["spool_bytes"] == 0, "the spool to be replayed")
         traffic(rec, sink, clock, 2, 3)
-    # dropped: the torn line (cut off when the spool was opened) and the unreadable one (skipped on replay)
-    assert results(rec) == {"ok": 1.0, "retried": 2.0, "spooled": 0.0, "dropped": 2.0}
+    # dropped: the torn line (cut off when the spool was opened); quarantined: the unreadable one
+    assert results(rec) == {"ok": 1.0, "retried": 2.0, "spooled": 0.0, "dropped": 1.0}
+    assert batches(rec, "quarantined") == 1.0
     client, run = window_run(sqlite_uri, "torn")
     assert history(client, run, "requests") == [(STEP0, 1.0), (STEP0 + 1, 2.0), (STEP0 + 2, 3.0)]
     assert path.stat().st_size == 0
