@@ -302,13 +302,15 @@ def read_text_file(path: str | os.PathLike[str], source: str, max_bytes: int = M
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ConfigError(source, "(file)", "not a regular file (a directory, FIFO or device is never read)")
-        try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(max_bytes + 1)
-        except OSError as exc:
-            raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ConfigError(source, "(file)", f"larger than the limit of {max_bytes} bytes")
     try:
