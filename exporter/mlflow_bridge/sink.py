@@ -495,9 +495,8 @@ class MlflowSink(Sink):
                         self._succeeded(record)
                         self._output.batches("retried")
                         spool.pop()
-                        key = record["run"]["key"]
-                        if record["kind"] == "window" and key != now_run:  # a run this process is not writing
-                            self._to_end[key] = max(record["ts"], self._to_end.get(key) or 0)
+                        if record["kind"] == "window":
+                            self._replayed_window(record["run"]["key"], record["ts"], now_run)
                     self._output.spool_bytes(self._pending_bytes())
             finally:
                 self._count_lost(spool)
@@ -506,6 +505,12 @@ class MlflowSink(Sink):
                 self._spools.remove(spool)
         if not self._pending():
             self._end_runs(keep=now_run)
+
+    def _replayed_window(self, key: str, ts: int, now_run: str | None) -> None:
+        if key != now_run:  # a run this process is not writing: ended once every spooled batch is written
+            self._to_end[key] = max(ts, self._to_end.get(key) or 0)
+        elif self._current_run is None:  # the run this process goes on with (the same instance, restarted)
+            self._current_run = key
 
     def _run_key_now(self) -> str | None:
         placed = self._run_for(int(self._clock() // self.width))
