@@ -62,6 +62,7 @@ MAX_DRIFT_RESOLUTION = 1_000
 MAX_BASELINE_SIZE = 100_000  # values held per feature until its baseline is built
 MAX_DRIFT_CATEGORIES = 1_000
 MAX_DRIFT_USER_FEATURES = 500
+MIN_SECONDS = 0.001  # the shortest window or interval
 
 
 class ConfigError(ValueError):
@@ -511,6 +512,12 @@ def _check_semantics(cfg: Config, source: str) -> None:
         if value > maximum:
             bad(key, f"expected at most {maximum:g} ({why}), got {value:g}")
 
+    def interval(key: str, value: float, maximum: float, why: str) -> None:
+        # Times are divided by these: a width of 1e-300 s makes window indexes overflow.
+        if 0 < value < MIN_SECONDS:
+            bad(key, f"expected at least {MIN_SECONDS:g} seconds, got {value:g}")
+        at_most(key, value, maximum, why)
+
     if not cfg.metrics_path.startswith("/"):
         bad("metrics_path", f"expected a path starting with '/', got {cfg.metrics_path!r}")
     if cfg.metrics_port is not None:
@@ -557,7 +564,7 @@ def _check_semantics(cfg: Config, source: str) -> None:
     m = cfg.mlflow
     if m.window_seconds <= 0:
         bad("mlflow.window_seconds", f"expected a number > 0, got {m.window_seconds}")
-    at_most("mlflow.window_seconds", m.window_seconds, 86400, "a day: a run holds a day's windows")
+    interval("mlflow.window_seconds", m.window_seconds, 86400, "a day: a run holds a day's windows")
     if m.queue_size < 1:
         bad("mlflow.queue_size", "expected an integer >= 1")
     if m.spool_max_bytes < 0:
@@ -581,10 +588,10 @@ def _check_semantics(cfg: Config, source: str) -> None:
     rule("drift.bins", checks.count(2, MAX_DRIFT_BINS), d.bins)
     if d.window_seconds <= 0:
         bad("drift.window_seconds", f"expected a number > 0, got {d.window_seconds}")
-    at_most("drift.window_seconds", d.window_seconds, 90 * 86400, "90 days")
+    interval("drift.window_seconds", d.window_seconds, 90 * 86400, "90 days")
     if d.score_interval_seconds <= 0:
         bad("drift.score_interval_seconds", f"expected a number > 0, got {d.score_interval_seconds}")
-    at_most("drift.score_interval_seconds", d.score_interval_seconds, 86400, "a day")
+    interval("drift.score_interval_seconds", d.score_interval_seconds, 86400, "a day")
     if d.min_samples < 1:
         bad("drift.min_samples", "expected an integer >= 1")
     rule("drift.baseline_size", checks.count(1, MAX_BASELINE_SIZE), d.baseline_size)

@@ -496,6 +496,11 @@ def test_the_baseline_is_built_on_the_scoring_thread_and_nothing_meanwhile_is_lo
             {"mlflow": {"window_seconds": 1e300}},
             "mlflow.window_seconds: expected at most 86400 (a day: a run holds a day's windows), got 1e+300",
         ),
+        ({"mlflow": {"window_seconds": 1e-300}}, "mlflow.window_seconds: expected at least 0.001 seconds, got 1e-300"),
+        (
+            {"drift": {"score_interval_seconds": 1e-9}},
+            "drift.score_interval_seconds: expected at least 0.001 seconds, got 1e-09",
+        ),
         (
             {"mlflow": {"shutdown_timeout_seconds": float("inf")}},
             "mlflow.shutdown_timeout_seconds: expected a finite number, got float inf",
