@@ -314,8 +314,9 @@ class MlflowSink(Sink):
         if self._delay == 0:  # MLflow answered last time: worth trying the spool once more
             if self._pending():
                 self._replay(time.monotonic() + self.cfg.shutdown_timeout_seconds / 2)
-            if self._current_run is not None and not self._pending():
-                self._to_end.setdefault(self._current_run, None)
+            if not self._pending():  # every run this process wrote to, or replayed, is complete
+                if self._current_run is not None:
+                    self._to_end.setdefault(self._current_run, None)
                 self._end_runs(keep=None)
 
     def _timers(self) -> None:
