@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..config import Buckets, Config
+from ..config import SERIES_BUDGET, Buckets, Config
 from ..labels import (
     ERROR_TYPE,
     HTTP,
@@ -46,7 +46,7 @@ class Metrics:
         static_labels: dict[str, str] | None = None,
         label_cap: int = 100,
         tenant: bool = False,
-        series_budget: int = 2500,
+        series_budget: int = SERIES_BUDGET,
     ) -> None:
         b = buckets or Buckets()
         static = dict(static_labels or {})
