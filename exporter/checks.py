@@ -60,9 +60,10 @@ def text(*, required: bool) -> Rule:
     return check
 
 
-def count(minimum: int = 0, maximum: int | None = None) -> Rule:
-    """A whole number (a count of tokens, bytes, events); an integral float such as JSON's 150.0 is one."""
-    expected = _range("an integer", minimum, maximum)
+def count(minimum: int = 0, maximum: int | None = None, *, kind: str = "an integer") -> Rule:
+    """A whole number (a count of tokens, bytes, events); an integral float such as JSON's 150.0 is one.
+    ``kind`` names it in the message (``a port``)."""
+    expected = _range(kind, minimum, maximum)
 
     def check(value: Any) -> int:
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
@@ -102,6 +103,32 @@ def number(minimum: float = 0.0, maximum: float | None = None) -> Rule:
     return check
 
 
+def finite(value: Any) -> float:
+    """Any finite number, as a float: NaN and infinities are never a setting (a window of inf seconds
+    never closes, a NaN threshold never fires). Bounds are the caller's."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Wrong(FINITE)
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise Wrong(TOO_LARGE)
+        return float(value)
+    if not math.isfinite(value):
+        raise Wrong(FINITE)
+    return value
+
+
+FINITE = "expected a finite number"
+
+
+def whole(value: Any) -> int:
+    """Any integer (not a flag) within float64's exact range: config's integers, bounded by their keys."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Wrong("expected an integer")
+    if abs(value) > MAX_INT:
+        raise Wrong(TOO_LARGE)
+    return value
+
+
 def timestamp() -> Rule:
     """A Unix time in seconds, not (much) in the future."""
     in_range = number(minimum=1.0)
@@ -121,6 +148,15 @@ def flag(value: Any) -> bool:
     return value
 
 
+def secret(value: Any) -> str:
+    """A token or password: an empty one would not protect anything, so it is refused rather than read as
+    "no auth" (leave the key out for that)."""
+    if not isinstance(value, str) or not value.strip():
+        raise Wrong("expected a non-empty secret (leave the key out for none)")
+    return value
+
+
+PORT = count(1, 65535, kind="a port")
 NAME = text(required=True)  # a model, provider, evaluation, event or feature name
 TEXT = text(required=False)  # a label value, possibly empty
 

@@ -232,8 +232,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_collector(args: argparse.Namespace) -> int:
+    from .checks import PORT, Wrong
     from .collector import serve
 
+    if args.port is not None:
+        try:
+            PORT(args.port)
+        except Wrong as exc:
+            raise UsageError(f"--port: {exc.message}, got {args.port}") from None
     serve(Config.load(args.config), args.host, args.port)
     return 0
 

@@ -10,6 +10,7 @@ import dataclasses
 import math
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
+from . import checks
+from .checks import Rule, Wrong
 from .labels import LABEL_NAMES, NOT_UTF8, is_utf8
 
 ENV_PREFIX = "LLM_EXPORTER_"
@@ -46,6 +49,23 @@ TTFT_BUCKETS = (
 )  # fmt: skip
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 RATING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0)
+
+
+# Upper bounds: each sizes memory or CPU that grows with the setting, so a typo (10**7 bins) is refused
+# at load time rather than found as a process that no longer answers.
+MAX_LABEL_CAP = 10_000  # distinct values remembered per label
+MAX_SERIES_BUDGET = 1_000_000  # series per metric family
+MAX_BUCKETS = 100  # boundaries per histogram: each is a series of every child
+# Drift: every numeric feature keeps (time slots x resolution) counters and scores them all each interval.
+MAX_DRIFT_BINS = 100
+MAX_DRIFT_RESOLUTION = 1_000
+MAX_BASELINE_SIZE = 100_000  # values held per feature until its baseline is built
+MAX_DRIFT_CATEGORIES = 1_000
+MAX_DRIFT_USER_FEATURES = 500
+MIN_SECONDS = 0.001  # the shortest window or interval
+# Series per metric family. 18 families of 2500 keep the whole exposition of one process under ~43k series
+# (README, "Series budget"), which renders in well under a second.
+SERIES_BUDGET = 2500
 
 
 class ConfigError(ValueError):
@@ -200,6 +220,9 @@ class Config:
     exclude_paths: tuple[str, ...] = ("/metrics", "/health")
     route_patterns: tuple[str, ...] = ()
     label_cap: int = 100
+    # Series (exposition lines) per metric family; new label combinations past it share one __overflow__
+    # series (README, "Series budget").
+    series_budget: int = SERIES_BUDGET
     tenant_label: bool = False
     auth: AuthConfig = field(default_factory=AuthConfig)
     buckets: Buckets = field(default_factory=Buckets)
@@ -313,19 +336,51 @@ def _paths_relative_to(data: Mapping[str, Any], config_file: str | os.PathLike[s
     return out
 
 
+MAX_FILE_BYTES = 1024 * 1024  # a config file is a few KB; more is a wrong path (a log, a disk image)
+
+
+def read_text_file(path: str | os.PathLike[str], source: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """A regular file's text, read as UTF-8, at most ``max_bytes``; every problem is a ConfigError.
+
+    Opened without blocking and checked to be a regular file before any read: a FIFO or a device given
+    as a path would otherwise block (or stream) forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(source, "(file)", "not a regular file (a directory, FIFO or device is never read)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ConfigError(source, "(file)", f"larger than the limit of {max_bytes} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(source, "(file)", f"not UTF-8 text ({where})") from None
+
+
 def _read_yaml(path: str | os.PathLike[str]) -> Mapping[str, Any]:
     """A config file's top-level mapping (empty for an empty file)."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    text = read_text_file(path, source)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
         raise ConfigError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    except ValueError as exc:  # an integer of over 4,300 digits: Python refuses to convert it
+        raise ConfigError(source, "(file)", f"not valid YAML: {exc}") from None
+    except RecursionError:  # [[[[...]]]] nested thousands deep
+        raise ConfigError(source, "(file)", "not valid YAML: nested too deep") from None
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -430,6 +485,8 @@ def _no_default(f: dataclasses.Field[Any]) -> bool:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, int) and abs(value) > checks.MAX_INT:  # its digits may be too many to print
+        return f"an integer of {value.bit_length()} bits"
     return f"{type(value).__name__} {value!r}" if not isinstance(value, Mapping | list) else type(value).__name__
 
 
@@ -465,18 +522,23 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(source, key, f"expected true or false, got {_describe(value)}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(source, key, f"expected an integer, got {_describe(value)}")
-        return value
+        return _checked(checks.whole, value, source, key)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(source, key, f"expected a number, got {_describe(value)}")
-        return float(value)
+        # NaN and infinities are refused for every key: none of them means anything as a setting.
+        return _checked(checks.finite, value, source, key)
     if tp is str:
         if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
             raise ConfigError(source, key, f"expected a string, got {_describe(value)}")
         return str(value)
     raise AssertionError(f"unsupported config type {tp!r} for {key}")  # a programming error in this module
+
+
+def _checked(rule: Rule, value: Any, source: str, key: str) -> Any:
+    """``rule(value)``, its message (the one every input gives for it) as a ConfigError naming the key."""
+    try:
+        return rule(value)
+    except Wrong as exc:
+        raise ConfigError(source, key, f"{exc.message}, got {_describe(value)}") from None
 
 
 def _check_semantics(cfg: Config, source: str) -> None:
@@ -485,12 +547,29 @@ def _check_semantics(cfg: Config, source: str) -> None:
     def bad(key: str, message: str) -> None:
         raise ConfigError(source, key, message)
 
+    def rule(key: str, check: Rule, value: Any) -> None:
+        try:
+            check(value)
+        except Wrong as exc:
+            shown = repr(value) if isinstance(value, str) else str(value)  # typed already: ints here
+            bad(key, f"{exc.message}, got {shown}")
+
+    def at_most(key: str, value: float, maximum: float, why: str) -> None:
+        if value > maximum:
+            bad(key, f"expected at most {maximum:g} ({why}), got {value:g}")
+
+    def interval(key: str, value: float, maximum: float, why: str) -> None:
+        # Times are divided by these: a width of 1e-300 s makes window indexes overflow.
+        if 0 < value < MIN_SECONDS:
+            bad(key, f"expected at least {MIN_SECONDS:g} seconds, got {value:g}")
+        at_most(key, value, maximum, why)
+
     if not cfg.metrics_path.startswith("/"):
         bad("metrics_path", f"expected a path starting with '/', got {cfg.metrics_path!r}")
-    if cfg.metrics_port is not None and not 0 < cfg.metrics_port < 65536:
-        bad("metrics_port", f"expected a port between 1 and 65535, got {cfg.metrics_port}")
-    if cfg.label_cap < 1:
-        bad("label_cap", f"expected an integer >= 1, got {cfg.label_cap}")
+    if cfg.metrics_port is not None:
+        rule("metrics_port", checks.PORT, cfg.metrics_port)
+    rule("label_cap", checks.count(1, MAX_LABEL_CAP), cfg.label_cap)
+    rule("series_budget", checks.count(1, MAX_SERIES_BUDGET), cfg.series_budget)
     for name, value in cfg.labels.items():
         if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
             bad(f"labels.{name}", "not a valid Prometheus label name (letters, digits and '_', not first a digit)")
@@ -502,7 +581,15 @@ def _check_semantics(cfg: Config, source: str) -> None:
         values = getattr(cfg.buckets, bucket_field.name)
         if not values or list(values) != sorted(set(values)):
             bad(f"buckets.{bucket_field.name}", "expected a non-empty, strictly increasing list of numbers")
+        if len(values) > MAX_BUCKETS:
+            bad(f"buckets.{bucket_field.name}", f"expected at most {MAX_BUCKETS} boundaries, got {len(values)}")
     auth = cfg.auth
+    # An empty secret would leave the endpoint open while the config says it is protected.
+    for key, secret in (("bearer_token", auth.bearer_token), ("basic_password", auth.basic_password)):
+        if secret is not None:
+            rule(f"auth.{key}", checks.secret, secret)
+    if auth.basic_username is not None:
+        rule("auth.basic_username", checks.NAME, auth.basic_username)
     if (auth.basic_username is None) != (auth.basic_password is None):
         bad("auth.basic_password", "basic auth needs both basic_username and basic_password")
     if cfg.capture.max_json_bytes < 0:
@@ -512,13 +599,18 @@ def _check_semantics(cfg: Config, source: str) -> None:
             v = getattr(price, part)
             if v is not None and not (math.isfinite(v) and v >= 0):
                 bad(f"pricing.overrides.{model}.{part}", f"expected a finite price >= 0, got {v}")
-    if cfg.collector.max_body_bytes < 1:
+    c = cfg.collector
+    rule("collector.port", checks.PORT, c.port)
+    if c.token is not None:
+        rule("collector.token", checks.secret, c.token)
+    if c.max_body_bytes < 1:
         bad("collector.max_body_bytes", "expected an integer >= 1")
-    if cfg.collector.max_events < 1:
+    if c.max_events < 1:
         bad("collector.max_events", "expected an integer >= 1")
     m = cfg.mlflow
     if m.window_seconds <= 0:
         bad("mlflow.window_seconds", f"expected a number > 0, got {m.window_seconds}")
+    interval("mlflow.window_seconds", m.window_seconds, 86400, "a day: a run holds a day's windows")
     if m.queue_size < 1:
         bad("mlflow.queue_size", "expected an integer >= 1")
     if m.spool_max_bytes < 0:
@@ -527,39 +619,43 @@ def _check_semantics(cfg: Config, source: str) -> None:
         bad("mlflow.per_request_sample_rate", f"expected a number between 0 and 1, got {m.per_request_sample_rate}")
     if not 0 < m.retry_min_seconds <= m.retry_max_seconds:
         bad("mlflow.retry_min_seconds", "expected a number > 0 and <= mlflow.retry_max_seconds")
+    at_most("mlflow.retry_max_seconds", m.retry_max_seconds, 86400, "a day")
     if m.request_timeout_seconds < 1:
         bad("mlflow.request_timeout_seconds", "expected an integer >= 1")
+    at_most("mlflow.request_timeout_seconds", m.request_timeout_seconds, 3600, "an hour")
     if m.shutdown_timeout_seconds <= 0:
         bad("mlflow.shutdown_timeout_seconds", f"expected a number > 0, got {m.shutdown_timeout_seconds}")
+    at_most("mlflow.shutdown_timeout_seconds", m.shutdown_timeout_seconds, 3600, "an hour")
     if m.late_windows < 0:
         bad("mlflow.late_windows", "expected an integer >= 0")
     if not m.experiment.strip():
         bad("mlflow.experiment", "expected a non-empty experiment name")
     d = cfg.drift
-    if d.bins < 2:
-        bad("drift.bins", f"expected an integer >= 2, got {d.bins}")
+    rule("drift.bins", checks.count(2, MAX_DRIFT_BINS), d.bins)
     if d.window_seconds <= 0:
         bad("drift.window_seconds", f"expected a number > 0, got {d.window_seconds}")
+    interval("drift.window_seconds", d.window_seconds, 90 * 86400, "90 days")
     if d.score_interval_seconds <= 0:
         bad("drift.score_interval_seconds", f"expected a number > 0, got {d.score_interval_seconds}")
+    interval("drift.score_interval_seconds", d.score_interval_seconds, 86400, "a day")
     if d.min_samples < 1:
         bad("drift.min_samples", "expected an integer >= 1")
-    if d.baseline_size < 1:
-        bad("drift.baseline_size", "expected an integer >= 1")
+    rule("drift.baseline_size", checks.count(1, MAX_BASELINE_SIZE), d.baseline_size)
     for i, name in enumerate(d.features):
         if name not in DRIFT_FEATURES:
             known = ", ".join(DRIFT_FEATURES)
             bad(f"drift.features[{i}]", f"unknown built-in feature {name!r}; expected some of: {known}")
-    if d.resolution < d.bins:
-        bad("drift.resolution", f"expected an integer >= drift.bins ({d.bins}), got {d.resolution}")
+    if not d.bins <= d.resolution <= MAX_DRIFT_RESOLUTION:
+        bad(
+            "drift.resolution",
+            f"expected an integer between drift.bins ({d.bins}) and {MAX_DRIFT_RESOLUTION}, got {d.resolution}",
+        )
     if not 0.0 < d.epsilon < 1.0:
         bad("drift.epsilon", f"expected a number between 0 and 1 (exclusive), got {d.epsilon}")
     for key in ("psi_threshold", "ks_threshold", "js_threshold"):
         if getattr(d, key) <= 0:
             bad(f"drift.{key}", f"expected a number > 0, got {getattr(d, key)}")
-    if d.max_categories < 1:
-        bad("drift.max_categories", "expected an integer >= 1")
-    if d.max_user_features < 0:
-        bad("drift.max_user_features", "expected an integer >= 0")
+    rule("drift.max_categories", checks.count(1, MAX_DRIFT_CATEGORIES), d.max_categories)
+    rule("drift.max_user_features", checks.count(0, MAX_DRIFT_USER_FEATURES), d.max_user_features)
     if d.baseline_file is not None and d.baseline_mlflow_run is not None:
         bad("drift.baseline_mlflow_run", "set either drift.baseline_file or drift.baseline_mlflow_run, not both")

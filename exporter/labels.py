@@ -7,6 +7,7 @@ they settle without touching the modules that record.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 OVERFLOW = "__overflow__"
@@ -83,3 +84,45 @@ class LabelGuard:
         if self._on_overflow is not None:
             self._on_overflow(label)
         return OVERFLOW
+
+
+class SeriesBudget:
+    """Caps the label combinations of each metric family, however the values of its labels combine.
+
+    :class:`LabelGuard` caps each label alone, so a family with three labels of 100 values each could
+    still hold a million children. Here each family (registered with :meth:`limit`) takes at most
+    ``combinations - 1`` distinct combinations of values; later new ones all share one combination with
+    every value ``__overflow__``, so the family never holds more than ``combinations`` children, the
+    overflow one included. ``on_overflow(name)`` is told of every observation folded.
+
+    The recorder asks only when it creates a child (its caches hold the admitted ones), so an existing
+    series costs nothing more on the request path; the set look-up and the lock are for new ones.
+    """
+
+    def __init__(self, on_overflow: Callable[[str], None]) -> None:
+        self._on_overflow = on_overflow
+        self._families: dict[object, tuple[str, int, set[tuple[str, ...]]]] = {}
+        self._lock = threading.Lock()
+
+    def limit(self, family: object, name: str, combinations: int) -> None:
+        """Let ``family`` (reported as ``name``) hold at most ``combinations`` (>= 2) children."""
+        self._families[family] = (name, max(2, combinations), set())
+
+    def combinations(self, family: object) -> int:
+        return self._families[family][1]
+
+    def admit(self, family: object, values: tuple[str, ...]) -> tuple[str, ...]:
+        """``values`` when ``family`` has (or may make) that child; else the overflow combination. A family
+        never registered is bounded by the code that records it (a result name): always ``values``."""
+        entry = self._families.get(family)
+        if entry is None:
+            return values
+        name, room, seen = entry
+        if values in seen:
+            return values
+        with self._lock:  # the check and the add together: two threads must not both take the last place
+            if len(seen) < room - 1:
+                seen.add(values)
+                return values
+        self._on_overflow(name)
+        return (OVERFLOW,) * len(values)

@@ -30,7 +30,6 @@ from .wiring import is_default, recorder_for
 
 log = logging.getLogger("exporter")
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CLIENT_CLOSED = 499  # nginx's code for a client that went away before the response ended
 
 
@@ -184,16 +183,6 @@ class PrometheusMiddleware:
         return lifespan_send
 
 
-def content_length(scope: Scope) -> int:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return max(int(value), 0)
-            except ValueError:
-                return 0
-    return 0
-
-
 class _Exchange(Handling):
     """One request/response as the middleware sees it: wraps ``receive`` and ``send`` and records once.
 
@@ -305,8 +294,8 @@ class _Exchange(Handling):
         self.done = True
         rec = self.rec
         try:
-            if not self.received and self.method in BODY_METHODS:
-                self.received = content_length(self.scope)  # a body the app never read
+            # The request body's size is the bytes that arrived through receive(); a body the app never read
+            # counts 0. Content-Length is only the client's claim (99999999999999999999 with no body).
             ttfb = self.first_byte - self.start if self.streaming else None
             rec.http(self.method, self.route, self.status, end - self.start, self.received, self.sent, ttfb)
             if self.outbound_calls:

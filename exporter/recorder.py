@@ -40,8 +40,9 @@ from .sinks import BridgeOutput, DriftOutput, Sink
 
 log = logging.getLogger(__name__)
 
-_MAX_CACHED_CHILDREN = 20_000
-BATCH_RESULTS = ("ok", "retried", "spooled", "dropped")  # llm_exporter_mlflow_batches_total{result}
+# llm_exporter_mlflow_batches_total{result}; "quarantined": spooled batches that could not be replayed
+# (a bad shape or value, or one MLflow refused), moved to the spool's quarantine file.
+BATCH_RESULTS = ("ok", "retried", "spooled", "dropped", "quarantined")
 
 
 class Recorder:
@@ -50,7 +51,12 @@ class Recorder:
         self.registry = REGISTRY if registry is None else registry
         c = self.config
         self.metrics = Metrics(
-            self.registry, buckets=c.buckets, static_labels=c.labels, label_cap=c.label_cap, tenant=c.tenant_label
+            self.registry,
+            buckets=c.buckets,
+            static_labels=c.labels,
+            label_cap=c.label_cap,
+            tenant=c.tenant_label,
+            series_budget=c.series_budget,
         )
         self.guard = self.metrics.guard
         self.sinks: tuple[Sink, ...] = ()
@@ -61,10 +67,15 @@ class Recorder:
         self.exemplar: Callable[[], dict[str, str] | None] | None = None
         self._pricing: PricingTable | None = None
         self._started = False
+        # Child caches, keyed by label values. Only children within their family's series budget are
+        # cached under their values (plus one overflow child per family), so each cache is bounded by the
+        # budget; a combination past it is asked about again at each use and counted each time.
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._ttfb_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
+        self._http_overflow: tuple[Any, Any, Any, Any] | None = None
+        self._ttfb_overflow: Callable[[float], None] | None = None
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -141,9 +152,11 @@ class Recorder:
         provider = self.guard("gen_ai_provider_name", limit.provider or "unknown")
         model = self.guard("gen_ai_request_model", limit.model or "unknown")
         if limit.remaining is not None:
-            m.rate_limit_remaining.labels(provider, model, limit.resource, *m.static).set(limit.remaining)
+            values = m.admit(m.rate_limit_remaining, (provider, model, limit.resource))
+            m.rate_limit_remaining.labels(*values, *m.static).set(limit.remaining)
         if limit.limit is not None:
-            m.rate_limit_limit.labels(provider, model, limit.resource, *m.static).set(limit.limit)
+            values = m.admit(m.rate_limit_limit, (provider, model, limit.resource))
+            m.rate_limit_limit.labels(*values, *m.static).set(limit.limit)
 
     def track_events(self, result: str, count: int) -> None:
         """Events the ``/track`` collector ``accepted`` or ``rejected``."""
@@ -161,7 +174,10 @@ class Recorder:
         add = self._active_children.get((method, route))
         if add is None:
             m = self.metrics
-            add = adder(unlocked(m.http_active.labels(method, route, *m.static)))
+            # (method, route) pairs are few (normalised methods x capped routes): a pair past the budget
+            # is cached too, on the overflow child, so that its +1 and its -1 meet on the same series.
+            values = m.admit(m.http_active, (method, route))
+            add = adder(unlocked(m.http_active.labels(*values, *m.static)))
             if self._on_active:
                 add = _telling(add, method, route, self._on_active)
             self._active_children[(method, route)] = add
@@ -193,9 +209,7 @@ class Recorder:
             ttfb_h = self._ttfb_children.get(key)
             if ttfb_h is None:
                 # Only streaming responses have a TTFB; a child made up front would export empty series.
-                m = self.metrics
-                ttfb_h = observer(unlocked(m.http_ttfb.labels(*self._http_values(key), *m.static)))
-                self._ttfb_children[key] = ttfb_h
+                ttfb_h = self._ttfb_child_for(key)
             ttfb_h(ttfb)
         for observe in self._on_duration:
             observe(duration)
@@ -211,18 +225,37 @@ class Recorder:
     def _http_children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any, Any]:
         m = self.metrics
         values = self._http_values(key)
+        admitted = m.admit(m.http_duration, values)  # for the three histograms at once
+        if admitted is not values:
+            if self._http_overflow is None:
+                self._http_overflow = self._new_http_children(admitted)
+            return self._http_overflow
+        children = self._http_children[key] = self._new_http_children(values)
+        return children
+
+    def _new_http_children(self, values: tuple[str, ...]) -> tuple[Any, Any, Any, Any]:
+        m = self.metrics
         duration = unlocked(m.http_duration.labels(*values, *m.static))
         request = unlocked(m.http_request_size.labels(*values, *m.static))
         response = unlocked(m.http_response_size.labels(*values, *m.static))
         # All three in one call; the duration child itself and the sizes' observers for an exemplar.
-        children = (http_observer(duration, request, response), duration, observer(request), observer(response))
-        # The key space is bounded: methods are normalised, routes capped by route(), statuses are 3 digits.
-        self._http_children[key] = children
-        return children
+        return http_observer(duration, request, response), duration, observer(request), observer(response)
+
+    def _ttfb_child_for(self, key: tuple[str, str, int]) -> Callable[[float], None]:
+        m = self.metrics
+        values = self._http_values(key)
+        admitted = m.admit(m.http_ttfb, values)
+        if admitted is not values:
+            if self._ttfb_overflow is None:
+                self._ttfb_overflow = observer(unlocked(m.http_ttfb.labels(*admitted, *m.static)))
+            return self._ttfb_overflow
+        ttfb_h = self._ttfb_children[key] = observer(unlocked(m.http_ttfb.labels(*values, *m.static)))
+        return ttfb_h
 
     def http_exception(self, method: str, route: str, exc: BaseException) -> None:
         m = self.metrics
-        m.http_exceptions.labels(method, route, self.guard("error_type", type(exc).__name__), *m.static).inc()
+        values = m.admit(m.http_exceptions, (method, route, self.guard("error_type", type(exc).__name__)))
+        m.http_exceptions.labels(*values, *m.static).inc()
 
     # -- LLM ----------------------------------------------------------------------------------------
 
@@ -239,7 +272,7 @@ class Recorder:
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             if exemplar:
-                m.llm_duration.labels(operation, provider, model, error, *m.static).observe(call.duration, exemplar)
+                self._labels(m.llm_duration, (operation, provider, model, error)).observe(call.duration, exemplar)
             else:
                 self._observe(m.llm_duration, operation, provider, model, error)(call.duration)
         if call.ttft is not None:
@@ -262,7 +295,7 @@ class Recorder:
         ):
             if tokens:
                 if exemplar:
-                    usage = m.llm_token_usage.labels(operation, provider, model, token_type, *m.static)
+                    usage = self._labels(m.llm_token_usage, (operation, provider, model, token_type))
                     usage.observe(tokens, exemplar)
                 else:
                     self._observe(m.llm_token_usage, operation, provider, model, token_type)(tokens)
@@ -279,28 +312,34 @@ class Recorder:
                 sink.on_llm(call, cost, ts)
         return cost
 
-    # Children of the families above, cached by label values (already capped, so the cache is bounded by
-    # the caps; it is also cleared past a size, as a last resort). ``labels()`` costs ~0.6 µs, a hit ~0.1.
+    # Children of the families above, cached by label values. ``labels()`` costs ~0.6 µs, a hit ~0.1; the
+    # series budget is asked only on a miss, so an existing series costs no more than before.
 
     def _observe(self, family: Histogram, *values: str) -> Callable[[float], None]:
-        key = (family, values)
-        fn = self._children.get(key)
+        fn = self._children.get((family, values))
         if fn is None:
-            fn = self._remember(key, observer(family.labels(*values, *self.metrics.static)))
+            fn = self._new_child(family, values, observer)
         return fn
 
     def _add(self, family: Counter, *values: str) -> Callable[[float], None]:
-        key = (family, values)
-        fn = self._children.get(key)
+        fn = self._children.get((family, values))
         if fn is None:
-            fn = self._remember(key, adder(family.labels(*values, *self.metrics.static)))
+            fn = self._new_child(family, values, adder)
         return fn
 
-    def _remember(self, key: tuple[Any, tuple[str, ...]], fn: Callable[[float], None]) -> Callable[[float], None]:
-        if len(self._children) >= _MAX_CACHED_CHILDREN:
-            self._children.clear()
-        self._children[key] = fn
+    def _new_child(
+        self, family: Any, values: tuple[str, ...], make: Callable[[Any], Callable[[float], None]]
+    ) -> Callable[[float], None]:
+        # Cached under the values the budget admitted: a combination past it shares the overflow entry.
+        key = (family, self.metrics.admit(family, values))
+        fn = self._children.get(key)
+        if fn is None:
+            fn = self._children[key] = make(family.labels(*key[1], *self.metrics.static))
         return fn
+
+    def _labels(self, family: Histogram, values: tuple[str, ...]) -> Histogram:
+        """The child of ``values`` within the family's budget (the exemplar paths, which are not cached)."""
+        return family.labels(*self.metrics.admit(family, values), *self.metrics.static)
 
     # -- any observation of the vocabulary ---------------------------------------------------------------
 

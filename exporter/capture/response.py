@@ -16,6 +16,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from ..checks import MAX_INT
 from ..observations import Captured, LLMCall, Unreadable
 from .usage import ANTHROPIC, GEMINI, Reading, error_type, has_output, model_of, read, stream_kind
 
@@ -30,6 +31,12 @@ _USAGE = b'"usage'  # "usage" (OpenAI, Anthropic) and "usageMetadata" (Gemini)
 _ERROR = b'"error'
 _DATA = b"data:"  # an SSE event line
 _END_OF_TYPE = (b"", b";", b" ", b"\t")
+# The last byte of a whole JSON document (or of one followed by a newline). A body ending otherwise may
+# be an LLM response cut off before its usage, which must be counted rather than ignored. (A cut that
+# happens to fall just after a "}" or a newline looks whole from here and goes uncounted: finding it
+# would mean parsing every JSON response.)
+_JSON_ENDS = b"}]\n"
+_HEAD = 512  # bytes of a cut-off body searched for a provider's response shape (it comes first)
 # What an over-size body must show to count as unreadable LLM output: a provider's response shape, not
 # just a common key such as "model" (a list of cars has one).
 _LLM_SHAPE = re.compile(
@@ -63,8 +70,9 @@ def may_carry_usage(body: bytes, cap: int) -> bool:
     """False for the common non-LLM response, at the cost of two substring searches: a body with neither
     the usage marker nor an SSE ``data:`` line has nothing either reader would record, whatever its
     content type, so its headers are not even scanned. (An over-size body is looked at: it may count as
-    unreadable LLM output.)"""
-    return len(body) > cap or _USAGE in body or _DATA in body
+    unreadable LLM output; so is one that does not end as JSON does: it may be an LLM answer cut off
+    before its usage.)"""
+    return len(body) > cap or _USAGE in body or _DATA in body or body[-1:] not in _JSON_ENDS
 
 
 def _reader_for(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> type[JsonCapture | SseCapture] | None:
@@ -105,7 +113,12 @@ class ResponseCapture:
 _JSON, _SSE = Unreadable("json"), Unreadable("sse")
 
 
-def _call(reading: Reading, start: float, end: float, ttft: float | None, status: int) -> LLMCall:
+def _call(reading: Reading, start: float, end: float, ttft: float | None, status: int, fmt: Unreadable) -> Captured:
+    """The call a reading describes, or ``fmt`` (unreadable) when its token counts break the rule for them:
+    counts past 2**53 would swamp every later increment, and a call recorded without them would be wrong."""
+    if reading.wrong is not None or reading.input_tokens > MAX_INT or reading.output_tokens > MAX_INT:
+        log.debug("llm-exporter: unusable token counts in a %s response: %s", fmt.format, reading.wrong)
+        return fmt
     error = reading.error_type
     if error is None and status >= 400:
         error = str(status)  # OpenTelemetry's error.type for an HTTP error status
@@ -191,16 +204,16 @@ class JsonCapture(ResponseCapture):
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             # Usage comes last in all three providers' responses: searching backwards finds it at once.
             if body.rfind(_USAGE) < 0:
-                return None  # not an LLM response: nothing to parse
+                return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
             try:
                 obj = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
                 return _JSON
             reading = read(obj)
             # Usage without a model is some other API's "usage" field, except in Gemini's distinct shape.
             if reading is None or not reading.has_usage or (reading.model is None and reading.provider != GEMINI):
                 return None
-            return _call(reading, start, end, None, status)
+            return _call(reading, start, end, None, status, _JSON)
         except Exception:
             log.exception("llm-exporter: reading a JSON response failed")
             return _JSON
@@ -220,8 +233,20 @@ class JsonCapture(ResponseCapture):
         # A stand-in for the last item: what read() needs to see a Gemini response.
         reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
         if reading is not None and reading.has_usage:
-            return _call(reading, start, end, self._ttft, status)
+            return _call(reading, start, end, self._ttft, status, _JSON)
         return None
+
+
+def _cut_off_llm_json(body: bytes) -> bool:
+    """Whether a body without usage is a provider's response cut off before it (a client or proxy gave
+    up mid-body): it does not end as JSON does, begins with a provider's shape, and does not parse."""
+    if body.rstrip()[-1:] in (b"}", b"]") or _LLM_SHAPE.search(body, 0, _HEAD) is None:
+        return False
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return True
+    return False
 
 
 _ARRAY_TAIL = 65_536  # bytes of a JSON-array stream kept: the last item's usage is in its last few hundred
@@ -392,7 +417,7 @@ class SseCapture(ResponseCapture):
         for line in lines:
             try:
                 r = read(json.loads(line[5:]))
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
             if r is not None:
                 reading = reading.merge(r)
@@ -421,7 +446,7 @@ class SseCapture(ResponseCapture):
                 return _SSE
             if reading.model is None and self._provider != GEMINI and not reading.has_usage:
                 return None  # never saw anything identifying a model call
-            return _call(reading, start, end, self._ttft, status)
+            return _call(reading, start, end, self._ttft, status, _SSE)
         except Exception:
             log.exception("llm-exporter: reading an SSE response failed")
             return _SSE

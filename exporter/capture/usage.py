@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import MAX_INT, Wrong, count
+
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
 GEMINI = "gcp.gemini"  # the OpenTelemetry gen_ai.provider.name of the Gemini API
@@ -35,6 +37,9 @@ class Reading:
     cache_write: int | None = None
     output: int | None = None
     error_type: str | None = None
+    # What made a token count unusable (``prompt_tokens: integer too large...``): such a reading is an
+    # unreadable response, never a call with made-up or missing tokens.
+    wrong: str | None = None
 
     def merge(self, later: Reading) -> Reading:
         """This reading updated by a later one of the same stream (the later one's values win)."""
@@ -48,6 +53,7 @@ class Reading:
             cache_write=_later(self.cache_write, later.cache_write),
             output=_later(self.output, later.output),
             error_type=later.error_type or self.error_type,
+            wrong=later.wrong or self.wrong,
         )
 
     @property
@@ -89,10 +95,29 @@ def _get2(obj: Any, camel: str, snake: str) -> Any:
     return get(obj, snake) if value is None else value
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if value >= 0 else None
+_TOKENS = count()  # the rule /track and the llm API apply: a whole number, 0 to 2**53
+
+
+class _Counts:
+    """Reads a payload's token counts by the one rule for token counts, keeping the first that breaks it."""
+
+    __slots__ = ("wrong",)
+
+    def __init__(self) -> None:
+        self.wrong: str | None = None
+
+    def __call__(self, value: Any, name: str) -> int | None:
+        if type(value) is int and 0 <= value <= MAX_INT:  # what providers send: the rule's answer, sooner
+            return value
+        if value is None:
+            return None
+        try:
+            return int(_TOKENS(value))
+        except Wrong as exc:
+            # 1e300 or 10**400 would push the counters past any later increment; 12.5 is no count.
+            if self.wrong is None:
+                self.wrong = f"{name}: {exc.message}"
+            return None
 
 
 def _str(value: Any) -> str | None:
@@ -139,16 +164,18 @@ def _openai(obj: Any) -> Reading:
     usage = get(obj, "usage")
     if usage is None:
         return r
+    n = _Counts()
     if get(usage, "prompt_tokens") is not None:  # chat completions, completions, embeddings
-        r.input = _int(get(usage, "prompt_tokens"))
-        r.output = _int(get(usage, "completion_tokens"))
-        r.cache_read = _int(get(get(usage, "prompt_tokens_details"), "cached_tokens"))
+        r.input = n(get(usage, "prompt_tokens"), "prompt_tokens")
+        r.output = n(get(usage, "completion_tokens"), "completion_tokens")
+        r.cache_read = n(get(get(usage, "prompt_tokens_details"), "cached_tokens"), "cached_tokens")
         if r.output is None and operation == "embeddings":
             r.output = 0
     else:  # Responses API
-        r.input = _int(get(usage, "input_tokens"))
-        r.output = _int(get(usage, "output_tokens"))
-        r.cache_read = _int(get(get(usage, "input_tokens_details"), "cached_tokens"))
+        r.input = n(get(usage, "input_tokens"), "input_tokens")
+        r.output = n(get(usage, "output_tokens"), "output_tokens")
+        r.cache_read = n(get(get(usage, "input_tokens_details"), "cached_tokens"), "cached_tokens")
+    r.wrong = n.wrong
     return r
 
 
@@ -158,11 +185,13 @@ def _anthropic(obj: Any) -> Reading | None:
     r = Reading(ANTHROPIC, model=_str(get(obj, "model")), error_type=error_type(obj))
     usage = get(obj, "usage")
     if usage is not None:
-        r.fresh_input = _int(get(usage, "input_tokens"))
-        r.output = _int(get(usage, "output_tokens"))
-        r.cache_read = _int(get(usage, "cache_read_input_tokens"))
+        n = _Counts()
+        r.fresh_input = n(get(usage, "input_tokens"), "input_tokens")
+        r.output = n(get(usage, "output_tokens"), "output_tokens")
+        r.cache_read = n(get(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
         # Cache writes are input billed above the base price; they are counted (and priced) as plain input.
-        r.cache_write = _int(get(usage, "cache_creation_input_tokens"))
+        r.cache_write = n(get(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
+        r.wrong = n.wrong
     return r
 
 
@@ -174,13 +203,17 @@ def _gemini(obj: Any, meta: Any) -> Reading:
         error_type=error_type(obj),
     )
     if meta is not None:
-        r.input = _int(_get2(meta, "promptTokenCount", "prompt_token_count"))
-        candidates = _int(_get2(meta, "candidatesTokenCount", "candidates_token_count"))
-        thoughts = _int(_get2(meta, "thoughtsTokenCount", "thoughts_token_count"))
+        n = _Counts()
+        r.input = n(_get2(meta, "promptTokenCount", "prompt_token_count"), "promptTokenCount")
+        candidates = n(_get2(meta, "candidatesTokenCount", "candidates_token_count"), "candidatesTokenCount")
+        thoughts = n(_get2(meta, "thoughtsTokenCount", "thoughts_token_count"), "thoughtsTokenCount")
         # Thinking tokens are billed as output; candidatesTokenCount leaves them out.
         if candidates is not None or thoughts is not None:
             r.output = (candidates or 0) + (thoughts or 0)
-        r.cache_read = _int(_get2(meta, "cachedContentTokenCount", "cached_content_token_count"))
+        r.cache_read = n(
+            _get2(meta, "cachedContentTokenCount", "cached_content_token_count"), "cachedContentTokenCount"
+        )
+        r.wrong = n.wrong
     return r
 
 

@@ -9,6 +9,7 @@ startup), so importing this module creates nothing on the global registry.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from typing import Any
@@ -17,6 +18,7 @@ import anyio
 import anyio.to_thread
 
 from ..auth import authorizer
+from ..checks import MAX_INT
 from ..config import AuthConfig, Config, ConfigError
 from ..prometheus.exposition import metrics_app
 from ..recorder import Recorder
@@ -119,7 +121,7 @@ class Collector:
             raise _Reject(413, _body_error(self._too_large(int(raw_length))))
         raw = await self._read(receive)
         try:
-            body = json.loads(raw, parse_constant=_no_constant)
+            body = json.loads(raw, parse_constant=_no_constant, parse_int=_parse_int)
         except (ValueError, RecursionError) as exc:
             raise _Reject(415, _body_error(f"not valid JSON: {exc}")) from None
         if not isinstance(body, dict | list):
@@ -199,6 +201,19 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_LONGEST_INT = len(str(MAX_INT))  # more digits than this is past 2**53, the bound of every field
+_PAST_EVERY_BOUND = MAX_INT * 2
+
+
+def _parse_int(text: str) -> int:
+    """A JSON integer; one too long for any field is a stand-in of the same sign past 2**53. Its field then
+    answers 422 with its own message ("integer too large..."), and Python never converts the digits: it
+    refuses past 4,300 of them (which made the whole body a 415), and the conversion costs quadratic time."""
+    if len(text) - text.startswith("-") > _LONGEST_INT:
+        return -_PAST_EVERY_BOUND if text.startswith("-") else _PAST_EVERY_BOUND
+    return int(text)
+
+
 async def _json(send: Send, status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps(data, separators=(",", ":"), default=str).encode()  # default: a sink's health may hold dates
     start: Message = {
@@ -255,13 +270,29 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
     """Run the collector with uvicorn (``llm-exporter collector``) until SIGINT/SIGTERM."""
     import uvicorn
 
+    host = host or config.collector.host
+    if config.collector.token is None and not _loopback(host):
+        log.warning(
+            "llm-exporter: the collector listens on %s without a token: anyone who reaches it can send events "
+            "(set collector.token)",
+            host,
+        )
     uvicorn.run(
         create_app(config),
-        host=host or config.collector.host,
+        host=host,
         port=port if port is not None else config.collector.port,
         log_level="info",
         lifespan="on",
     )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 __all__ = ["Collector", "FieldError", "app", "create_app", "serve"]

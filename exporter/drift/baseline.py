@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, DriftConfig
+from ..config import ConfigError, DriftConfig, read_text_file
 from .stats import (
     MAX_CATEGORIES,
     OTHER,
@@ -60,19 +60,13 @@ def load_baseline(
 
 def read_document(path: str | os.PathLike[str], source: str) -> Any:
     """The parsed JSON of a baseline file, not validated yet."""
-    try:
-        size = os.stat(path).st_size
-        if size > MAX_FILE_BYTES:
-            raise ConfigError(source, "(file)", f"{size} bytes, larger than the limit of {MAX_FILE_BYTES}")
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(source, "(file)", "not UTF-8 text") from None
+    text = read_text_file(path, source, MAX_FILE_BYTES)
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(source, f"line {exc.lineno}", f"not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # a 4,300-digit integer, or nesting thousands deep
+        raise ConfigError(source, "(file)", f"not valid JSON: {exc}") from None
     return doc
 
 

@@ -1,5 +1,11 @@
 """The per-feature drift state: a ring of time slots shared by every feature, and each feature's bin
-counts against its baseline. The request path only increments one counter per observation here."""
+counts against its baseline. The request path only increments one counter per observation here.
+
+A baseline learnt from the first ``baseline_size`` observations is built on the scoring thread, never on
+the request that completes it (sorting 100,000 values and cutting them into bins takes tens of ms):
+that request hands the values over (:meth:`_Ring.ready`), and observations that arrive before the
+thread has built the baseline wait in a bounded backlog, counted once it is.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import math
 import threading
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +34,7 @@ MAX_NAME = 200
 _NEVER = -(1 << 62)
 _DRAIN_SECONDS = 1.0  # how often queued request durations reach their feature
 _QUEUE_MAX = 100_000  # queued request durations at most (100k requests per second per process)
+_BACKLOG_MAX = 100_000  # observations of one feature held while its baseline is being built
 
 
 class _Ring:
@@ -41,6 +49,8 @@ class _Ring:
         self.members: list[_Feature] = []
         self.clock = clock
         self._on_first_claim: Callable[[], None] | None = on_first_claim
+        self._wake = on_first_claim  # starts the scoring thread (idempotent)
+        self.to_build: deque[_Feature] = deque()  # features whose baseline values are complete
 
     def claim(self, i: int, n: int) -> bool:
         """Make row ``i`` hold slot ``n``; False when the observation must be dropped."""
@@ -64,6 +74,20 @@ class _Ring:
             feature.rows = [array("I", bytes(4 * bins)) for _ in range(self.size)]
             feature.zeros = array("I", bytes(4 * bins))
             self.members.append(feature)
+
+    def ready(self, feature: _Feature) -> None:
+        """``feature`` has all its baseline values: the scoring thread builds the baseline."""
+        self.to_build.append(feature)
+        self._wake()
+
+    def build_ready(self) -> None:
+        """Build the baselines handed over so far (the scoring thread, or a caller that needs them now)."""
+        while self.to_build:
+            try:
+                feature = self.to_build.popleft()
+            except IndexError:  # another caller took the last one
+                return
+            feature.build()
 
     def window(self, now: float) -> list[int]:
         """Rows inside the window that ends at ``now``: the current slot and the ``size - 1`` before it."""
@@ -97,6 +121,8 @@ class _Feature:
         self.lock = threading.Lock()
         self.baseline: Baseline | None = None
         self.unseen = 0
+        # Observations that arrive between the last baseline value and the baseline (their value and time).
+        self.backlog: deque[tuple[Any, float]] | None = None
 
     def clear(self, i: int) -> None:
         self.rows[i][:] = self.zeros
@@ -111,6 +137,27 @@ class _Feature:
     def collect(self) -> None:
         """Build the baseline from the next ``baseline_size`` observations."""
         raise NotImplementedError
+
+    def build(self) -> None:
+        """Build the baseline from the values collected (the scoring thread), then count the backlog."""
+        with self.lock:
+            baseline = self._baseline_of_collected()
+            if baseline is None:
+                return
+            self.set_baseline(baseline)
+        backlog = self.backlog
+        if backlog is not None:
+            while backlog:
+                self.observe(*backlog.popleft())
+            self.backlog = None
+
+    def _baseline_of_collected(self) -> Baseline | None:
+        raise NotImplementedError
+
+    def _hand_over(self) -> None:
+        """The last baseline value came in (on a request, with the lock held): the thread takes it from here."""
+        self.backlog = deque(maxlen=_BACKLOG_MAX)
+        self.ring.ready(self)
 
     def set_baseline(self, baseline: Baseline) -> None:
         raise NotImplementedError
@@ -127,6 +174,7 @@ class _Numeric(_Feature):
         super().__init__(name, ring, cfg)
         self.edges: list[float] | None = None  # set last: the hot path counts once it is not None
         self.pending: list[float] | None = None
+        self.collected: list[float] | None = None  # the baseline values, until the thread builds from them
         self.groups: list[int] = []
         self.coarse: list[float] = []
 
@@ -138,6 +186,8 @@ class _Numeric(_Feature):
         if edges is None:
             if self.pending is not None:
                 self._collect(x)
+            elif self.backlog is not None:
+                self.backlog.append((x, ts))
             return
         if x != x:  # NaN has no bin
             return
@@ -157,9 +207,12 @@ class _Numeric(_Feature):
                 return
             pending.append(float(x))
             if len(pending) >= self.cfg.baseline_size:
-                self.pending = None
-                # Sorting baseline_size values happens once, on the request that completes the baseline.
-                self.set_baseline(NumericBaseline.from_values(pending, self.cfg.resolution))
+                self.collected, self.pending = pending, None
+                self._hand_over()
+
+    def _baseline_of_collected(self) -> Baseline | None:
+        values, self.collected = self.collected, None
+        return None if values is None else NumericBaseline.from_values(values, self.cfg.resolution)
 
     def set_baseline(self, baseline: Baseline) -> None:
         assert isinstance(baseline, NumericBaseline)
@@ -188,6 +241,7 @@ class _Categorical(_Feature):
         self.other = 0
         self.pending: dict[str, int] | None = None
         self.pending_n = 0
+        self.collected: dict[str, int] | None = None
 
     def collect(self) -> None:
         self.pending = {}
@@ -197,6 +251,8 @@ class _Categorical(_Feature):
         if index is None:
             if self.pending is not None:
                 self._collect(value)
+            elif self.backlog is not None:
+                self.backlog.append((value, ts))
             return
         ring = self.ring
         n = int(ts / ring.width)
@@ -216,8 +272,12 @@ class _Categorical(_Feature):
             pending[value] = pending.get(value, 0) + 1
             self.pending_n += 1
             if self.pending_n >= self.cfg.baseline_size:
-                self.pending = None
-                self.set_baseline(CategoricalBaseline.from_counts(pending, self.cfg.max_categories))
+                self.collected, self.pending = pending, None
+                self._hand_over()
+
+    def _baseline_of_collected(self) -> Baseline | None:
+        counts, self.collected = self.collected, None
+        return None if counts is None else CategoricalBaseline.from_counts(counts, self.cfg.max_categories)
 
     def set_baseline(self, baseline: Baseline) -> None:
         assert isinstance(baseline, CategoricalBaseline)

@@ -218,6 +218,8 @@ class DriftSink(Sink):
 
     def baselines(self) -> dict[str, Baseline]:
         """The baselines fixed so far (to save with :func:`~exporter.drift.baseline.save_baseline`)."""
+        with self._score_lock:
+            self._ring.build_ready()
         return {name: f.baseline for name, f in self._features.items() if f.baseline is not None}
 
     def score_now(self) -> dict[str, dict[str, float]]:
@@ -229,6 +231,7 @@ class DriftSink(Sink):
             if self._mlflow_pending:
                 self._load_mlflow()
             self._drain()
+            self._ring.build_ready()  # after the drain: durations may complete a baseline, or wait for it
             slots = self._ring.window(self._clock())
             scores: dict[str, dict[str, float]] = {}
             for name, f in self._features.items():
@@ -298,6 +301,7 @@ class DriftSink(Sink):
                 else:
                     with self._score_lock:
                         self._drain()
+                        self._ring.build_ready()
             except Exception:
                 log.exception("llm-exporter: drift scoring failed")
 

@@ -7,6 +7,12 @@ spool file; while the spool holds anything, new batches queue behind it, so MLfl
 order once it is back. A replayed batch is first looked up in the run's metric history, so a batch that
 reached MLflow before its answer was lost is not written twice.
 
+Only a failure to reach MLflow pauses replay. A spooled line that can never be written (the wrong shape,
+a bad value, or one MLflow refuses) is moved to the spool's quarantine file, counted as ``quarantined``,
+and replay goes on with the next line. A run whose windows are replayed after it was left (a new day
+while MLflow was down, or the spool of a process that is gone) is ended once its last batch is written,
+as it would have been had MLflow answered at the time.
+
 ``mlflow`` is imported on the thread, when the first batch is written: it takes about a second.
 """
 
@@ -34,12 +40,17 @@ from ..config import Config, ConfigError, MlflowConfig, effective_config, mask_u
 from ..observations import Cost, LLMCall
 from ..pricing import PricingTable
 from ..sinks import BridgeOutput, Sink
-from .spool import Spool
+from .records import problem
+from .spool import Spool, encode
 from .tracking import resolve_tracking_uri, version
 from .windows import Window, WindowAggregator, metric_part, summarize, summarize_late
 from .writer import KIND_TAG, MAX_METRICS_PER_BATCH, MAX_PARAM_VALUE, Writer, permanent
 
 log = logging.getLogger(__name__)
+
+
+def _refused(exc: BaseException) -> str:
+    return f"MLflow refused it: {type(exc).__name__}: {exc}"[:500]
 
 
 def _flatten(data: Any, prefix: str, out: dict[str, str]) -> None:
@@ -132,6 +143,9 @@ class MlflowSink(Sink):
         self._retry_at = 0.0
         self._last_index = int(clock() // self.width)
         self._current_run: str | None = None
+        # Runs left while their batches were still spooled: ended once the spool is empty (run key -> the
+        # time of their last batch, in ms, or None for now).
+        self._to_end: dict[str, int | None] = {}
         self.last_error: str | None = None
         self.last_error_time: float | None = None
         self.last_ok_time: float | None = None
@@ -153,7 +167,7 @@ class MlflowSink(Sink):
             self._spools = [*self._spool.orphans(), self._spool]
             self._output.spool_bytes(self._pending_bytes())
             for spool in list(self._spools):  # torn last lines were cut off when the spools were opened
-                self._count_corrupt(spool)
+                self._count_lost(spool)
                 if not spool and spool is not self._spool:  # an orphan that held nothing else
                     spool.close(remove=True)
                     self._spools.remove(spool)
@@ -300,11 +314,10 @@ class MlflowSink(Sink):
         if self._delay == 0:  # MLflow answered last time: worth trying the spool once more
             if self._pending():
                 self._replay(time.monotonic() + self.cfg.shutdown_timeout_seconds / 2)
-            if self._current_run is not None and not self._pending():
-                try:
-                    self._writer.finish(self._current_run)
-                except Exception as exc:
-                    self._failed(exc)
+            if not self._pending():  # every run this process wrote to, or replayed, is complete
+                if self._current_run is not None:
+                    self._to_end.setdefault(self._current_run, None)
+                self._end_runs(keep=None)
 
     def _timers(self) -> None:
         now = self._clock()
@@ -358,11 +371,11 @@ class MlflowSink(Sink):
         run, step = placed
         if kind == "window":
             previous = self._current_run
-            if previous is not None and previous != run["key"] and not self._pending():
-                try:  # a new day (run period): the previous run is complete
-                    self._writer.finish(previous)
-                except Exception as exc:
-                    self._failed(exc)
+            if previous is not None and previous != run["key"]:
+                # A new day (run period): the previous run is complete, once its spooled batches are written.
+                self._to_end.setdefault(previous, None)
+                if not self._pending():
+                    self._end_runs(keep=run["key"])
             self._current_run = run["key"]
         items = [(k, v) for k, v in metrics.items() if math.isfinite(v)]
         for i in range(0, len(items), MAX_METRICS_PER_BATCH):
@@ -430,8 +443,14 @@ class MlflowSink(Sink):
             self._writer.write(record, replay=False)
         except Exception as exc:
             self._failed(exc)
-            if permanent(exc):
-                self._output.batches("dropped")
+            if permanent(exc):  # MLflow will refuse it every time: kept aside, as a spooled one would be
+                spool = self._spool
+                assert spool is not None  # the thread that writes runs only once start() opened it
+                try:
+                    spool.quarantine(encode(record), _refused(exc))
+                except ValueError:  # not JSON (a NaN): nothing to keep
+                    self._output.batches("dropped")
+                self._count_lost(spool)
             else:
                 self._to_spool(record)
             return
@@ -454,35 +473,73 @@ class MlflowSink(Sink):
             log.warning("llm-exporter: MLflow spool full (%d bytes), a batch was dropped", self.cfg.spool_max_bytes)
 
     def _replay(self, until: float) -> None:
-        """Write spooled batches, oldest first, until one fails or ``until`` (monotonic) passes."""
+        """Write spooled batches, oldest first, until MLflow cannot be reached or ``until`` (monotonic)
+        passes. A line that cannot be written is set aside and replay goes on with the next."""
+        now_run = self._run_key_now()
         for spool in list(self._spools):
             try:
                 while (record := spool.peek()) is not None:
                     if time.monotonic() >= until:
                         return
-                    try:
-                        self._writer.write(record, replay=True)
-                    except Exception as exc:
-                        self._failed(exc)
-                        if not permanent(exc):
-                            return
-                        self._output.batches("dropped")
+                    reason = problem(record)
+                    if reason is None:
+                        try:
+                            self._writer.write(record, replay=True)
+                        except Exception as exc:
+                            self._failed(exc)
+                            if not permanent(exc):
+                                return  # MLflow unreachable (or failing): the only thing that pauses replay
+                            reason = _refused(exc)
+                    if reason is not None:
+                        spool.set_aside(reason)
                     else:
                         self._succeeded(record)
                         self._output.batches("retried")
-                    spool.pop()
+                        spool.pop()
+                        if record["kind"] == "window":
+                            self._replayed_window(record["run"]["key"], record["ts"], now_run)
                     self._output.spool_bytes(self._pending_bytes())
             finally:
-                self._count_corrupt(spool)
+                self._count_lost(spool)
             if spool is not self._spool:  # an orphan of a dead process, now empty
                 spool.close(remove=True)
                 self._spools.remove(spool)
+        if not self._pending():
+            self._end_runs(keep=now_run)
 
-    def _count_corrupt(self, spool: Spool) -> None:
-        """Spooled batches lost to a torn or unreadable line are dropped batches: nothing goes uncounted."""
-        lost = spool.take_corrupt()
+    def _replayed_window(self, key: str, ts: int, now_run: str | None) -> None:
+        if key != now_run:  # a run this process is not writing: ended once every spooled batch is written
+            self._to_end[key] = max(ts, self._to_end.get(key) or 0)
+        elif self._current_run is None:  # the run this process goes on with (the same instance, restarted)
+            self._current_run = key
+
+    def _run_key_now(self) -> str | None:
+        placed = self._run_for(int(self._clock() // self.width))
+        return placed[0]["key"] if placed is not None else None
+
+    def _end_runs(self, keep: str | None) -> None:
+        """End the runs left behind (all spooled batches are written), except ``keep``, the one in use."""
+        for key, end_ms in list(self._to_end.items()):
+            if key == keep:
+                del self._to_end[key]
+                continue
+            try:
+                self._writer.finish(key, end_ms)
+            except Exception as exc:
+                self._failed(exc)
+                return  # tried again after the next replay
+            del self._to_end[key]
+            if key == self._current_run:  # ended: a window of the next run must not end it again
+                self._current_run = None
+
+    def _count_lost(self, spool: Spool) -> None:
+        """Spooled batches lost to a torn line are dropped; those set aside are quarantined: all counted."""
+        lost, aside = spool.take_corrupt(), spool.take_quarantined()
         if lost:
             self._output.batches("dropped", lost)
+        if aside:
+            self._output.batches("quarantined", aside)
+        if lost or aside:
             self._output.spool_bytes(self._pending_bytes())
 
     def _succeeded(self, record: dict[str, Any]) -> None:

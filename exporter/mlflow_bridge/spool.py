@@ -7,8 +7,14 @@ truncated, so an empty spool is an empty file. Only the bridge thread uses a Spo
 
 A crash in the middle of a write leaves a last line without its newline. That batch was never
 acknowledged, so opening the spool cuts it off: otherwise the next append would be glued to it and
-both lines lost. Lines that are still unreadable are skipped on replay; both are counted in
-``corrupt``, and :meth:`Spool.take_corrupt` hands the count to the bridge (as dropped batches).
+both lines lost; it is counted in ``corrupt`` (:meth:`Spool.take_corrupt` hands the count to the bridge,
+as dropped batches).
+
+A line that cannot be replayed (not JSON, or a record the bridge finds the wrong shape, or one MLflow
+refuses) is moved aside, unchanged, to the quarantine file next to the spool (``<stem>.quarantine<suffix>``,
+at most ``QUARANTINE_MAX_BYTES``), so replay goes on with the next line; :meth:`Spool.take_quarantined`
+counts them. Past that size a line is dropped (and counted as corrupt) instead. The first one is logged
+as a warning with its reason; later ones only at debug level, as they are counted.
 
 A lock file keeps two processes (several uvicorn workers in one directory) from sharing one spool:
 the second one gets ``<name>.<pid><suffix>`` next to it.
@@ -30,6 +36,13 @@ except ImportError:  # Windows: no advisory locks; one process per spool path is
 
 log = logging.getLogger(__name__)
 
+QUARANTINE_MAX_BYTES = 8 * 1024 * 1024
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One spool line: ``record`` as compact JSON (NaN refused: JSON has no such number) and a newline."""
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
 
 class Spool:
     def __init__(self, path: str | os.PathLike[str], max_bytes: int) -> None:
@@ -44,8 +57,12 @@ class Spool:
         self._head = 0
         self._next = 0
         self._size = os.fstat(self._file.fileno()).st_size
-        self.corrupt = 0  # lines skipped because they were not valid JSON (a torn write at a crash)
+        self.corrupt = 0  # lines lost: a torn write at a crash, or a line the full quarantine could not take
         self._reported = 0
+        self.quarantined = 0  # lines moved to the quarantine file
+        self._quarantine_reported = 0
+        self._warned = False
+        self.quarantine_path = path.with_name(f"{path.stem}.quarantine{path.suffix}")
         self._cut_torn_tail()
 
     @property
@@ -57,7 +74,7 @@ class Spool:
 
     def append(self, record: dict[str, Any]) -> bool:
         """Add ``record`` at the tail; False when it would take the file past ``max_bytes``."""
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+        line = encode(record)
         if self._size + len(line) > self.max_bytes and self._head:
             self._compact()
         if self._size + len(line) > self.max_bytes:
@@ -78,8 +95,14 @@ class Spool:
         new, self._reported = self.corrupt - self._reported, self.corrupt
         return new
 
+    def take_quarantined(self) -> int:
+        """Lines moved to the quarantine file since the last call."""
+        new, self._quarantine_reported = self.quarantined - self._quarantine_reported, self.quarantined
+        return new
+
     def peek(self) -> dict[str, Any] | None:
-        """The record at the head, or None when the spool is empty. Undecodable lines are skipped."""
+        """The record at the head, or None when the spool is empty. Lines that are not a JSON object are
+        moved to the quarantine file on the way."""
         while self._head < self._size:
             self._file.seek(self._head)
             line = self._file.readline()
@@ -87,21 +110,51 @@ class Spool:
                 self.corrupt += 1
                 self._truncate_at(0)
                 return None
+            self._next = self._head + len(line)
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, a 4,300-digit integer, nesting thousands deep
                 record = None
             if isinstance(record, dict):
-                self._next = self._head + len(line)
                 return record
-            self.corrupt += 1
-            log.warning("llm-exporter: skipping an unreadable line in the MLflow spool %s", self.path)
-            self._advance_to(self._head + len(line))
+            self.set_aside("not a JSON object")
         return None
 
     def pop(self) -> None:
         """Drop the record returned by the last :meth:`peek`."""
         self._advance_to(self._next)
+
+    def set_aside(self, reason: str) -> None:
+        """Move the line of the last :meth:`peek` to the quarantine file, unchanged, and go on with the next
+        one: ``reason`` says why it cannot be replayed."""
+        self._file.seek(self._head)
+        line = self._file.read(self._next - self._head)
+        self._advance_to(self._next)
+        self.quarantine(line, reason)
+
+    def quarantine(self, line: bytes, reason: str) -> None:
+        """Append ``line`` (one JSON line, with its newline) to the quarantine file, within its size cap."""
+        try:
+            size = self.quarantine_path.stat().st_size if self.quarantine_path.exists() else 0
+            if size + len(line) > QUARANTINE_MAX_BYTES:
+                raise OSError(f"the quarantine file is full ({QUARANTINE_MAX_BYTES} bytes)")
+            with open(self.quarantine_path, "ab") as f:
+                f.write(line)
+        except OSError as exc:
+            self.corrupt += 1
+            log.warning("llm-exporter: dropped an MLflow batch that cannot be replayed (%s): %s", reason, exc)
+            return
+        self.quarantined += 1
+        if self._warned:
+            log.debug("llm-exporter: moved an MLflow batch to %s: %s", self.quarantine_path, reason)
+            return
+        self._warned = True
+        log.warning(
+            "llm-exporter: moved an MLflow batch that cannot be replayed to %s (%s); replay goes on. "
+            'Further ones are only counted: llm_exporter_mlflow_batches_total{result="quarantined"}',
+            self.quarantine_path,
+            reason,
+        )
 
     def close(self, remove: bool = False) -> None:
         self._file.close()

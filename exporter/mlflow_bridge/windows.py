@@ -12,7 +12,9 @@ evaluation names and event names per window is capped.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -352,10 +354,25 @@ class WindowAggregator:
 # -- summaries (the bridge thread) ----------------------------------------------------------------------
 
 
+_PART_MAX = 100
+_DIGEST_CHARS = 10
+_ENDS_LIKE_DIGEST = re.compile(rf"_[0-9a-f]{{{_DIGEST_CHARS}}}\Z")
+
+
 def metric_part(name: str) -> str:
-    """A model, evaluation or event name made safe for an MLflow metric key (one path segment)."""
-    safe = "".join(c if c.isalnum() or c in "_-. " else "_" for c in name)[:100]
-    return safe if safe.strip(".") else "_" + safe
+    """A model, evaluation or event name made safe for an MLflow metric key (one path segment), and kept
+    distinct: two names never share a part, so ``a?b`` and ``a!b`` are two metrics, not one overwritten.
+
+    A name MLflow takes as it is (letters, digits, ``_-. ``, at most 100 characters, not only dots) is
+    its own part. Any other is made safe and given ``_`` and 10 hex digits of a hash of the whole name,
+    the same in every window and process; a name that itself ends that way is hashed too, so a
+    hashed part never equals a name kept as it is (two hashed ones would need a 40-bit collision).
+    """
+    safe = "".join(c if c.isalnum() or c in "_-. " else "_" for c in name)
+    if safe == name and 0 < len(name) <= _PART_MAX and name.strip(".") and not _ENDS_LIKE_DIGEST.search(name):
+        return name
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_CHARS // 2).hexdigest()
+    return f"{safe[: _PART_MAX - _DIGEST_CHARS - 1]}_{digest}"
 
 
 def _model_summary(s: ModelStats, prefix: str, out: dict[str, float]) -> None:
@@ -386,7 +403,6 @@ def _model_summary(s: ModelStats, prefix: str, out: dict[str, float]) -> None:
 def summarize(w: Window) -> dict[str, float]:
     """The metrics of one closed window. Per-model metrics are ``model/<model>/<metric>``."""
     out: dict[str, float] = {}
-    used: set[str] = set()
     if w.requests:
         out["requests"] = w.requests
         out["errors"] = w.errors
@@ -399,11 +415,7 @@ def summarize(w: Window) -> dict[str, float]:
     for name, count in w.events.items():
         out[f"event_{metric_part(name)}_count"] = count
     for model, stats in w.models.items():
-        part = metric_part(model)
-        while part in used:  # two names that differ only in characters MLflow does not allow
-            part += "_"
-        used.add(part)
-        _model_summary(stats, f"model/{part}/", out)
+        _model_summary(stats, f"model/{metric_part(model)}/", out)
     return out
 
 

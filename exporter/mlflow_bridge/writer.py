@@ -155,7 +155,14 @@ class Writer:
             self._runs.pop(record["run"]["key"], None)
         return True
 
-    def finish(self, run_key: str) -> None:
+    def finish(self, run_key: str, end_ms: int | None = None) -> None:
+        """End the run of ``run_key`` (at ``end_ms``, else now), looked up when this process never used it."""
         run_id = self._runs.get(run_key)
-        if run_id is not None:
-            self.client.set_terminated(run_id, "FINISHED")
+        if run_id is None:
+            hits = self.client.search_runs(
+                [self.experiment_id()], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
+            )
+            if not hits:
+                return
+            run_id = str(hits[0].info.run_id)
+        self.client.set_terminated(run_id, "FINISHED", end_time=end_ms)

@@ -12,10 +12,11 @@ from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..config import Buckets
+from ..config import SERIES_BUDGET, Buckets, Config
 from ..labels import (
     ERROR_TYPE,
     HTTP,
+    LABEL_NAMES,
     METHOD,
     MODEL,
     OPERATION,
@@ -25,6 +26,7 @@ from ..labels import (
     TENANT,
     TOKEN_TYPE,
     LabelGuard,
+    SeriesBudget,
 )
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
@@ -45,6 +47,7 @@ class Metrics:
         static_labels: dict[str, str] | None = None,
         label_cap: int = 100,
         tenant: bool = False,
+        series_budget: int = SERIES_BUDGET,
     ) -> None:
         b = buckets or Buckets()
         static = dict(static_labels or {})
@@ -53,17 +56,29 @@ class Metrics:
         self.tenant = tenant
         tenant_names = (TENANT,) if tenant else ()
 
+        self.budget = SeriesBudget(lambda name: self.label_overflow.labels(name, *self.static).inc())
+        self.series_budget = series_budget
+        # Series of one child of each family: its share of the budget is series_budget // this.
+        self.series_per_child: dict[Counter | Gauge | Histogram, tuple[str, int]] = {}
+
         def labels(*names: str) -> tuple[str, ...]:
             return (*names, *self.static_names)
 
         def counter(name: str, doc: str, names: Sequence[str]) -> Counter:
-            return Counter(name, doc, labels(*names), registry=registry)
+            family = Counter(name, doc, labels(*names), registry=registry)
+            self.series_per_child[family] = (f"{name}_total", 2)  # _total and _created
+            return family
 
         def histogram(name: str, doc: str, names: Sequence[str], bounds: Sequence[float]) -> Histogram:
-            return Histogram(name, doc, labels(*names), registry=registry, buckets=bounds)
+            family = Histogram(name, doc, labels(*names), registry=registry, buckets=bounds)
+            # A bucket per bound and +Inf, then _count, _sum and _created.
+            self.series_per_child[family] = (name, len(bounds) + 4)
+            return family
 
         def gauge(name: str, doc: str, names: Sequence[str], mode: str) -> Gauge:
-            return Gauge(name, doc, labels(*names), registry=registry, multiprocess_mode=mode)  # type: ignore[arg-type]
+            family = Gauge(name, doc, labels(*names), registry=registry, multiprocess_mode=mode)  # type: ignore[arg-type]
+            self.series_per_child[family] = (name, 1)
+            return family
 
         # HTTP server (OTel http.server.*).
         self.http_duration = histogram(
@@ -185,8 +200,71 @@ class Metrics:
         overflow = self.label_overflow
         self.guard = LabelGuard(label_cap, lambda label: overflow.labels(label, *self.static).inc())
 
+        # The families whose label values come from the traffic, each with its share of the budget.
+        self.budgeted: tuple[Counter | Gauge | Histogram, ...] = (
+            self.http_active,
+            self.http_ttfb,
+            self.http_exceptions,
+            self.llm_duration,
+            self.llm_token_usage,
+            self.llm_ttft,
+            self.llm_tokens,
+            self.llm_cost,
+            self.llm_requests,
+            self.confidence,
+            self.predictions,
+            self.evaluation,
+            self.feedback,
+            self.events,
+            self.unpriced_tokens,
+            self.rate_limit_remaining,
+            self.rate_limit_limit,
+        )
+        for family in self.budgeted:
+            name, per_child = self.series_per_child[family]
+            self.budget.limit(family, name, series_budget // per_child)
+        # The three HTTP histograms of a request are one set of children: admitted once, under the
+        # duration's key, within the smallest share of the three.
+        http = (self.http_duration, self.http_request_size, self.http_response_size)
+        shares = min(series_budget // self.series_per_child[f][1] for f in http)
+        self.budget.limit(self.http_duration, self.series_per_child[self.http_duration][0], shares)
+        self.budgeted += http
+
+    def admit(self, family: Counter | Gauge | Histogram, values: tuple[str, ...]) -> tuple[str, ...]:
+        """``values`` if ``family`` may have (or has) that child, else its overflow combination. For the
+        HTTP histograms, ask with ``http_duration``: the three are admitted together."""
+        return self.budget.admit(family, values)
+
+    def worst_case_series(self, drift_features: int) -> int:
+        """The most series these families can export, whatever the traffic: every budgeted family full
+        (the overflow series included), plus the families bounded by config and code alone."""
+        total = 0
+        for family in self.budgeted:
+            per_child = self.series_per_child[family][1]
+            key = self.http_duration if family in (self.http_request_size, self.http_response_size) else family
+            total += self.budget.combinations(key) * per_child
+        # llm_exporter_label_overflow_total: a label name or a budgeted family per series.
+        total += (len(LABEL_NAMES) + len(self.budgeted)) * 2
+        total += drift_features * (3 + 1 + 2)  # llm_drift_score{psi,ks,js}, _window_samples, _unseen
+        total += 3  # llm_drift_threshold{method}
+        total += 2 * 2 + 5 * 2 + 1 + 2 * 2  # capture errors, MLflow batches, spool bytes, /track events
+        return total
+
     def child(self, metric: _Metric, *values: str) -> _Metric:
         """The child of ``metric`` for ``values`` plus the static label values."""
         if values or self.static:
             return metric.labels(*values, *self.static)
         return metric
+
+
+def worst_case_series(config: Config) -> int:
+    """The most series one process exports with ``config`` (the README's "Series budget" figure)."""
+    metrics = Metrics(
+        CollectorRegistry(),
+        buckets=config.buckets,
+        static_labels=config.labels,
+        label_cap=config.label_cap,
+        tenant=config.tenant_label,
+        series_budget=config.series_budget,
+    )
+    return metrics.worst_case_series(len(config.drift.features) + config.drift.max_user_features)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from starlette.testclient import TestClient
 
 from exporter.config import Config, ConfigError, to_dict
 from exporter.middleware import PrometheusMiddleware
-from exporter.mlflow_bridge import MlflowSink
 from exporter.mlflow_bridge.spool import Spool
 from exporter.mlflow_bridge.tracking import resolve_tracking_uri
 from exporter.observations import LLMCall
@@ -35,91 +34,22 @@ from exporter.sinks import Sink
 from exporter.wiring import mlflow_sink
 
 from ..support import REPO
+from ..support.bridge import (
+    RUN_NAME,
+    STEP0,
+    T0,
+    Clock,
+    W,
+    batches,
+    bridge,
+    history,
+    make_config,
+    results,
+    traffic,
+    wait_for,
+    window_run,
+)
 from ..support.servers import HOST, free_port, process
-
-W = 60.0
-T0 = 1_700_000_040.0  # a window boundary; 2023-11-14 22:14 UTC
-STEP0 = int(T0 // W) - int((T0 - T0 % 86400) // W)  # the window's step in its day's run (1334)
-RUN_NAME = "chat-test-2023-11-14"
-
-
-class Clock:
-    def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def make_config(tmp_path: Path, **mlflow: Any) -> Config:
-    return Config.from_mapping(
-        {
-            "drift": {"enabled": False},
-            "labels": {"service": "chat"},
-            "mlflow": {
-                "enabled": True,
-                "instance": "test",
-                "window_seconds": W,
-                "spool_path": str(tmp_path / "spool.jsonl"),
-                "retry_min_seconds": 0.05,
-                "retry_max_seconds": 0.5,
-                "request_timeout_seconds": 1,
-                **mlflow,
-            },
-        }
-    )
-
-
-@contextlib.contextmanager
-def bridge(config: Config, clock: Clock, drift: Sink | None = None) -> Iterator[tuple[Recorder, MlflowSink]]:
-    """A started bridge on a fresh recorder, with ``drift``'s scores (a stub's) logged at each window."""
-    rec = Recorder(config, CollectorRegistry())
-    sink = mlflow_sink(rec, getattr(drift, "scores", None), clock=clock)
-    rec.add_sink(sink)
-    sink.start()
-    try:
-        yield rec, sink
-    finally:
-        sink.close()
-
-
-def batches(rec: Recorder, result: str) -> float | None:
-    return rec.registry.get_sample_value("llm_exporter_mlflow_batches_total", {"result": result, "service": "chat"})
-
-
-def results(rec: Recorder) -> dict[str, float | None]:
-    return {r: batches(rec, r) for r in ("ok", "retried", "spooled", "dropped")}
-
-
-def traffic(rec: Recorder, sink: MlflowSink, clock: Clock, window: int, n: int) -> None:
-    """``n`` requests (the first one a 500) and LLM calls of 0.25 USD each, in ``window``."""
-    for i in range(n):
-        ts = T0 + window * W + i * 0.5
-        clock.t = ts
-        sink.on_http("POST", "/chat", 500 if i == 0 else 200, 0.1, ts)
-        rec.llm(LLMCall("gpt-4o", "openai", input_tokens=10, output_tokens=5, cost_usd=0.25, timestamp=ts))
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.02)
-
-
-def window_run(uri: str, experiment: str) -> tuple[Any, Any]:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.`llm_exporter.kind` = 'window'")
-    assert len(runs) == 1
-    return client, runs[0]
-
-
-def history(client: Any, run: Any, key: str) -> list[tuple[int, float]]:
-    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
 
 
 class DriftStub(Sink):
@@ -589,7 +519,8 @@ def test_spool_survives_a_torn_write(tmp_path: Path) -> None:
         got.append(record["n"])
         spool.pop()
     assert got == [1, 2]
-    assert spool.corrupt == 2
+    assert (spool.corrupt, spool.quarantined) == (1, 1)  # the torn tail is lost; the bad line is kept aside
+    assert (tmp_path / "s.quarantine.jsonl").read_bytes() == b"not json\n"
     assert path.stat().st_size == 0
     spool.close()
 
@@ -611,7 +542,8 @@ def test_a_torn_last_line_does_not_swallow_the_next_batch(tmp_path: Path) -> Non
 
 
 def test_batches_lost_in_the_spool_are_counted_as_dropped(tmp_path: Path, sqlite_uri: str) -> None:
-    """Nothing is lost without being counted: a torn last line and an unreadable line are dropped batches."""
+    """Nothing is lost without being counted: a torn last line is a dropped batch, an unreadable line one
+    moved to the quarantine file."""
     path = tmp_path / "spool.jsonl"
     unreachable = f"http://{HOST}:{free_port()}"
     clock = Clock()
@@ -624,8 +556,9 @@ def test_batches_lost_in_the_spool_are_counted_as_dropped(tmp_path: Path, sqlite
     with bridge(make_config(tmp_path, tracking_uri=sqlite_uri, experiment="torn"), clock) as (rec, sink):
         wait_for(lambda: sink.health()["spool_bytes"] == 0, "the spool to be replayed")
         traffic(rec, sink, clock, 2, 3)
-    # dropped: the torn line (cut off when the spool was opened) and the unreadable one (skipped on replay)
-    assert results(rec) == {"ok": 1.0, "retried": 2.0, "spooled": 0.0, "dropped": 2.0}
+    # dropped: the torn line (cut off when the spool was opened); quarantined: the unreadable one
+    assert results(rec) == {"ok": 1.0, "retried": 2.0, "spooled": 0.0, "dropped": 1.0}
+    assert batches(rec, "quarantined") == 1.0
     client, run = window_run(sqlite_uri, "torn")
     assert history(client, run, "requests") == [(STEP0, 1.0), (STEP0 + 1, 2.0), (STEP0 + 2, 3.0)]
     assert path.stat().st_size == 0

@@ -469,11 +469,11 @@ def test_static_labels_and_thresholds(make: Make) -> None:
     assert thresholds == {"psi": 0.2, "ks": 0.3, "js": 0.19}
 
 
-def test_scoring_thread_starts_with_the_first_counted_observation_and_stops(make: Make) -> None:
-    sink, _, _ = make(baseline_size=1, start=False)  # a sink nobody started: its first use starts it
-    sink.on_feature("x", 1.0, T0)  # the baseline
-    assert sink._thread is None
+def test_scoring_thread_starts_with_the_first_complete_baseline_and_stops(make: Make) -> None:
+    sink, _, _ = make(baseline_size=2, start=False)  # a sink nobody started: its first use starts it
     sink.on_feature("x", 1.0, T0)
+    assert sink._thread is None
+    sink.on_feature("x", 2.0, T0)  # the last baseline value: the thread builds the baseline
     thread = sink._thread
     assert thread is not None and thread.daemon and thread.is_alive()
     sink.close()

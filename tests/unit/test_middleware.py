@@ -578,12 +578,14 @@ def test_capture_can_be_turned_off() -> None:
     assert count(registry, "/chat") == 1
 
 
-def test_request_body_the_app_never_reads_is_sized_from_content_length() -> None:
+def test_request_body_the_app_never_reads_counts_no_bytes() -> None:
+    # Only the bytes that arrived through receive() count: Content-Length is the client's claim.
     app, registry = wrap(starlette_app())
     with TestClient(app) as client:
         client.post("/items/1", content=b"y" * 500)  # 405: the handler never reads the body
     labels = {"http_request_method": "POST", "http_route": "/items/{item_id}", "http_response_status_code": "405"}
-    assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 500
+    assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 0
+    assert registry.get_sample_value("http_server_request_body_size_bytes_count", labels) == 1
 
 
 def test_default_registry_handlers_see_the_default_recorder() -> None:
