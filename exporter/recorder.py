@@ -18,6 +18,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
 from .observations import (
+    ESTIMATED,
+    PROVIDER_COST,
+    TOKEN_KINDS,
+    UNSPLIT,
     Captured,
     Confidence,
     Cost,
@@ -30,7 +34,8 @@ from .observations import (
     Prediction,
     Unreadable,
 )
-from .pricing import PricingTable
+from .pricing import KINDS, PricingTable
+from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
 from .prometheus.fastpath import adder, http_observer, observer, unlocked
 from .prometheus.multiprocess import multiprocess_dir
@@ -85,22 +90,35 @@ class Recorder:
     def pricing(self) -> PricingTable:
         """The price table, read on first use (the middleware reads it at startup, so a bad file fails then)."""
         if self._pricing is None:
-            self._pricing = PricingTable.from_config(self.config.pricing)
+            self._pricing = table = PricingTable.from_config(self.config.pricing)
+            table.when_updated(self._price_data_date)
+            self._price_data_date()
         return self._pricing
+
+    def _price_data_date(self) -> None:
+        # Called from genai-prices' update thread too: one gauge set.
+        stamp = self.pricing.snapshot_timestamp
+        if stamp is not None:
+            m = self.metrics
+            m.price_data_timestamp.labels(PRICE_DATA, *m.static).set(stamp)
 
     def set_exemplar_source(self, source: Callable[[], dict[str, str] | None] | None) -> None:
         """Where exemplars come from: a callable returning ``{"trace_id": ..., "span_id": ...}`` or None."""
         self.exemplar = source
 
     def start(self) -> None:
-        """Start the sinks' threads and files (the ASGI lifespan's startup, or the first use; idempotent)."""
+        """Start the sinks' threads and files, and the price data's auto-update where it is on (the ASGI
+        lifespan's startup, or the first use; idempotent)."""
         if self._started:
             return
         self._started = True
+        self.pricing.start()
         for sink in self.sinks:
             sink.start()
 
     def close(self) -> None:
+        if self._pricing is not None:
+            self._pricing.stop()
         for sink in self.sinks:
             sink.close()
 
@@ -215,56 +233,81 @@ class Recorder:
     # -- LLM ----------------------------------------------------------------------------------------
 
     def llm(self, call: LLMCall) -> Cost | None:
-        """Record one LLM call; returns its cost, or None when the model has no known price."""
+        """Record one LLM call; returns its cost, or None when it has none (no usage, or no known price)."""
         m = self.metrics
         g = self.guard
         provider = g("gen_ai_provider_name", call.provider or "unknown")
         model = g("gen_ai_request_model", call.model or "unknown")
+        response = g("gen_ai_response_model", call.response_model) if call.response_model else ""
         operation = g("gen_ai_operation_name", call.operation or "chat")
         error = g("error_type", call.error_type) if call.error_type else ""
         tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             if exemplar:
-                m.llm_duration.labels(operation, provider, model, error, *m.static).observe(call.duration, exemplar)
+                duration = m.llm_duration.labels(operation, provider, model, response, error, *m.static)
+                duration.observe(call.duration, exemplar)
             else:
-                self._observe(m.llm_duration, operation, provider, model, error)(call.duration)
+                self._observe(m.llm_duration, operation, provider, model, response, error)(call.duration)
         if call.ttft is not None:
-            self._observe(m.llm_ttft, provider, model)(call.ttft)
-        self._add(m.llm_requests, provider, model, "error" if call.error_type else "ok", *tenant)(1)
+            self._observe(m.llm_ttft, provider, model, response)(call.ttft)
+        self._add(m.llm_requests, provider, model, response, "error" if call.error_type else "ok", *tenant)(1)
 
         cost: Cost | None = None
-        if call.cost_usd is not None:
-            # A given cost is split by tokens; with no token counts it is booked as output (what was bought).
-            total = call.input_tokens + call.output_tokens
-            share = call.input_tokens / total if total else 0.0
-            cost = Cost(call.cost_usd * share, call.cost_usd * (1.0 - share))
-        elif call.input_tokens or call.output_tokens:
-            cost = self.pricing.cost(call.model, call.input_tokens, call.output_tokens, call.cached_input_tokens)
-            if cost is None:
-                self._add(m.unpriced_tokens, model)(call.input_tokens + call.output_tokens)
-        for token_type, tokens, usd in (
-            ("input", call.input_tokens, cost.input_usd if cost else 0.0),
-            ("output", call.output_tokens, cost.output_usd if cost else 0.0),
-        ):
-            if tokens:
-                if exemplar:
-                    usage = m.llm_token_usage.labels(operation, provider, model, token_type, *m.static)
-                    usage.observe(tokens, exemplar)
-                else:
-                    self._observe(m.llm_token_usage, operation, provider, model, token_type)(tokens)
-                self._add(m.llm_tokens, provider, model, token_type, *tenant)(tokens)
-            if usd:
-                self._add(m.llm_cost, provider, model, token_type, *tenant)(usd)
+        kinds = None if call.missing_usage else call.kinds()
+        if kinds is None:
+            # No usage to book (or counts that can't be a call's): the call is counted as missing its usage,
+            # never as zero tokens, and nothing is priced.
+            self._add(m.missing_usage, provider, model, call.missing_usage or "usage_inconsistent")(1)
+        else:
+            for token_type, tokens in (("input", call.input_tokens), ("output", call.output_tokens)):
+                if tokens:  # the OTel histogram keeps the totals, as the conventions define it
+                    if exemplar:
+                        usage = m.llm_token_usage.labels(operation, provider, model, response, token_type, *m.static)
+                        usage.observe(tokens, exemplar)
+                    else:
+                        self._observe(m.llm_token_usage, operation, provider, model, response, token_type)(tokens)
+            for kind, tokens in zip(TOKEN_KINDS, kinds, strict=True):
+                if tokens:
+                    self._add(m.llm_tokens, provider, model, response, kind, *tenant)(tokens)
+            cost = self._cost(call, kinds, provider, model, response, tenant)
         if self.sinks:
             ts = call.timestamp if call.timestamp is not None else time.time()
             # Sinks see the names the metrics have. The guard returns the very object it was given unless
             # it folded or repaired the value, so the copy is made only then.
-            if provider is not call.provider or model is not call.model or operation is not call.operation:
-                call = replace(call, provider=provider, model=model, operation=operation)
+            answered = response or None
+            if (
+                provider is not call.provider
+                or model is not call.model
+                or operation is not call.operation
+                or answered is not call.response_model
+            ):
+                call = replace(call, provider=provider, model=model, operation=operation, response_model=answered)
             for sink in self.sinks:
                 sink.on_llm(call, cost, ts)
         return cost
+
+    def _cost(
+        self, call: LLMCall, kinds: tuple[int, ...], provider: str, model: str, response: str, tenant: tuple[str, ...]
+    ) -> Cost | None:
+        """Book the call's cost: the provider's figure as given, else priced from the price data by kind."""
+        m = self.metrics
+        if call.cost_usd is not None:
+            if call.cost_usd:
+                self._add(m.llm_cost, provider, model, response, UNSPLIT, PROVIDER_COST, *tenant)(call.cost_usd)
+            return Cost(call.cost_usd, PROVIDER_COST)
+        if not (call.input_tokens or call.output_tokens):
+            return None
+        # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
+        entry = self.pricing.price(call.response_model or call.model, call.provider)
+        if entry is None:
+            self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
+            return None
+        parts = entry.amounts(kinds)
+        for kind, usd in zip(KINDS, parts, strict=True):
+            if usd:
+                self._add(m.llm_cost, provider, model, response, kind, ESTIMATED, *tenant)(usd)
+        return Cost(sum(parts), ESTIMATED, parts)
 
     # Children of the families above, cached by label values (already capped, so the cache is bounded by
     # the caps; it is also cleared past a size, as a last resort). ``labels()`` costs ~0.6 µs, a hit ~0.1.

@@ -17,7 +17,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..observations import Captured, LLMCall, Unreadable
-from .usage import ANTHROPIC, GEMINI, Reading, error_type, has_output, model_of, read, stream_kind
+from .usage import ANTHROPIC, NAMELESS, Reading, error_type, has_output, model_of, read, stream_kind
 
 if TYPE_CHECKING:
     from ..config import CaptureConfig
@@ -105,20 +105,26 @@ class ResponseCapture:
 _JSON, _SSE = Unreadable("json"), Unreadable("sse")
 
 
-def _call(reading: Reading, start: float, end: float, ttft: float | None, status: int) -> LLMCall:
+def _call(reading: Reading, start: float, end: float, ttft: float | None, status: int, *, stream: bool) -> LLMCall:
     error = reading.error_type
     if error is None and status >= 400:
         error = str(status)  # OpenTelemetry's error.type for an HTTP error status
+    # A provider's answer that ended well but says nothing of its usage (OpenAI streams without
+    # stream_options.include_usage): counted as such, not as a call of zero tokens.
+    missing = None
+    if error is None and not reading.has_usage:
+        missing = "stream_without_usage" if stream else "response_without_usage"
     return LLMCall(
         model=reading.model or "unknown",
         provider=reading.provider,
         operation=reading.operation,
-        input_tokens=reading.input_tokens,
-        output_tokens=reading.output_tokens,
-        cached_input_tokens=reading.cached_input_tokens,
         duration=max(end - start, 0.0),
         ttft=None if ttft is None else max(ttft - start, 0.0),
         error_type=error,
+        cost_usd=reading.cost,
+        response_model=reading.model,
+        missing_usage=missing,
+        **reading.counts(),
     )
 
 
@@ -197,10 +203,11 @@ class JsonCapture(ResponseCapture):
             except ValueError:
                 return _JSON
             reading = read(obj)
-            # Usage without a model is some other API's "usage" field, except in Gemini's distinct shape.
-            if reading is None or not reading.has_usage or (reading.model is None and reading.provider != GEMINI):
+            # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
+            # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
+            if reading is None or (reading.model is None and reading.provider not in NAMELESS):
                 return None
-            return _call(reading, start, end, None, status)
+            return _call(reading, start, end, None, status, stream=False)
         except Exception:
             log.exception("llm-exporter: reading a JSON response failed")
             return _JSON
@@ -220,7 +227,7 @@ class JsonCapture(ResponseCapture):
         # A stand-in for the last item: what read() needs to see a Gemini response.
         reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
         if reading is not None and reading.has_usage:
-            return _call(reading, start, end, self._ttft, status)
+            return _call(reading, start, end, self._ttft, status, stream=True)
         return None
 
 
@@ -419,9 +426,9 @@ class SseCapture(ResponseCapture):
             reading = self._readings()
             if reading is None or (self._over and not reading.has_usage):
                 return _SSE
-            if reading.model is None and self._provider != GEMINI and not reading.has_usage:
+            if reading.model is None and self._provider not in NAMELESS and not reading.has_usage:
                 return None  # never saw anything identifying a model call
-            return _call(reading, start, end, self._ttft, status)
+            return _call(reading, start, end, self._ttft, status, stream=True)
         except Exception:
             log.exception("llm-exporter: reading an SSE response failed")
             return _SSE

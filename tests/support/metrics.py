@@ -34,3 +34,9 @@ def text_value(
 def all_samples(registry: CollectorRegistry) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
     """Every sample of a registry, as a set (to compare two registries)."""
     return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in registry.collect() for s in f.samples}
+
+
+def series(source: CollectorRegistry | Recorder, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample called ``name`` (e.g. ``llm_cost_usd_total``), as {sorted labels: value}."""
+    registry = source.registry if isinstance(source, Recorder) else source
+    return {tuple(sorted(s.labels.items())): s.value for f in registry.collect() for s in f.samples if s.name == name}
