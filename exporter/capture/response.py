@@ -17,6 +17,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..observations import Captured, LLMCall, Unreadable
+from .encoding import COMPRESSED_HEADS, ENCODINGS, Decoded
 from .usage import ANTHROPIC, NAMELESS, Reading, error_type, has_output, model_of, read, stream_kind
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NL = 10  # b"\n"[0]
+_CR = b"\r"
 # Byte markers that must be present for a body to carry usage: cheap checks before any JSON parsing.
 _USAGE = b'"usage'  # "usage" (OpenAI, Anthropic) and "usageMetadata" (Gemini)
 _ERROR = b'"error'
@@ -38,10 +40,14 @@ _LLM_SHAPE = re.compile(
 )
 
 
-def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | None:
+def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | Decoded | None:
     """A capture for a JSON or SSE response, ``None`` for anything else (or when capture is off)."""
-    kind = _reader_for(headers, config)
-    return kind(config.max_json_bytes) if kind is not None else None
+    found = _reader_for(headers, config)
+    if found is None:
+        return None
+    kind, encoded = found
+    capture = kind(config.max_json_bytes)
+    return Decoded(capture, whole=False) if encoded else capture
 
 
 def capture_body(
@@ -51,10 +57,13 @@ def capture_body(
 
     The middleware calls it only for bodies that :func:`may_carry_usage`.
     """
-    kind = _reader_for(headers, config)
-    if kind is None:
+    found = _reader_for(headers, config)
+    if found is None:
         return None
-    capture = kind(config.max_json_bytes)
+    kind, encoded = found
+    capture: ResponseCapture | Decoded = kind(config.max_json_bytes)
+    if encoded:
+        capture = Decoded(capture, whole=True)
     capture.feed(body, end)
     return capture.finish(start, end, status)
 
@@ -63,30 +72,38 @@ def may_carry_usage(body: bytes, cap: int) -> bool:
     """False for the common non-LLM response, at the cost of two substring searches: a body with neither
     the usage marker nor an SSE ``data:`` line has nothing either reader would record, whatever its
     content type, so its headers are not even scanned. (An over-size body is looked at: it may count as
-    unreadable LLM output.)"""
-    return len(body) > cap or _USAGE in body or _DATA in body
+    unreadable LLM output; a compressed one can only be told once its headers are.)"""
+    return len(body) > cap or _USAGE in body or _DATA in body or body[:1] in COMPRESSED_HEADS
 
 
-def _reader_for(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> type[JsonCapture | SseCapture] | None:
+def _reader_for(
+    headers: list[tuple[bytes, bytes]], config: CaptureConfig
+) -> tuple[type[JsonCapture | SseCapture], bool] | None:
+    """The reader of a response's content type, and whether its body must be decoded first."""
     if not config.enabled:
         return None
     ctype = None
+    encoded = False
     for name, value in headers:
         # Lengths first: most headers are rejected without lowercasing anything.
         n = len(name)
         if n == 12:
             if name.lower() == b"content-type":
                 ctype = value
-        elif n == 16 and name.lower() == b"content-encoding" and value.strip().lower() not in (b"identity", b""):
-            return None  # a compressed body can't be read without decompressing it
+        elif n == 16 and name.lower() == b"content-encoding":
+            encoding = value.strip().lower()
+            if encoding in ENCODINGS:
+                encoded = True
+            elif encoding not in (b"identity", b""):
+                return None  # br, zstd: no decoder in the standard library (see encoding.py)
     if ctype is None:
         return None
     ctype = ctype.lstrip()[:18].lower()
     # The media type must end where the name does: not application/jsonl or application/json-seq.
     if ctype[:16] == b"application/json" and ctype[16:17] in _END_OF_TYPE:
-        return JsonCapture
+        return JsonCapture, encoded
     if ctype[:17] == b"text/event-stream" and ctype[17:18] in _END_OF_TYPE:
-        return SseCapture
+        return SseCapture, encoded
     return None
 
 
@@ -99,6 +116,11 @@ class ResponseCapture:
         raise NotImplementedError
 
     def finish(self, start: float, end: float, status: int) -> Captured:
+        raise NotImplementedError
+
+    @property
+    def satisfied(self) -> bool:
+        """Whether more of the body would change nothing (a compressed body then needs no more inflating)."""
         raise NotImplementedError
 
 
@@ -172,6 +194,10 @@ class JsonCapture(ResponseCapture):
         except Exception:
             self._over = True
             self._parts = []
+
+    @property
+    def satisfied(self) -> bool:
+        return self._over
 
     def _feed_array(self, chunk: bytes, now: float) -> None:
         parts = self._parts
@@ -285,6 +311,10 @@ class SseCapture(ResponseCapture):
             return
         try:
             if self._tail or self._skip or chunk[-1] != _NL:
+                if _CR in chunk:
+                    # Lines may end with CR alone, as the SSE format allows (CRLF needs nothing: the CR is
+                    # whitespace to the JSON and to the line's strip()).
+                    chunk = chunk.replace(b"\r\n", b"\n").replace(_CR, b"\n")
                 chunk = self._complete(chunk)
                 if not chunk:
                     return
@@ -306,6 +336,10 @@ class SseCapture(ResponseCapture):
                 self._error = self._keep(chunk, _ERROR)
         except Exception:
             self._over = True  # unreadable; finish() counts it if this was an LLM stream
+
+    @property
+    def satisfied(self) -> bool:
+        return self._state == _IGNORE
 
     def _complete(self, chunk: bytes) -> bytes:
         """The complete lines available once ``chunk`` is appended; the rest waits for its newline."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.capture.encoding import PIECE, Decoded
 from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
 from exporter.recorder import Recorder
@@ -327,7 +329,9 @@ def test_error_status_is_the_error_type() -> None:
         ([(b"content-type", b"application/jsonl")], CaptureConfig(), None),
         ([(b"content-type", b"text/event-stream;charset=utf-8")], CaptureConfig(), SseCapture),
         ([], CaptureConfig(), None),
-        (JSON + [(b"content-encoding", b"gzip")], CaptureConfig(), None),
+        (JSON + [(b"content-encoding", b"gzip")], CaptureConfig(), Decoded),
+        (SSE + [(b"Content-Encoding", b"deflate")], CaptureConfig(), Decoded),
+        (JSON + [(b"content-encoding", b"br")], CaptureConfig(), None),  # no decoder in the standard library
         (JSON + [(b"content-encoding", b"identity")], CaptureConfig(), JsonCapture),
         (JSON, CaptureConfig(enabled=False), None),
         (SSE, CaptureConfig(enabled=False), None),
@@ -635,3 +639,31 @@ def test_feed_and_finish_never_raise() -> None:
         capture.feed(b'data: {"choices": [1, 2], "model": 5}\n\n', 100.2)
         capture.feed(b'data: {"choices": [], "model": "m", "usage": [1]}\n\n', 100.3)
         rec.captured(capture.finish(START, END, 200))
+
+
+def test_a_compressed_body_is_inflated_in_bounded_pieces() -> None:
+    big = json.dumps({**OPENAI_CHAT, "choices": [{"message": {"content": "x" * 200_000}}]}).encode()
+    fed: list[int] = []
+
+    class Sizes(JsonCapture):
+        __slots__ = ()
+
+        def feed(self, chunk: bytes, now: float) -> None:
+            fed.append(len(chunk))
+            super().feed(chunk, now)
+
+    capture = Decoded(Sizes(CaptureConfig().max_json_bytes), whole=False)
+    capture.feed(gzip.compress(big), START)
+    assert max(fed) <= PIECE and sum(fed) == len(big)
+    rec = recorder()
+    rec.captured(capture.finish(START, END, 200))
+    assert tokens(rec, "openai", "gpt-4o-2024-08-06", "cache_read") == 200
+
+
+def test_a_compressed_body_that_is_no_answer_is_not_inflated_past_its_first_piece() -> None:
+    listing = json.dumps([{"id": i, "name": "widget", "price": i * 3} for i in range(50_000)]).encode()
+    inner = JsonCapture(CaptureConfig().max_json_bytes)
+    capture = Decoded(inner, whole=True)
+    capture.feed(gzip.compress(listing), START)
+    assert capture.satisfied and inner._size == 0  # the reader never saw it
+    assert capture.finish(START, END, 200) is None
