@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.capture.encoding import PIECE, Decoded
+from exporter.capture.request import requested_model
 from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
 from exporter.recorder import Recorder
@@ -667,3 +668,26 @@ def test_a_compressed_body_that_is_no_answer_is_not_inflated_past_its_first_piec
     capture.feed(gzip.compress(listing), START)
     assert capture.satisfied and inner._size == 0  # the reader never saw it
     assert capture.finish(START, END, 200) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "first", "last", "model"),
+    [
+        ("/v1/chat/completions", b'{"model": "gpt-4o", "messages": []}', b"", "gpt-4o"),
+        # The OpenAI SDK sends the messages first: a long prompt puts the model in the last chunk.
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"', b'}], "model":"o3"}', "o3"),
+        ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", b'{"contents": []}', b"", "gemini-2.5-flash"),
+        (
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/converse",
+            b"{}",
+            b"",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ),
+        # A key inside a tool schema is an object, and a quote inside a string is escaped: neither names the model.
+        ("/chat", b'{"tools": [{"parameters": {"properties": {"model": {"type": "string"}}}}]}', b"", None),
+        ("/chat", b'{"messages": [{"content": "say \\"model\\": \\"x\\""}]}', b"", None),
+        ("/models/123", b"", b"", None),
+    ],
+)
+def test_the_request_names_its_model(path: str, first: bytes, last: bytes, model: str | None) -> None:
+    assert requested_model(path, first, last or first) == model

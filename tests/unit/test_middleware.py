@@ -516,18 +516,24 @@ def test_capture_of_a_json_chat_completion() -> None:
     from starlette.responses import JSONResponse
 
     async def chat(request: Request) -> Response:
+        await request.json()  # a gateway reads the request it forwards; the middleware sees it go by
         return JSONResponse(CHAT_JSON)
 
     app, registry = wrap(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])]))
     with TestClient(app) as client:
-        assert client.post("/v1/chat/completions", json={}).json() == CHAT_JSON
-    assert _llm(registry, "llm_tokens_total", "input") == 600
-    assert _llm(registry, "llm_tokens_total", "cache_read") == 400
-    assert _llm(registry, "llm_tokens_total", "output") == 200
+        asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+        assert client.post("/v1/chat/completions", json=asked).json() == CHAT_JSON
+        # A request that names no model: the answer's model stands in for it.
+        assert client.post("/v1/chat/completions", json={"messages": []}).json() == CHAT_JSON
+    # The model asked for (from the request body) and the one that answered, each in its label.
+    assert _llm(registry, "llm_tokens_total", "input", "gpt-4o-mini") == 600
+    assert _llm(registry, "llm_tokens_total", "cache_read", "gpt-4o-mini") == 400
+    assert _llm(registry, "llm_tokens_total", "output", "gpt-4o-mini") == 200
     # gpt-4o-mini: $0.15 / 1M input, $0.075 / 1M cached input, $0.60 / 1M output.
-    assert _llm(registry, "llm_cost_usd_total", "input") == pytest.approx(600 * 0.15 / 1e6, abs=1e-15)
-    assert _llm(registry, "llm_cost_usd_total", "cache_read") == pytest.approx(400 * 0.075 / 1e6, abs=1e-15)
-    assert _llm(registry, "llm_cost_usd_total", "output") == pytest.approx(200 * 0.60 / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_cost_usd_total", "input", "gpt-4o-mini") == pytest.approx(600 * 0.15 / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_cost_usd_total", "cache_read", "gpt-4o-mini") == pytest.approx(400 * 0.075 / 1e6)
+    assert _llm(registry, "llm_cost_usd_total", "output", "gpt-4o-mini") == pytest.approx(200 * 0.60 / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_tokens_total", "input") == 600
 
 
 def test_capture_of_an_sse_stream_with_ttft() -> None:
