@@ -44,6 +44,8 @@ from .sinks import BridgeOutput, DriftOutput, Sink
 log = logging.getLogger(__name__)
 
 _MAX_CACHED_CHILDREN = 20_000
+_MAX_CACHED_ROWS = 2_000  # (provider, model, response model, tenant) rows of adders by kind, 25 each at most
+_NO_COST = (0.0,) * len(KINDS)  # the parts of a call with no estimate
 BATCH_RESULTS = ("ok", "retried", "spooled", "dropped")  # llm_exporter_mlflow_batches_total{result}
 
 
@@ -68,6 +70,7 @@ class Recorder:
         self._ttfb_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
+        self._rows: dict[tuple[str, ...], _ByKind] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -267,10 +270,7 @@ class Recorder:
                         usage.observe(tokens, exemplar)
                     else:
                         self._observe(m.llm_token_usage, operation, provider, model, response, token_type)(tokens)
-            for kind, tokens in zip(TOKEN_KINDS, kinds, strict=True):
-                if tokens:
-                    self._add(m.llm_tokens, provider, model, response, kind, *tenant)(tokens)
-            cost = self._cost(call, kinds, provider, model, response, tenant)
+            cost = self._book(call, kinds, provider, model, response, tenant)
         if self.sinks:
             ts = call.timestamp if call.timestamp is not None else time.time()
             # Sinks see the names the metrics have. The guard returns the very object it was given unless
@@ -287,27 +287,44 @@ class Recorder:
                 sink.on_llm(call, cost, ts)
         return cost
 
-    def _cost(
+    def _book(
         self, call: LLMCall, kinds: tuple[int, ...], provider: str, model: str, response: str, tenant: tuple[str, ...]
     ) -> Cost | None:
-        """Book the call's cost: the provider's figure as given, else priced from the price data by kind."""
+        """Book the call's tokens by kind and its cost: the provider's figure as given, else priced from the
+        price data kind by kind; returns the cost."""
         m = self.metrics
-        if call.cost_usd is not None:
-            if call.cost_usd:
-                self._add(m.llm_cost, provider, model, response, UNSPLIT, PROVIDER_COST, *tenant)(call.cost_usd)
-            return Cost(call.cost_usd, PROVIDER_COST)
-        if not (call.input_tokens or call.output_tokens):
-            return None
-        # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
-        entry = self.pricing.price(call.response_model or call.model, call.provider)
-        if entry is None:
-            self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
-            return None
-        parts = entry.amounts(kinds)
-        for kind, usd in zip(KINDS, parts, strict=True):
+        parts: tuple[float, ...] = ()
+        if call.cost_usd is None and (call.input_tokens or call.output_tokens):
+            # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
+            entry = self.pricing.price(call.response_model or call.model, call.provider)
+            if entry is None:
+                self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
+            else:
+                parts = entry.amounts(kinds)
+        key = (provider, model, response, *tenant)
+        row = self._rows.get(key)
+        if row is None:
+            if len(self._rows) >= _MAX_CACHED_ROWS:  # bounded by the caps already; this is the last resort
+                self._rows.clear()
+            row = self._rows[key] = _ByKind(m, key)
+        # One pass over the kinds for tokens and costs, through the row's adders (no key to hash per kind);
+        # parts has one more item than kinds, the fee per call, booked after the loop.
+        i = 0
+        for tokens, usd in zip(kinds, parts or _NO_COST, strict=False):
+            if tokens:
+                (row.tokens[i] or row.token(i))(tokens)
             if usd:
-                self._add(m.llm_cost, provider, model, response, kind, ESTIMATED, *tenant)(usd)
-        return Cost(sum(parts), ESTIMATED, parts)
+                (row.costs[i] or row.cost(i))(usd)
+            i += 1
+        if parts:
+            if parts[-1]:
+                (row.costs[i] or row.cost(i))(parts[-1])
+            return Cost(sum(parts), ESTIMATED, parts)
+        if call.cost_usd is None:
+            return None
+        if call.cost_usd:
+            self._add(m.llm_cost, provider, model, response, UNSPLIT, PROVIDER_COST, *tenant)(call.cost_usd)
+        return Cost(call.cost_usd, PROVIDER_COST)
 
     # Children of the families above, cached by label values (already capped, so the cache is bounded by
     # the caps; it is also cleared past a size, as a last resort). ``labels()`` costs ~0.6 µs, a hit ~0.1.
@@ -473,6 +490,32 @@ class _BridgeCounters:
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+class _ByKind:
+    """The token and estimated-cost adders of one (provider, model, response model[, tenant]), by kind: made
+    when a kind is first booked, so a kind never seen exports no series."""
+
+    __slots__ = ("_metrics", "_labels", "tokens", "costs")
+
+    def __init__(self, metrics: Metrics, labels: tuple[str, ...]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self.tokens: list[Callable[[float], None] | None] = [None] * len(TOKEN_KINDS)
+        self.costs: list[Callable[[float], None] | None] = [None] * len(KINDS)
+
+    def token(self, i: int) -> Callable[[float], None]:
+        m = self._metrics
+        provider, model, response, *tenant = self._labels
+        add = self.tokens[i] = adder(m.llm_tokens.labels(provider, model, response, TOKEN_KINDS[i], *tenant, *m.static))
+        return add
+
+    def cost(self, i: int) -> Callable[[float], None]:
+        m = self._metrics
+        provider, model, response, *tenant = self._labels
+        family = m.llm_cost
+        add = self.costs[i] = adder(family.labels(provider, model, response, KINDS[i], ESTIMATED, *tenant, *m.static))
+        return add
 
 
 def _telling(

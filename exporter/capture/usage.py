@@ -210,23 +210,31 @@ def _openai(obj: Any) -> Reading:
     usage = get(obj, "usage")
     if usage is None:
         return r
-    if get(usage, "prompt_tokens") is not None:  # chat completions, completions, embeddings
-        r.input = _int(get(usage, "prompt_tokens"))
+    # Absent details are common (embeddings, older servers): each one is looked into only when present.
+    prompt = get(usage, "prompt_tokens")
+    if prompt is not None:  # chat completions, completions, embeddings
+        r.input = _int(prompt)
         r.output = _int(get(usage, "completion_tokens"))
         inputs, outputs = get(usage, "prompt_tokens_details"), get(usage, "completion_tokens_details")
-        r.input_audio = _int(get(inputs, "audio_tokens"))
-        r.output_audio = _int(get(outputs, "audio_tokens"))
+        if inputs is not None:
+            r.input_audio = _int(get(inputs, "audio_tokens"))
+        if outputs is not None:
+            r.output_audio = _int(get(outputs, "audio_tokens"))
         if r.output is None and operation == "embeddings":
             r.output = 0
     else:  # Responses API
         r.input = _int(get(usage, "input_tokens"))
         r.output = _int(get(usage, "output_tokens"))
         inputs, outputs = get(usage, "input_tokens_details"), get(usage, "output_tokens_details")
-    r.cache_read = _int(get(inputs, "cached_tokens"))
-    r.cache_write = _int(get(inputs, "cache_write_tokens"))  # OpenAI-compatible gateways in front of Claude
-    r.output_reasoning = _int(get(outputs, "reasoning_tokens"))
-    cost = get(usage, "cost")  # OpenRouter: USD billed; Perplexity: an object with the total
-    r.cost = _usd(get(cost, "total_cost")) if get(cost, "total_cost") is not None else _usd(cost)
+    if inputs is not None:
+        r.cache_read = _int(get(inputs, "cached_tokens"))
+        r.cache_write = _int(get(inputs, "cache_write_tokens"))  # OpenAI-compatible gateways in front of Claude
+    if outputs is not None:
+        r.output_reasoning = _int(get(outputs, "reasoning_tokens"))
+    cost = get(usage, "cost")  # OpenRouter: the USD it billed; Perplexity: an object with the total
+    if cost is not None:
+        total = get(cost, "total_cost")
+        r.cost = _usd(cost if total is None else total)
     return r
 
 
