@@ -54,6 +54,7 @@ TOKEN_KINDS = (
     "output_audio",
     "output_image",
 )
+N_INPUT_KINDS = 8  # TOKEN_KINDS[:8] are the input kinds, the rest the output kinds
 
 
 def token_kinds(
@@ -350,11 +351,11 @@ class Cost:
     @property
     def input_usd(self) -> float | None:
         """The input kinds' USD (an estimate's; a provider's figure has no split)."""
-        return sum(self.parts[:8]) if self.parts else None
+        return sum(self.parts[:N_INPUT_KINDS]) if self.parts else None
 
     @property
     def output_usd(self) -> float | None:
-        return sum(self.parts[8:12]) if self.parts else None
+        return sum(self.parts[N_INPUT_KINDS : len(TOKEN_KINDS)]) if self.parts else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ..observations import TOKEN_KINDS
+from ..observations import N_INPUT_KINDS, TOKEN_KINDS
 from .usage import TokenUsage
 
 # The disjoint kinds a call's bill splits into (see usage.py), in the order of ``Rates`` and ``CostBreakdown``:
 # the token kinds the metrics count, and a fee per call.
 KINDS = (*TOKEN_KINDS, "request")
-INPUT_KINDS = KINDS[:8]
-OUTPUT_KINDS = KINDS[8:12]
+INPUT_KINDS = KINDS[:N_INPUT_KINDS]
+OUTPUT_KINDS = KINDS[N_INPUT_KINDS : len(TOKEN_KINDS)]
 
 Rates = tuple[float, ...]
 """One USD rate per kind of ``KINDS``: per token, and per call for ``request``."""
@@ -110,7 +110,7 @@ class PriceEntry:
         if self.tiers:
             # The provider's cliff: above a threshold every token is billed at the tier's rate. The input
             # kinds add up to the call's input tokens.
-            n = sum(counts[:8])
+            n = sum(counts[:N_INPUT_KINDS])
             for start, band in self.tiers:
                 if n <= start:
                     break
