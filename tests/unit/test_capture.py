@@ -691,3 +691,11 @@ def test_a_compressed_body_that_is_no_answer_is_not_inflated_past_its_first_piec
 )
 def test_the_request_names_its_model(path: str, first: bytes, last: bytes, model: str | None) -> None:
     assert requested_model(path, first, last or first) == model
+
+
+def test_only_the_ends_of_a_large_request_body_are_searched() -> None:
+    prompt = b'{"messages": [{"role": "user", "content": "' + b"x" * 1_000_000 + b'"}], '
+    whole = prompt + b'"model": "gpt-4.1"}'
+    assert requested_model("/v1/chat/completions", whole, whole) == "gpt-4.1"  # one chunk: its end is searched
+    middle = b'{"a": 1, ' + b'"pad": "' + b"x" * 100_000 + b'", "model": "hidden", "b": "' + b"y" * 100_000 + b'"}'
+    assert requested_model("/v1/chat/completions", middle, middle) is None  # neither end names it
