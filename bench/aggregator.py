@@ -90,7 +90,7 @@ def cost(n: int, rounds: int) -> None:
         rec = Recorder(config, CollectorRegistry())
         sink = MlflowSink(rec, clock=lambda: T0 + 3600.0)
         call = LLMCall("gpt-4o", "openai", input_tokens=100, output_tokens=50, duration=1.0, ttft=0.2)
-        price = Cost(0.0005, 0.0005)
+        price = Cost(0.001)
         report("sink.on_http", lambda i: sink.on_http("GET", "/chat", 200, durations[i & 4095], T0))
         report("sink.on_llm", lambda i: sink.on_llm(call, price, T0))
         sink.close()  # the one partial window goes to the spool in the temp dir

@@ -22,15 +22,17 @@ ERROR_TYPE = "error_type"
 OPERATION = "gen_ai_operation_name"
 PROVIDER = "gen_ai_provider_name"
 MODEL = "gen_ai_request_model"
+RESPONSE_MODEL = "gen_ai_response_model"
 TOKEN_TYPE = "gen_ai_token_type"
+COST_SOURCE = "cost_source"  # provider (given by the payload) or estimated (from the price data)
 TENANT = "tenant"
 RESOURCE = "resource"  # what a provider's rate limit counts: requests, tokens, input_tokens, output_tokens
 
 HTTP = (METHOD, ROUTE, STATUS)
 # Every dynamic label name below: static labels from config may not reuse one.
 LABEL_NAMES = frozenset(
-    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, TOKEN_TYPE, TENANT, RESOURCE}
-    | {"outcome", "label", "evaluation", "event", "feature", "method", "format", "result"}
+    {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE, COST_SOURCE, TENANT}
+    | {RESOURCE, "outcome", "label", "evaluation", "event", "feature", "method", "format", "result", "reason", "source"}
 )
 
 # OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.

@@ -144,16 +144,31 @@ def record(
     input_tokens: int = 0,
     output_tokens: int = 0,
     cached_input_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+    input_audio_tokens: int = 0,
+    cache_audio_read_tokens: int = 0,
+    input_image_tokens: int = 0,
+    cache_image_read_tokens: int = 0,
+    output_reasoning_tokens: int = 0,
+    output_audio_tokens: int = 0,
+    output_image_tokens: int = 0,
     duration: float | None = None,
     ttft: float | None = None,
     error_type: str | None = None,
     cost_usd: float | None = None,
     tenant: str | None = None,
     timestamp: float | datetime | None = None,
+    response_model: str | None = None,
     request_id: str | None = None,
     recorder: Recorder | None = None,
 ) -> Cost | None:
-    """Record one LLM call; returns its cost (``None`` when the model has no known price)."""
+    """Record one LLM call; returns its cost (``None`` when the model has no known price).
+
+    ``input_tokens`` and ``output_tokens`` are totals; the other counts are the parts of them the provider
+    reported (see :class:`~exporter.observations.LLMCall`). ``cost_usd`` is a cost the provider billed, used
+    as is (``cost_source="provider"``); without it the cost is estimated from the price data.
+    """
     call = _checked(
         LLMCall,
         model=model,
@@ -162,12 +177,22 @@ def record(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cached_input_tokens=cached_input_tokens,
+        cache_write_tokens=cache_write_tokens,
+        cache_write_1h_tokens=cache_write_1h_tokens,
+        input_audio_tokens=input_audio_tokens,
+        cache_audio_read_tokens=cache_audio_read_tokens,
+        input_image_tokens=input_image_tokens,
+        cache_image_read_tokens=cache_image_read_tokens,
+        output_reasoning_tokens=output_reasoning_tokens,
+        output_audio_tokens=output_audio_tokens,
+        output_image_tokens=output_image_tokens,
         duration=duration,
         ttft=ttft,
         error_type=error_type,
         cost_usd=cost_usd,
         tenant=tenant,
         timestamp=timestamp,
+        response_model=response_model,
     )
     request_id = _request_id(request_id)
     call.route = current_route()  # the endpoint whose handler made the call, as outbound capture has it
@@ -180,21 +205,22 @@ def _emit(rec: Recorder, call: LLMCall, request_id: str | None) -> Cost | None:
     return rec.llm(call)
 
 
+# The fields of the LLM call that a Call takes as attributes: its token counts, a given cost, the response model.
+_TOKENS = tuple(name for name in LLMCall.FIELDS if name.endswith("_tokens"))
+_VALUES = (*_TOKENS, "cost_usd", "response_model")
+
+
 class _Checked:
     """An attribute of :class:`Call` checked, when set, by the rule of the LLM call's field of the same name."""
-
-    def __init__(self, slot: str) -> None:
-        self.slot = slot
-        self.name = slot
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else getattr(obj, self.slot)
+        return self if obj is None else obj._values[self.name]
 
     def __set__(self, obj: Any, value: Any) -> None:
-        setattr(obj, self.slot, _check(LLMCall, self.name, value))
+        obj._values[self.name] = _check(LLMCall, self.name, value)
 
 
 class Call:
@@ -207,15 +233,13 @@ class Call:
         "tenant",
         "request_id",
         "error_type",
-        "_cost_usd",
         "_recorder",
-        "_input",
-        "_output",
-        "_cached",
+        "_values",
         "_start",
         "_ttft",
         "_reading",
         "_outer",
+        "_read",
         "cost",
     )
 
@@ -236,21 +260,29 @@ class Call:
         self.request_id = _request_id(request_id)
         self.error_type: str | None = None
         self.cost: Cost | None = None  # set when the call has been recorded
-        self._cost_usd: float | None = None
         self._recorder = recorder
-        self._input = 0
-        self._output = 0
-        self._cached = 0
+        self._values: dict[str, Any] = {name: LLMCall.FIELDS[name].default for name in _VALUES}
         self._start: float | None = None
         self._ttft: float | None = None
         self._reading: Reading | None = None
         self._outer = False  # whether an enclosing block was open when this one began
+        self._read = 0  # provider payloads given to usage()
 
     # Checked as they are set, so a bad value fails on the caller's line.
-    input_tokens = _Checked("_input")
-    output_tokens = _Checked("_output")
-    cached_input_tokens = _Checked("_cached")
-    cost_usd = _Checked("_cost_usd")
+    input_tokens = _Checked()
+    output_tokens = _Checked()
+    cached_input_tokens = _Checked()
+    cache_write_tokens = _Checked()
+    cache_write_1h_tokens = _Checked()
+    input_audio_tokens = _Checked()
+    cache_audio_read_tokens = _Checked()
+    input_image_tokens = _Checked()
+    cache_image_read_tokens = _Checked()
+    output_reasoning_tokens = _Checked()
+    output_audio_tokens = _Checked()
+    output_image_tokens = _Checked()
+    cost_usd = _Checked()
+    response_model = _Checked()
 
     def first_token(self) -> None:
         """Mark the arrival of the first output token (streams); later calls are ignored."""
@@ -262,17 +294,19 @@ class Call:
     def usage(self, response: Any) -> bool:
         """Take token counts from a response (or a stream event) of OpenAI, Anthropic or Gemini, as a dict
         or SDK object. Called once per stream event, the counts accumulate as the provider reports them.
-        Returns whether usage was found; the counts are left as they were when it was not."""
+        Returns whether usage was found; the counts are left as they were when it was not (a provider's
+        answer that never shows usage is counted in ``llm_exporter_missing_usage_total``)."""
         reading = read(response)
         if reading is None:
             return False
+        self._read += 1
         self._reading = reading if self._reading is None else self._reading.merge(reading)
         r = self._reading
         if not reading.has_usage:
             return False
-        self._input = r.input_tokens
-        self._output = r.output_tokens
-        self._cached = r.cached_input_tokens
+        self._values.update(r.counts())
+        if r.cost is not None:  # what the provider billed (OpenRouter's usage.cost...)
+            self._values["cost_usd"] = r.cost
         if self.provider is None:
             self.provider = r.provider
         return True
@@ -293,26 +327,33 @@ class Call:
         assert self._start is not None and self._recorder is not None  # set by _begin
         block_var.set(self._outer)
         duration = time.perf_counter() - self._start
+        values = dict(self._values)
         if exc is None:
-            if self._cached > self._input:
-                message = f"expected at most input_tokens ({self._input}); input_tokens includes them"
-                raise InvalidValueError("cached_input_tokens", self._cached, message)
+            wrong = LLMCall.cross_check(values)
+            if wrong is not None:
+                raise InvalidValueError(wrong[0], values[wrong[0]], wrong[1])
         elif self.error_type is None and not isinstance(exc, GeneratorExit):  # a consumer that stopped early
             self.error_type = type(exc).__name__
-        provider = self.provider or (self._reading.provider if self._reading is not None else "unknown")
+        r = self._reading
+        missing = None
+        if r is not None:
+            if values["response_model"] is None:
+                values["response_model"] = r.model
+            # A provider's answer was read, it ended well, and no count came from it or from the caller.
+            if self.error_type is None and not r.has_usage and not any(values[n] for n in _TOKENS):
+                missing = "stream_without_usage" if self._read > 1 else "response_without_usage"
+        provider = self.provider or (r.provider if r is not None else "unknown")
         call = LLMCall(
             model=self.model,
             provider=provider,
             operation=self.operation,
-            input_tokens=self._input,
-            output_tokens=self._output,
-            cached_input_tokens=min(self._cached, self._input),
             duration=duration,
             ttft=self._ttft,
             error_type=self.error_type,
-            cost_usd=self._cost_usd,
             tenant=self.tenant,
             route=current_route(),  # in place of the outbound calls it stands for, with their route
+            missing_usage=missing,
+            **values,
         )
         self.cost = _emit(self._recorder, call, self.request_id)
 

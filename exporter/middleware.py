@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from .capture.request import requested_model
 from .capture.response import capture_body, may_carry_usage, start_capture
 from .capture.transport import instrument
 from .config import Config, to_dict
@@ -212,6 +213,8 @@ class _Exchange(Handling):
         "capture",
         "whole_body",
         "headers",
+        "request_first",
+        "request_last",
     )
 
     def __init__(
@@ -241,13 +244,19 @@ class _Exchange(Handling):
         self.capture: Any = None  # a reader fed chunk by chunk (streamed bodies)
         self.whole_body = b""  # a body sent in one message, read once at the end
         self.headers: Any = ()
+        self.request_first = self.request_last = b""  # the request body's first and last chunks, by reference
         self.start = time.perf_counter()
 
     async def receive(self) -> Message:
         message = await self._receive()
         kind = message["type"]
         if kind == "http.request":
-            self.received += len(message.get("body", b""))
+            body = message.get("body", b"")
+            if body:
+                if not self.received:
+                    self.request_first = body
+                self.request_last = body
+                self.received += len(body)
         elif kind == "http.disconnect":
             self.disconnected = True
         return message
@@ -308,8 +317,12 @@ class _Exchange(Handling):
                 found = capture_body(self.headers, self.whole_body, config, self.start, end, self.status)
             else:
                 return
-            if isinstance(found, LLMCall):
+            if type(found) is LLMCall:
                 found.route = self.route
+                # The request's model where it names one; the answer's (found.response_model) stays beside it.
+                asked = requested_model(self.scope["path"], self.request_first, self.request_last)
+                if asked is not None:
+                    found.model = asked
             rec.captured(found)
         except Exception:  # metrics must never fail a request
             log.exception("llm-exporter: recording a request failed")

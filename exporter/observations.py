@@ -37,9 +37,86 @@ SCORE = Field(number(0.0, 1.0), required=True)
 EVENT_COUNT = Field(count(minimum=1), default=1)
 
 
+# The kinds a call's tokens split into, each token counted once, as the most specific kind it belongs to
+# (the ``gen_ai_token_type`` values of llm_tokens_total and llm_cost_usd_total; :func:`token_kinds` says how
+# each is counted). Together they add up to the call's tokens, and their costs to its bill.
+TOKEN_KINDS = (
+    "input",  # input neither read from nor written to the cache, nor audio or image
+    "cache_read",  # text input read from the prompt cache
+    "cache_write",  # input written to the cache with a 5-minute lifetime (or one the provider doesn't say)
+    "cache_write_1h",  # input written to the cache with a 1-hour lifetime
+    "input_audio",  # audio input, not from the cache
+    "cache_audio_read",  # audio input read from the cache
+    "input_image",  # image input, not from the cache
+    "cache_image_read",  # image input read from the cache
+    "output",  # output that is neither reasoning, audio nor image
+    "output_reasoning",  # reasoning (thinking) output
+    "output_audio",
+    "output_image",
+)
+N_INPUT_KINDS = 8  # TOKEN_KINDS[:8] are the input kinds, the rest the output kinds
+
+
+def token_kinds(
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+    input_audio: int = 0,
+    cache_audio_read: int = 0,
+    input_image: int = 0,
+    cache_image_read: int = 0,
+    output_reasoning: int = 0,
+    output_audio: int = 0,
+    output_image: int = 0,
+) -> tuple[int, ...] | None:
+    """The tokens of each kind of ``TOKEN_KINDS``, from the totals and the parts providers report; ``None``
+    when a part is larger than what it is part of (counts that can't be one call's).
+
+    Cache writes are taken to be text, and reasoning to be neither audio nor image: no provider reports audio
+    or image cache writes, or reasoning in audio. Audio and image cache reads are part of both the cache
+    reads and the audio or image input.
+    """
+    kinds = (
+        input_tokens - cache_read - cache_write - input_audio - input_image + cache_audio_read + cache_image_read,
+        cache_read - cache_audio_read - cache_image_read,
+        cache_write - cache_write_1h,
+        cache_write_1h,
+        input_audio - cache_audio_read,
+        cache_audio_read,
+        input_image - cache_image_read,
+        cache_image_read,
+        output_tokens - output_reasoning - output_audio - output_image,
+        output_reasoning,
+        output_audio,
+        output_image,
+    )
+    return kinds if min(kinds) >= 0 else None
+
+
+# The token counts of an LLM call that are parts of another (its total includes them), for the messages
+# that say which count is wrong. Audio and image cache reads are in two of them.
+_TOKEN_PARTS = (
+    ("input_tokens", ("cached_input_tokens", "cache_write_tokens", "input_audio_tokens", "input_image_tokens")),
+    ("cache_write_tokens", ("cache_write_1h_tokens",)),
+    ("cached_input_tokens", ("cache_audio_read_tokens", "cache_image_read_tokens")),
+    ("input_audio_tokens", ("cache_audio_read_tokens",)),
+    ("input_image_tokens", ("cache_image_read_tokens",)),
+    ("output_tokens", ("output_reasoning_tokens", "output_audio_tokens", "output_image_tokens")),
+)
+
+
 @dataclass(slots=True)
 class LLMCall:
-    """One LLM operation. Token counts are totals: ``input_tokens`` includes ``cached_input_tokens``."""
+    """One LLM operation. ``input_tokens`` and ``output_tokens`` are totals; the other counts are parts of
+    them, as providers report them: ``input_tokens`` includes ``cached_input_tokens`` (cache reads),
+    ``cache_write_tokens`` and the audio and image input; ``output_tokens`` includes the reasoning, audio
+    and image output. :meth:`kinds` splits them into the disjoint kinds of ``TOKEN_KINDS``.
+
+    ``model`` is the model asked for (where the request is not known, the one that answered stands in for
+    it); ``response_model`` the one that answered, which prices the call.
+    """
 
     model: str
     provider: str = "unknown"
@@ -47,15 +124,28 @@ class LLMCall:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0  # of any lifetime
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens written for 1 hour
+    input_audio_tokens: int = 0  # cached or not
+    cache_audio_read_tokens: int = 0  # the audio part of cached_input_tokens
+    input_image_tokens: int = 0  # cached or not
+    cache_image_read_tokens: int = 0  # the image part of cached_input_tokens
+    output_reasoning_tokens: int = 0
+    output_audio_tokens: int = 0
+    output_image_tokens: int = 0
     duration: float | None = None  # seconds
     ttft: float | None = None  # seconds to the first output token, streams only
     error_type: str | None = None
-    cost_usd: float | None = None  # a cost given by the caller is used as is (split input/output by tokens)
+    cost_usd: float | None = None  # a cost given by the provider or the caller: used as is, never estimated
     tenant: str | None = None
     timestamp: float | None = None  # wall clock of the call; None means now
     # The http_route of the request whose handling made the call (set by the middleware, outbound capture and
     # llm.call blocks); None: made outside any request, recorded as __none__.
     route: str | None = None
+    response_model: str | None = None
+    # Why the answer has no usage (e.g. ``stream_without_usage``): set by the readers of provider answers, which
+    # then book no tokens and no cost. Not an input field: a caller who knows no counts gives none.
+    missing_usage: str | None = None
 
     FIELDS: ClassVar[dict[str, Field]] = {
         "model": REQUIRED_NAME,
@@ -64,19 +154,54 @@ class LLMCall:
         "input_tokens": TOKENS,
         "output_tokens": TOKENS,
         "cached_input_tokens": TOKENS,
+        "cache_write_tokens": TOKENS,
+        "cache_write_1h_tokens": TOKENS,
+        "input_audio_tokens": TOKENS,
+        "cache_audio_read_tokens": TOKENS,
+        "input_image_tokens": TOKENS,
+        "cache_image_read_tokens": TOKENS,
+        "output_reasoning_tokens": TOKENS,
+        "output_audio_tokens": TOKENS,
+        "output_image_tokens": TOKENS,
         "duration": SECONDS,
         "ttft": SECONDS,
         "error_type": OPTIONAL,
         "cost_usd": Field(number()),
         "tenant": OPTIONAL,
         "timestamp": WHEN,
+        "response_model": OPTIONAL,
     }
+
+    def kinds(self) -> tuple[int, ...] | None:
+        """The tokens of each kind of ``TOKEN_KINDS``; ``None`` when a part exceeds its total."""
+        return token_kinds(
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
+            self.input_audio_tokens,
+            self.cache_audio_read_tokens,
+            self.input_image_tokens,
+            self.cache_image_read_tokens,
+            self.output_reasoning_tokens,
+            self.output_audio_tokens,
+            self.output_image_tokens,
+        )
 
     @staticmethod
     def cross_check(values: Mapping[str, Any]) -> tuple[str, str] | None:
-        if values["cached_input_tokens"] > values["input_tokens"]:
-            total = values["input_tokens"]
-            return "cached_input_tokens", f"expected at most input_tokens ({total}); input_tokens includes them"
+        """The count that is larger than what it is part of, and what was expected of it."""
+        for total, parts in _TOKEN_PARTS:
+            limit = values[total]
+            for part in parts:
+                if values[part] > limit:
+                    return part, f"expected at most {total} ({limit}); {total} includes them"
+            used = sum(values[part] for part in parts)
+            if total == "input_tokens":  # audio and image cache reads are in two of the parts: count them once
+                used -= values["cache_audio_read_tokens"] + values["cache_image_read_tokens"]
+            if used > limit:
+                return total, f"expected at least {' + '.join(parts)} ({used}); {total} includes them"
         return None
 
 
@@ -208,14 +333,32 @@ def from_fields(signal: type[_O], get: Callable[[str], Any], wrong: Callable[[st
     return signal(**values)
 
 
+PROVIDER_COST = "provider"  # the cost_source of a cost the provider (or the caller) gave
+ESTIMATED = "estimated"  # the cost_source of a cost priced from the price data
+UNSPLIT = "unsplit"  # the gen_ai_token_type of a provider's cost: one figure for the whole call, never beside parts
+
+
+# Not frozen: one is made per priced call.
 @dataclass(slots=True)
 class Cost:
-    input_usd: float
-    output_usd: float
+    """What one LLM call cost in US dollars, and where the figure comes from (``source``).
+
+    An ``estimated`` cost has ``parts``: the USD of each kind of ``TOKEN_KINDS`` and, last, a fee per call
+    where the model has one; they add up to ``total_usd``. A ``provider`` cost is one figure, as given.
+    """
+
+    total_usd: float
+    source: str = ESTIMATED
+    parts: tuple[float, ...] = ()
 
     @property
-    def total_usd(self) -> float:
-        return self.input_usd + self.output_usd
+    def input_usd(self) -> float | None:
+        """The input kinds' USD (an estimate's; a provider's figure has no split)."""
+        return sum(self.parts[:N_INPUT_KINDS]) if self.parts else None
+
+    @property
+    def output_usd(self) -> float | None:
+        return sum(self.parts[N_INPUT_KINDS : len(TOKEN_KINDS)]) if self.parts else None
 
 
 @dataclass(frozen=True, slots=True)

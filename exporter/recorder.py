@@ -19,6 +19,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from .config import Config
 from .labels import NO_ROUTE
 from .observations import (
+    ESTIMATED,
+    PROVIDER_COST,
+    TOKEN_KINDS,
+    UNSPLIT,
     Captured,
     Confidence,
     Cost,
@@ -32,7 +36,8 @@ from .observations import (
     RateLimit,
     Unreadable,
 )
-from .pricing import PricingTable
+from .pricing import KINDS, PricingTable
+from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
 from .prometheus.fastpath import adder, http_observer, observer, unlocked
 from .prometheus.multiprocess import multiprocess_dir
@@ -43,6 +48,8 @@ log = logging.getLogger(__name__)
 # llm_exporter_mlflow_batches_total{result}; "quarantined": spooled batches that could not be replayed
 # (a bad shape or value, or one MLflow refused), moved to the spool's quarantine file.
 BATCH_RESULTS = ("ok", "retried", "spooled", "dropped", "quarantined")
+_MAX_CACHED_ROWS = 2_000  # (provider, model, response model, route, tenant) rows of adders by kind, 25 each at most
+_NO_COST = (0.0,) * len(KINDS)  # the parts of a call with no estimate
 
 
 class Recorder:
@@ -76,6 +83,7 @@ class Recorder:
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
         self._http_overflow: tuple[Any, Any, Any, Any] | None = None
         self._ttfb_overflow: Callable[[float], None] | None = None
+        self._rows: dict[tuple[str, ...], _ByKind] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -98,22 +106,35 @@ class Recorder:
     def pricing(self) -> PricingTable:
         """The price table, read on first use (the middleware reads it at startup, so a bad file fails then)."""
         if self._pricing is None:
-            self._pricing = PricingTable.from_config(self.config.pricing)
+            self._pricing = table = PricingTable.from_config(self.config.pricing)
+            table.when_updated(self._price_data_date)
+            self._price_data_date()
         return self._pricing
+
+    def _price_data_date(self) -> None:
+        # Called from genai-prices' update thread too: one gauge set.
+        stamp = self.pricing.snapshot_timestamp
+        if stamp is not None:
+            m = self.metrics
+            m.price_data_timestamp.labels(PRICE_DATA, *m.static).set(stamp)
 
     def set_exemplar_source(self, source: Callable[[], dict[str, str] | None] | None) -> None:
         """Where exemplars come from: a callable returning ``{"trace_id": ..., "span_id": ...}`` or None."""
         self.exemplar = source
 
     def start(self) -> None:
-        """Start the sinks' threads and files (the ASGI lifespan's startup, or the first use; idempotent)."""
+        """Start the sinks' threads and files, and the price data's auto-update where it is on (the ASGI
+        lifespan's startup, or the first use; idempotent)."""
         if self._started:
             return
         self._started = True
+        self.pricing.start()
         for sink in self.sinks:
             sink.start()
 
     def close(self) -> None:
+        if self._pricing is not None:
+            self._pricing.stop()
         for sink in self.sinks:
             sink.close()
 
@@ -260,11 +281,12 @@ class Recorder:
     # -- LLM ----------------------------------------------------------------------------------------
 
     def llm(self, call: LLMCall) -> Cost | None:
-        """Record one LLM call; returns its cost, or None when the model has no known price."""
+        """Record one LLM call; returns its cost, or None when it has none (no usage, or no known price)."""
         m = self.metrics
         g = self.guard
         provider = g("gen_ai_provider_name", call.provider or "unknown")
         model = g("gen_ai_request_model", call.model or "unknown")
+        response = g("gen_ai_response_model", call.response_model) if call.response_model else ""
         operation = g("gen_ai_operation_name", call.operation or "chat")
         error = g("error_type", call.error_type) if call.error_type else ""
         tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
@@ -272,45 +294,83 @@ class Recorder:
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             if exemplar:
-                self._labels(m.llm_duration, (operation, provider, model, error)).observe(call.duration, exemplar)
+                self._labels(m.llm_duration, (operation, provider, model, response, error)).observe(
+                    call.duration, exemplar
+                )
             else:
-                self._observe(m.llm_duration, operation, provider, model, error)(call.duration)
+                self._observe(m.llm_duration, operation, provider, model, response, error)(call.duration)
         if call.ttft is not None:
-            self._observe(m.llm_ttft, provider, model)(call.ttft)
-        self._add(m.llm_requests, provider, model, "error" if call.error_type else "ok", route, *tenant)(1)
+            self._observe(m.llm_ttft, provider, model, response)(call.ttft)
+        outcome = "error" if call.error_type else "ok"
+        self._add(m.llm_requests, provider, model, response, outcome, route, *tenant)(1)
 
         cost: Cost | None = None
-        if call.cost_usd is not None:
-            # A given cost is split by tokens; with no token counts it is booked as output (what was bought).
-            total = call.input_tokens + call.output_tokens
-            share = call.input_tokens / total if total else 0.0
-            cost = Cost(call.cost_usd * share, call.cost_usd * (1.0 - share))
-        elif call.input_tokens or call.output_tokens:
-            cost = self.pricing.cost(call.model, call.input_tokens, call.output_tokens, call.cached_input_tokens)
-            if cost is None:
-                self._add(m.unpriced_tokens, model)(call.input_tokens + call.output_tokens)
-        for token_type, tokens, usd in (
-            ("input", call.input_tokens, cost.input_usd if cost else 0.0),
-            ("output", call.output_tokens, cost.output_usd if cost else 0.0),
-        ):
-            if tokens:
-                if exemplar:
-                    usage = self._labels(m.llm_token_usage, (operation, provider, model, token_type))
-                    usage.observe(tokens, exemplar)
-                else:
-                    self._observe(m.llm_token_usage, operation, provider, model, token_type)(tokens)
-                self._add(m.llm_tokens, provider, model, token_type, route, *tenant)(tokens)
-            if usd:
-                self._add(m.llm_cost, provider, model, token_type, route, *tenant)(usd)
+        kinds = None if call.missing_usage else call.kinds()
+        if kinds is None:
+            # No usage to book (or counts that can't be a call's): the call is counted as missing its usage,
+            # never as zero tokens, and nothing is priced.
+            self._add(m.missing_usage, provider, model, call.missing_usage or "usage_inconsistent")(1)
+        else:
+            for token_type, tokens in (("input", call.input_tokens), ("output", call.output_tokens)):
+                if tokens:  # the OTel histogram keeps the totals, as the conventions define it
+                    if exemplar:
+                        usage = self._labels(m.llm_token_usage, (operation, provider, model, response, token_type))
+                        usage.observe(tokens, exemplar)
+                    else:
+                        self._observe(m.llm_token_usage, operation, provider, model, response, token_type)(tokens)
+            cost = self._book(call, kinds, (provider, model, response, route, *tenant))
         if self.sinks:
             ts = call.timestamp if call.timestamp is not None else time.time()
             # Sinks see the names the metrics have. The guard returns the very object it was given unless
             # it folded or repaired the value, so the copy is made only then.
-            if provider is not call.provider or model is not call.model or operation is not call.operation:
-                call = replace(call, provider=provider, model=model, operation=operation)
+            answered = response or None
+            if (
+                provider is not call.provider
+                or model is not call.model
+                or operation is not call.operation
+                or answered is not call.response_model
+            ):
+                call = replace(call, provider=provider, model=model, operation=operation, response_model=answered)
             for sink in self.sinks:
                 sink.on_llm(call, cost, ts)
         return cost
+
+    def _book(self, call: LLMCall, kinds: tuple[int, ...], key: tuple[str, ...]) -> Cost | None:
+        """Book the call's tokens by kind and its cost: the provider's figure as given, else priced from the
+        price data kind by kind; returns the cost. ``key``: (provider, model, response model, route, *tenant)."""
+        m = self.metrics
+        provider, model, response, route, *tenant = key
+        parts: tuple[float, ...] = ()
+        if call.cost_usd is None and (call.input_tokens or call.output_tokens):
+            # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
+            entry = self.pricing.price(call.response_model or call.model, call.provider)
+            if entry is None:
+                self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
+            else:
+                parts = entry.amounts(kinds)
+        row = self._rows.get(key)
+        if row is None:
+            if len(self._rows) >= _MAX_CACHED_ROWS:  # bounded by the caps already; this is the last resort
+                self._rows.clear()
+            row = self._rows[key] = _ByKind(m, key)
+        # One pass over the kinds for tokens and costs, through the row's adders (no key to hash per kind);
+        # parts has one more item than kinds, the fee per call, booked after the loop.
+        i = 0
+        for tokens, usd in zip(kinds, parts or _NO_COST, strict=False):
+            if tokens:
+                (row.tokens[i] or row.token(i))(tokens)
+            if usd:
+                (row.costs[i] or row.cost(i))(usd)
+            i += 1
+        if parts:
+            if parts[-1]:
+                (row.costs[i] or row.cost(i))(parts[-1])
+            return Cost(sum(parts), ESTIMATED, parts)
+        if call.cost_usd is None:
+            return None
+        if call.cost_usd:
+            self._add(m.llm_cost, provider, model, response, UNSPLIT, PROVIDER_COST, route, *tenant)(call.cost_usd)
+        return Cost(call.cost_usd, PROVIDER_COST)
 
     # Children of the families above, cached by label values. ``labels()`` costs ~0.6 µs, a hit ~0.1; the
     # series budget is asked only on a miss, so an existing series costs no more than before.
@@ -482,6 +542,34 @@ class _BridgeCounters:
 
 
 # -- helpers --------------------------------------------------------------------
+
+
+class _ByKind:
+    """The token and estimated-cost adders of one (provider, model, response model, route[, tenant]), by kind:
+    made when a kind is first booked (within the family's series budget), so a kind never seen exports no
+    series."""
+
+    __slots__ = ("_metrics", "_labels", "tokens", "costs")
+
+    def __init__(self, metrics: Metrics, labels: tuple[str, ...]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self.tokens: list[Callable[[float], None] | None] = [None] * len(TOKEN_KINDS)
+        self.costs: list[Callable[[float], None] | None] = [None] * len(KINDS)
+
+    def token(self, i: int) -> Callable[[float], None]:
+        m = self._metrics
+        provider, model, response, route, *tenant = self._labels
+        values = m.admit(m.llm_tokens, (provider, model, response, TOKEN_KINDS[i], route, *tenant))
+        add = self.tokens[i] = adder(m.llm_tokens.labels(*values, *m.static))
+        return add
+
+    def cost(self, i: int) -> Callable[[float], None]:
+        m = self._metrics
+        provider, model, response, route, *tenant = self._labels
+        values = m.admit(m.llm_cost, (provider, model, response, KINDS[i], ESTIMATED, route, *tenant))
+        add = self.costs[i] = adder(m.llm_cost.labels(*values, *m.static))
+        return add
 
 
 def _telling(

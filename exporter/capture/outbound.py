@@ -27,9 +27,10 @@ from ..context import block_var, current_recorder, handling_var
 from ..observations import Captured, LLMCall, RateLimit, Unreadable
 from .claims import CLAIMS, current_spans
 from .decoding import Decoder, decoder_for
+from .encoding import Reader
 from .hosts import HostTable, is_call_path, path_kind, request_model
 from .limits import Limits, rate_limits
-from .response import JsonCapture, ResponseCapture, start_capture
+from .response import JsonCapture, start_capture
 from .usage import error_type
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class OutboundCall:
         request: Any,
         start: float,
         status: int,
-        reader: ResponseCapture | None,
+        reader: Reader | None,
         decoder: Decoder | None,
         limits: Limits,
     ) -> None:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from ..checks import MAX_INT
 from ..observations import Captured, LLMCall, Unreadable
-from .usage import ANTHROPIC, GEMINI, Reading, error_type, has_output, model_of, read, stream_kind
+from .encoding import COMPRESSED_HEADS, ENCODINGS, Decoded
+from .usage import ANTHROPIC, NAMELESS, Reading, error_type, has_output, model_of, read, stream_kind
 
 if TYPE_CHECKING:
     from ..config import CaptureConfig
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NL = 10  # b"\n"[0]
+_CR = b"\r"
 # Byte markers that must be present for a body to carry usage: cheap checks before any JSON parsing.
 _USAGE = b'"usage'  # "usage" (OpenAI, Anthropic) and "usageMetadata" (Gemini)
 _ERROR = b'"error'
@@ -45,10 +47,14 @@ _LLM_SHAPE = re.compile(
 )
 
 
-def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | None:
+def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> ResponseCapture | Decoded | None:
     """A capture for a JSON or SSE response, ``None`` for anything else (or when capture is off)."""
-    kind = _reader_for(headers, config)
-    return kind(config.max_json_bytes) if kind is not None else None
+    found = _reader_for(headers, config)
+    if found is None:
+        return None
+    kind, encoded = found
+    capture = kind(config.max_json_bytes)
+    return Decoded(capture, whole=False) if encoded else capture
 
 
 def capture_body(
@@ -58,10 +64,13 @@ def capture_body(
 
     The middleware calls it only for bodies that :func:`may_carry_usage`.
     """
-    kind = _reader_for(headers, config)
-    if kind is None:
+    found = _reader_for(headers, config)
+    if found is None:
         return None
-    capture = kind(config.max_json_bytes)
+    kind, encoded = found
+    capture: ResponseCapture | Decoded = kind(config.max_json_bytes)
+    if encoded:
+        capture = Decoded(capture, whole=True)
     capture.feed(body, end)
     return capture.finish(start, end, status)
 
@@ -71,30 +80,44 @@ def may_carry_usage(body: bytes, cap: int) -> bool:
     the usage marker nor an SSE ``data:`` line has nothing either reader would record, whatever its
     content type, so its headers are not even scanned. (An over-size body is looked at: it may count as
     unreadable LLM output; so is one that does not end as JSON does: it may be an LLM answer cut off
-    before its usage.)"""
-    return len(body) > cap or _USAGE in body or _DATA in body or body[-1:] not in _JSON_ENDS
+    before its usage; a compressed one can only be told once its headers are.)"""
+    return (
+        len(body) > cap
+        or _USAGE in body
+        or _DATA in body
+        or body[-1:] not in _JSON_ENDS
+        or body[:1] in COMPRESSED_HEADS
+    )
 
 
-def _reader_for(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> type[JsonCapture | SseCapture] | None:
+def _reader_for(
+    headers: list[tuple[bytes, bytes]], config: CaptureConfig
+) -> tuple[type[JsonCapture | SseCapture], bool] | None:
+    """The reader of a response's content type, and whether its body must be decoded first."""
     if not config.enabled:
         return None
     ctype = None
+    encoded = False
     for name, value in headers:
         # Lengths first: most headers are rejected without lowercasing anything.
         n = len(name)
         if n == 12:
             if name.lower() == b"content-type":
                 ctype = value
-        elif n == 16 and name.lower() == b"content-encoding" and value.strip().lower() not in (b"identity", b""):
-            return None  # a compressed body can't be read without decompressing it
+        elif n == 16 and name.lower() == b"content-encoding":
+            encoding = value.strip().lower()
+            if encoding in ENCODINGS:
+                encoded = True
+            elif encoding not in (b"identity", b""):
+                return None  # br, zstd: no decoder in the standard library (see encoding.py)
     if ctype is None:
         return None
     ctype = ctype.lstrip()[:18].lower()
     # The media type must end where the name does: not application/jsonl or application/json-seq.
     if ctype[:16] == b"application/json" and ctype[16:17] in _END_OF_TYPE:
-        return JsonCapture
+        return JsonCapture, encoded
     if ctype[:17] == b"text/event-stream" and ctype[17:18] in _END_OF_TYPE:
-        return SseCapture
+        return SseCapture, encoded
     return None
 
 
@@ -109,29 +132,43 @@ class ResponseCapture:
     def finish(self, start: float, end: float, status: int) -> Captured:
         raise NotImplementedError
 
+    @property
+    def satisfied(self) -> bool:
+        """Whether more of the body would change nothing (a compressed body then needs no more inflating)."""
+        raise NotImplementedError
+
 
 _JSON, _SSE = Unreadable("json"), Unreadable("sse")
 
 
-def _call(reading: Reading, start: float, end: float, ttft: float | None, status: int, fmt: Unreadable) -> Captured:
+def _call(
+    reading: Reading, start: float, end: float, ttft: float | None, status: int, fmt: Unreadable, *, stream: bool
+) -> Captured:
     """The call a reading describes, or ``fmt`` (unreadable) when its token counts break the rule for them:
     counts past 2**53 would swamp every later increment, and a call recorded without them would be wrong."""
-    if reading.wrong is not None or reading.input_tokens > MAX_INT or reading.output_tokens > MAX_INT:
+    counts = reading.counts()
+    if reading.wrong is not None or counts["input_tokens"] > MAX_INT or counts["output_tokens"] > MAX_INT:
         log.debug("llm-exporter: unusable token counts in a %s response: %s", fmt.format, reading.wrong)
         return fmt
     error = reading.error_type
     if error is None and status >= 400:
         error = str(status)  # OpenTelemetry's error.type for an HTTP error status
+    # A provider's answer that ended well but says nothing of its usage (OpenAI streams without
+    # stream_options.include_usage): counted as such, not as a call of zero tokens.
+    missing = None
+    if error is None and not reading.has_usage:
+        missing = "stream_without_usage" if stream else "response_without_usage"
     return LLMCall(
         model=reading.model or "unknown",
         provider=reading.provider,
         operation=reading.operation,
-        input_tokens=reading.input_tokens,
-        output_tokens=reading.output_tokens,
-        cached_input_tokens=reading.cached_input_tokens,
         duration=max(end - start, 0.0),
         ttft=None if ttft is None else max(ttft - start, 0.0),
         error_type=error,
+        cost_usd=reading.cost,
+        response_model=reading.model,
+        missing_usage=missing,
+        **counts,
     )
 
 
@@ -180,6 +217,10 @@ class JsonCapture(ResponseCapture):
             self._over = True
             self._parts = []
 
+    @property
+    def satisfied(self) -> bool:
+        return self._over
+
     def _feed_array(self, chunk: bytes, now: float) -> None:
         parts = self._parts
         parts.append(chunk)
@@ -210,10 +251,11 @@ class JsonCapture(ResponseCapture):
             except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
                 return _JSON
             reading = read(obj)
-            # Usage without a model is some other API's "usage" field, except in Gemini's distinct shape.
-            if reading is None or not reading.has_usage or (reading.model is None and reading.provider != GEMINI):
+            # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
+            # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
+            if reading is None or (reading.model is None and reading.provider not in NAMELESS):
                 return None
-            return _call(reading, start, end, None, status, _JSON)
+            return _call(reading, start, end, None, status, _JSON, stream=False)
         except Exception:
             log.exception("llm-exporter: reading a JSON response failed")
             return _JSON
@@ -233,7 +275,7 @@ class JsonCapture(ResponseCapture):
         # A stand-in for the last item: what read() needs to see a Gemini response.
         reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
         if reading is not None and reading.has_usage:
-            return _call(reading, start, end, self._ttft, status, _JSON)
+            return _call(reading, start, end, self._ttft, status, _JSON, stream=True)
         return None
 
 
@@ -303,6 +345,10 @@ class SseCapture(ResponseCapture):
             return
         try:
             if self._tail or self._skip or chunk[-1] != _NL:
+                if _CR in chunk:
+                    # Lines may end with CR alone, as the SSE format allows (CRLF needs nothing: the CR is
+                    # whitespace to the JSON and to the line's strip()).
+                    chunk = chunk.replace(b"\r\n", b"\n").replace(_CR, b"\n")
                 chunk = self._complete(chunk)
                 if not chunk:
                     return
@@ -324,6 +370,10 @@ class SseCapture(ResponseCapture):
                 self._error = self._keep(chunk, _ERROR)
         except Exception:
             self._over = True  # unreadable; finish() counts it if this was an LLM stream
+
+    @property
+    def satisfied(self) -> bool:
+        return self._state == _IGNORE
 
     def _complete(self, chunk: bytes) -> bytes:
         """The complete lines available once ``chunk`` is appended; the rest waits for its newline."""
@@ -444,9 +494,9 @@ class SseCapture(ResponseCapture):
             reading = self._readings()
             if reading is None or (self._over and not reading.has_usage):
                 return _SSE
-            if reading.model is None and self._provider != GEMINI and not reading.has_usage:
+            if reading.model is None and self._provider not in NAMELESS and not reading.has_usage:
                 return None  # never saw anything identifying a model call
-            return _call(reading, start, end, self._ttft, status, _SSE)
+            return _call(reading, start, end, self._ttft, status, _SSE, stream=True)
         except Exception:
             log.exception("llm-exporter: reading an SSE response failed")
             return _SSE

@@ -1,20 +1,30 @@
-"""Token usage read from LLM payloads: OpenAI, Anthropic and Gemini shapes, as parsed JSON or SDK objects.
+"""Token usage read from LLM payloads: OpenAI (and Azure OpenAI), Anthropic, Gemini (and Vertex AI) and
+Bedrock Converse shapes, as parsed JSON or SDK objects.
 
 One reader serves the zero-code capture (parsed response bodies and SSE events) and ``llm.Call.usage``
-(SDK response objects), so both count tokens the same way. Totals follow :class:`LLMCall`:
-``input_tokens`` includes cached input, whatever the provider reports.
+(SDK response objects), so both count tokens the same way. Counts follow :class:`LLMCall`: totals with the
+parts the provider reports, whatever the provider's own convention (Anthropic's and Bedrock's input
+counts leave the cache out; Gemini's output count leaves the thinking out).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ..checks import MAX_INT, Wrong, count
 
 OPENAI = "openai"
+AZURE = "azure.ai.openai"  # the OpenTelemetry gen_ai.provider.name values
 ANTHROPIC = "anthropic"
-GEMINI = "gcp.gemini"  # the OpenTelemetry gen_ai.provider.name of the Gemini API
+GEMINI = "gcp.gemini"
+VERTEX = "gcp.vertex_ai"
+BEDROCK = "aws.bedrock"
+# Shapes distinct enough to be an LLM answer without a model name (Bedrock's body names none).
+NAMELESS = frozenset({GEMINI, VERTEX, BEDROCK})
+# Clouds that answer in a provider's shape, told apart by fields only some events of a stream carry: once
+# seen, the later events' plain shape does not undo them.
+_REFINES = {AZURE: OPENAI, VERTEX: GEMINI}
 
 # Anthropic stream event types, to recognise a stream whose first event is not message_start.
 _ANTHROPIC_EVENTS = frozenset(
@@ -24,6 +34,23 @@ _ANTHROPIC_EVENTS = frozenset(
 _DELTA_OUTPUT = ("content", "tool_calls", "reasoning_content", "reasoning", "refusal", "function_call")
 
 
+class TokenCounts(TypedDict):
+    """A reading's token counts, named as :class:`LLMCall`'s fields."""
+
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+    input_audio_tokens: int
+    cache_audio_read_tokens: int
+    input_image_tokens: int
+    cache_image_read_tokens: int
+    output_reasoning_tokens: int
+    output_audio_tokens: int
+    output_image_tokens: int
+
+
 @dataclass(slots=True)
 class Reading:
     """What one payload says. ``None`` means "not in this payload", so readings of a stream can be merged."""
@@ -31,11 +58,20 @@ class Reading:
     provider: str
     model: str | None = None
     operation: str = "chat"
-    input: int | None = None  # total input, cached included (OpenAI, Gemini)
-    fresh_input: int | None = None  # Anthropic's input_tokens: excludes cache reads and writes
+    input: int | None = None  # total input, cache reads and writes included (OpenAI, Gemini)
+    fresh_input: int | None = None  # Anthropic's and Bedrock's input count: excludes cache reads and writes
     cache_read: int | None = None
     cache_write: int | None = None
-    output: int | None = None
+    cache_write_1h: int | None = None  # the part of cache_write written for an hour
+    input_audio: int | None = None
+    cache_audio_read: int | None = None
+    input_image: int | None = None
+    cache_image_read: int | None = None
+    output: int | None = None  # total output, reasoning included
+    output_reasoning: int | None = None
+    output_audio: int | None = None
+    output_image: int | None = None
+    cost: float | None = None  # USD the provider says it billed (OpenRouter's usage.cost)
     error_type: str | None = None
     # What made a token count unusable (``prompt_tokens: integer too large...``): such a reading is an
     # unreadable response, never a call with made-up or missing tokens.
@@ -43,41 +79,63 @@ class Reading:
 
     def merge(self, later: Reading) -> Reading:
         """This reading updated by a later one of the same stream (the later one's values win)."""
-        return Reading(
-            provider=later.provider or self.provider,
+        kept = _REFINES.get(self.provider) == later.provider
+        merged = Reading(
+            provider=self.provider if kept else later.provider or self.provider,
             model=later.model or self.model,
             operation=later.operation if later.operation != "chat" else self.operation,
-            input=_later(self.input, later.input),
-            fresh_input=_later(self.fresh_input, later.fresh_input),
-            cache_read=_later(self.cache_read, later.cache_read),
-            cache_write=_later(self.cache_write, later.cache_write),
-            output=_later(self.output, later.output),
             error_type=later.error_type or self.error_type,
             wrong=later.wrong or self.wrong,
         )
+        for name in _MERGED:
+            value = getattr(later, name)
+            setattr(merged, name, getattr(self, name) if value is None else value)
+        return merged
 
     @property
     def has_usage(self) -> bool:
         return not (self.input is None and self.fresh_input is None and self.output is None)
 
-    @property
-    def input_tokens(self) -> int:
-        if self.input is not None:
-            return self.input
-        return (self.fresh_input or 0) + (self.cache_read or 0) + (self.cache_write or 0)
+    def counts(self) -> TokenCounts:
+        """The token counts as :class:`LLMCall`'s fields. Counts that can't be one call's (a part above its
+        total) are passed on as read: the recorder counts them as unusable rather than guess."""
+        cache_read = self.cache_read or 0
+        cache_write = self.cache_write or 0
+        total = self.input
+        if total is None:
+            total = (self.fresh_input or 0) + cache_read + cache_write
+        return TokenCounts(
+            input_tokens=total,
+            output_tokens=self.output or 0,
+            cached_input_tokens=cache_read,
+            cache_write_tokens=cache_write,
+            cache_write_1h_tokens=self.cache_write_1h or 0,
+            input_audio_tokens=self.input_audio or 0,
+            cache_audio_read_tokens=self.cache_audio_read or 0,
+            input_image_tokens=self.input_image or 0,
+            cache_image_read_tokens=self.cache_image_read or 0,
+            output_reasoning_tokens=self.output_reasoning or 0,
+            output_audio_tokens=self.output_audio or 0,
+            output_image_tokens=self.output_image or 0,
+        )
 
-    @property
-    def output_tokens(self) -> int:
-        return self.output or 0
 
-    @property
-    def cached_input_tokens(self) -> int:
-        # Never more than the input it is part of, whatever a payload claims.
-        return min(self.cache_read or 0, self.input_tokens)
-
-
-def _later(a: int | None, b: int | None) -> int | None:
-    return a if b is None else b
+_MERGED = (
+    "input",
+    "fresh_input",
+    "cache_read",
+    "cache_write",
+    "cache_write_1h",
+    "input_audio",
+    "cache_audio_read",
+    "input_image",
+    "cache_image_read",
+    "output",
+    "output_reasoning",
+    "output_audio",
+    "output_image",
+    "cost",
+)
 
 
 def get(obj: Any, key: str) -> Any:
@@ -120,8 +178,19 @@ class _Counts:
             return None
 
 
+def _int(value: Any) -> int | None:
+    """A count inside a breakdown (modalities): one that breaks the token rule is left out, as absent."""
+    return _Counts()(value, "")
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _usd(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value < float("inf") else None
 
 
 def read(obj: Any) -> Reading | None:
@@ -145,11 +214,16 @@ def read(obj: Any) -> Reading | None:
             if get(obj, "object") == "response":
                 return _openai(obj)
             return _anthropic(obj)
+        if get(usage, "inputTokens") is not None and (get(obj, "output") is not None or get(obj, "stopReason")):
+            return _bedrock(obj, usage)
     meta = _get2(obj, "usageMetadata", "usage_metadata")
     if meta is not None or get(obj, "candidates") is not None:
         return _gemini(obj, meta)
     if get(obj, "choices") is not None or get(obj, "object") in ("response", "chat.completion"):
-        return _openai(obj)  # an OpenAI payload without usage (a stream chunk)
+        return _openai(obj)  # an OpenAI payload without usage (a stream chunk, "usage": null)
+    stream_meta = get(obj, "metadata")  # a ConverseStream metadata event, as boto3 yields it
+    if stream_meta is not None and get(get(stream_meta, "usage"), "inputTokens") is not None:
+        return _bedrock(obj, get(stream_meta, "usage"))
     return None
 
 
@@ -160,22 +234,40 @@ def _openai(obj: Any) -> Reading:
         operation = "text_completion"
     elif kind == "list" and get(obj, "data") is not None:
         operation = "embeddings"
-    r = Reading(OPENAI, model=_str(get(obj, "model")), operation=operation, error_type=error_type(obj))
+    # Azure OpenAI answers in OpenAI's shape, with its content filter's results beside the choices.
+    provider = AZURE if get(obj, "prompt_filter_results") is not None else OPENAI
+    r = Reading(provider, model=_str(get(obj, "model")), operation=operation, error_type=error_type(obj))
     usage = get(obj, "usage")
     if usage is None:
         return r
+    # Absent details are common (embeddings, older servers): each one is looked into only when present.
     n = _Counts()
-    if get(usage, "prompt_tokens") is not None:  # chat completions, completions, embeddings
-        r.input = n(get(usage, "prompt_tokens"), "prompt_tokens")
+    prompt = get(usage, "prompt_tokens")
+    if prompt is not None:  # chat completions, completions, embeddings
+        r.input = n(prompt, "prompt_tokens")
         r.output = n(get(usage, "completion_tokens"), "completion_tokens")
-        r.cache_read = n(get(get(usage, "prompt_tokens_details"), "cached_tokens"), "cached_tokens")
+        inputs, outputs = get(usage, "prompt_tokens_details"), get(usage, "completion_tokens_details")
+        if inputs is not None:
+            r.input_audio = n(get(inputs, "audio_tokens"), "audio_tokens")
+        if outputs is not None:
+            r.output_audio = n(get(outputs, "audio_tokens"), "audio_tokens")
         if r.output is None and operation == "embeddings":
             r.output = 0
     else:  # Responses API
         r.input = n(get(usage, "input_tokens"), "input_tokens")
         r.output = n(get(usage, "output_tokens"), "output_tokens")
-        r.cache_read = n(get(get(usage, "input_tokens_details"), "cached_tokens"), "cached_tokens")
+        inputs, outputs = get(usage, "input_tokens_details"), get(usage, "output_tokens_details")
+    if inputs is not None:
+        r.cache_read = n(get(inputs, "cached_tokens"), "cached_tokens")
+        # OpenAI-compatible gateways in front of Claude
+        r.cache_write = n(get(inputs, "cache_write_tokens"), "cache_write_tokens")
+    if outputs is not None:
+        r.output_reasoning = n(get(outputs, "reasoning_tokens"), "reasoning_tokens")
     r.wrong = n.wrong
+    cost = get(usage, "cost")  # OpenRouter: the USD it billed; Perplexity: an object with the total
+    if cost is not None:
+        total = get(cost, "total_cost")
+        r.cost = _usd(cost if total is None else total)
     return r
 
 
@@ -185,35 +277,90 @@ def _anthropic(obj: Any) -> Reading | None:
     r = Reading(ANTHROPIC, model=_str(get(obj, "model")), error_type=error_type(obj))
     usage = get(obj, "usage")
     if usage is not None:
+        # input_tokens leaves out the cache reads and writes, which are billed at their own prices.
         n = _Counts()
         r.fresh_input = n(get(usage, "input_tokens"), "input_tokens")
         r.output = n(get(usage, "output_tokens"), "output_tokens")
         r.cache_read = n(get(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
-        # Cache writes are input billed above the base price; they are counted (and priced) as plain input.
         r.cache_write = n(get(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
+        by_ttl = get(usage, "cache_creation")  # the writes by cache lifetime, where the API reports it
+        if by_ttl is not None:
+            r.cache_write_1h = n(get(by_ttl, "ephemeral_1h_input_tokens"), "ephemeral_1h_input_tokens")
+            if r.cache_write is None:
+                five = n(get(by_ttl, "ephemeral_5m_input_tokens"), "ephemeral_5m_input_tokens")
+                if five is not None or r.cache_write_1h is not None:
+                    r.cache_write = (five or 0) + (r.cache_write_1h or 0)
         r.wrong = n.wrong
     return r
 
 
+def _bedrock(obj: Any, usage: Any) -> Reading:
+    # The Converse API names no model in its answer (it is in the request's path), and its inputTokens leave
+    # out the cache reads and writes, as Anthropic's do.
+    r = Reading(BEDROCK, error_type=error_type(obj))
+    r.fresh_input = _int(get(usage, "inputTokens"))
+    r.output = _int(get(usage, "outputTokens"))
+    r.cache_read = _int(get(usage, "cacheReadInputTokens"))
+    r.cache_write = _int(get(usage, "cacheWriteInputTokens"))
+    details = get(usage, "cacheDetails")
+    if isinstance(details, list):
+        hour = [_int(get(d, "inputTokens")) for d in details if get(d, "ttl") == "1h"]
+        if hour:
+            r.cache_write_1h = sum(n or 0 for n in hour)
+    return r
+
+
+# Gemini's token counts by modality: a document's pages are images to the price list, as genai-prices has it.
+# Video has no price of its own in it: video tokens stay plain input.
+_AUDIO, _IMAGE = frozenset({"AUDIO"}), frozenset({"IMAGE", "DOCUMENT"})
+
+
+def _modality(*lists: Any, of: frozenset[str]) -> int | None:
+    """The tokens of ``of``'s modalities in Gemini's ``[{"modality": ..., "tokenCount": ...}]`` lists."""
+    found = None
+    for entries in lists:
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if get(entry, "modality") in of:
+                found = (found or 0) + (_int(_get2(entry, "tokenCount", "token_count")) or 0)
+    return found
+
+
 def _gemini(obj: Any, meta: Any) -> Reading:
+    # Vertex AI answers in the Gemini API's shape, with its own fields (a traffic type, a creation time).
+    vertex = get(obj, "createTime") is not None or _get2(meta, "trafficType", "traffic_type") is not None
     r = Reading(
-        GEMINI,
+        VERTEX if vertex else GEMINI,
         model=_str(_get2(obj, "modelVersion", "model_version")),
         operation="generate_content",
         error_type=error_type(obj),
     )
     if meta is not None:
         n = _Counts()
-        r.input = n(_get2(meta, "promptTokenCount", "prompt_token_count"), "promptTokenCount")
+        prompt = n(_get2(meta, "promptTokenCount", "prompt_token_count"), "promptTokenCount")  # cached included
+        tools = n(_get2(meta, "toolUsePromptTokenCount", "tool_use_prompt_token_count"), "toolUsePromptTokenCount")
+        r.input = prompt if tools is None else (prompt or 0) + tools  # tool results are billed as input
         candidates = n(_get2(meta, "candidatesTokenCount", "candidates_token_count"), "candidatesTokenCount")
         thoughts = n(_get2(meta, "thoughtsTokenCount", "thoughts_token_count"), "thoughtsTokenCount")
         # Thinking tokens are billed as output; candidatesTokenCount leaves them out.
         if candidates is not None or thoughts is not None:
             r.output = (candidates or 0) + (thoughts or 0)
+        r.output_reasoning = thoughts
         r.cache_read = n(
             _get2(meta, "cachedContentTokenCount", "cached_content_token_count"), "cachedContentTokenCount"
         )
         r.wrong = n.wrong
+        prompt_parts = _get2(meta, "promptTokensDetails", "prompt_tokens_details")
+        tool_parts = _get2(meta, "toolUsePromptTokensDetails", "tool_use_prompt_tokens_details")
+        cache_parts = _get2(meta, "cacheTokensDetails", "cache_tokens_details")
+        output_parts = _get2(meta, "candidatesTokensDetails", "candidates_tokens_details")
+        r.input_audio = _modality(prompt_parts, tool_parts, of=_AUDIO)
+        r.input_image = _modality(prompt_parts, tool_parts, of=_IMAGE)
+        r.cache_audio_read = _modality(cache_parts, of=_AUDIO)
+        r.cache_image_read = _modality(cache_parts, of=_IMAGE)
+        r.output_audio = _modality(output_parts, of=_AUDIO)
+        r.output_image = _modality(output_parts, of=_IMAGE)
     return r
 
 
@@ -239,7 +386,8 @@ def stream_kind(obj: Any) -> tuple[str, str] | None:
     if not isinstance(obj, dict):
         return None
     if isinstance(obj.get("choices"), list):
-        return OPENAI, "text_completion" if obj.get("object") == "text_completion" else "chat"
+        provider = AZURE if "prompt_filter_results" in obj else OPENAI
+        return provider, "text_completion" if obj.get("object") == "text_completion" else "chat"
     kind = obj.get("type")
     if isinstance(kind, str):
         if kind in _ANTHROPIC_EVENTS:
@@ -247,7 +395,7 @@ def stream_kind(obj: Any) -> tuple[str, str] | None:
         if kind.startswith("response."):
             return OPENAI, "chat"
     if "candidates" in obj or "usageMetadata" in obj:
-        return GEMINI, "generate_content"
+        return VERTEX if "createTime" in obj else GEMINI, "generate_content"
     return None
 
 

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from ..config import Config, DriftConfig, mask_uri, user_sections
 from ..middleware import PrometheusMiddleware
 from ..mlflow_bridge.tracking import resolve_tracking_uri
+from ..observations import N_INPUT_KINDS, TOKEN_KINDS
 from ..recorder import Recorder
 from ..wiring import recorder_for
 from .service import ERROR_RATE, MODELS, ChatService
@@ -320,6 +321,9 @@ class DemoRun:
         tokens = _totals(self.recorder.registry, "llm_tokens_total", "gen_ai_token_type")
         cost = sum(_totals(self.recorder.registry, "llm_cost_usd_total", "gen_ai_token_type").values())
         unpriced = sum(_totals(self.recorder.registry, "llm_exporter_unpriced_tokens_total", "").values())
+        # The token types never overlap: the input ones add up to the input, the output ones to the output.
+        inputs = sum(tokens.get(kind, 0.0) for kind in TOKEN_KINDS[:N_INPUT_KINDS])
+        outputs = sum(tokens.get(kind, 0.0) for kind in TOKEN_KINDS[N_INPUT_KINDS:])
         print(
             "\n".join(
                 [
@@ -327,8 +331,9 @@ class DemoRun:
                     f"  requests  {s.sent} sent ({s.streamed} streamed): {ok} ok, {errors} server errors, "
                     f"{s.failed} without answer, {s.cancelled} cancelled at stop, {s.skipped} skipped",
                     f"  feedback  {s.feedback} ratings ({s.feedback_failed} failed)",
-                    f"  tokens    {int(sum(tokens.values())):,} (input {int(tokens.get('input', 0)):,}, "
-                    f"output {int(tokens.get('output', 0)):,}); {int(unpriced):,} of an unpriced model",
+                    f"  tokens    {int(sum(tokens.values())):,} (input {int(inputs):,}, "
+                    f"{int(tokens.get('cache_read', 0)):,} of them from the cache; output {int(outputs):,}); "
+                    f"{int(unpriced):,} of an unpriced model",
                     f"  cost      ${cost:.4f}",
                 ]
             ),

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config, ConfigError
 from ..labels import LabelGuard
-from ..observations import Cost, LLMCall
+from ..observations import TOKEN_KINDS, UNSPLIT, Cost, LLMCall
+from ..pricing import KINDS
 from ..recorder import Recorder
 from ..sinks import Sink
 
@@ -103,6 +104,8 @@ class OtelMetricsSink(Sink):
         provider = cap("gen_ai.provider.name", call.provider or "unknown")
         model = cap("gen_ai.request.model", call.model or "unknown")
         base = {"gen_ai.provider.name": provider, "gen_ai.request.model": model, **self.static}
+        if call.response_model:
+            base["gen_ai.response.model"] = cap("gen_ai.response.model", call.response_model)
         op = {"gen_ai.operation.name": cap("gen_ai.operation.name", call.operation or "chat"), **base}
         if call.duration is not None:
             attrs = {**op, "error.type": cap("error.type", call.error_type)} if call.error_type else op
@@ -111,15 +114,25 @@ class OtelMetricsSink(Sink):
             self.ttft.record(call.ttft, base)
         tenant = {"tenant": cap("tenant", call.tenant or "")} if self.tenant else {}
         self.requests.add(1, {**base, **tenant, "outcome": "error" if call.error_type else "ok"})
-        for token_type, tokens, usd in (
-            ("input", call.input_tokens, cost.input_usd if cost else 0.0),
-            ("output", call.output_tokens, cost.output_usd if cost else 0.0),
-        ):
+        kinds = None if call.missing_usage else call.kinds()
+        if kinds is None:  # no usage: the recorder counted it as missing, and there is nothing to book here
+            return
+        for token_type, tokens in (("input", call.input_tokens), ("output", call.output_tokens)):
             if tokens:
                 self.token_usage.record(tokens, {**op, "gen_ai.token.type": token_type})
-                self.tokens.add(tokens, {**base, **tenant, "gen_ai.token.type": token_type})
+        for kind, tokens in zip(TOKEN_KINDS, kinds, strict=True):
+            if tokens:
+                self.tokens.add(tokens, {**base, **tenant, "gen_ai.token.type": kind})
+        if cost is None:
+            return
+        billed = {**base, **tenant, "cost_source": cost.source}
+        if not cost.parts:
+            if cost.total_usd:
+                self.cost.add(cost.total_usd, {**billed, "gen_ai.token.type": UNSPLIT})
+            return
+        for kind, usd in zip(KINDS, cost.parts, strict=True):
             if usd:
-                self.cost.add(usd, {**base, **tenant, "gen_ai.token.type": token_type})
+                self.cost.add(usd, {**billed, "gen_ai.token.type": kind})
 
     # Model, label and evaluation names arrive already capped by the Recorder.
 

@@ -33,14 +33,27 @@ _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embeddin
 # -- GenAI spans -> LLM metrics -------------------------------------------------------------------------
 
 
-def _tokens(attrs: Mapping[str, Any], key: str, old_key: str | None = None) -> int:
-    value = attrs.get(key)
-    if value is None and old_key is not None:
-        value = attrs.get(old_key)
-    # Attribute values are whatever the instrumentation set; a string or a negative count is not usage.
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        return 0
-    return int(value)
+# The parts of the totals, by their current names, then the older ones instrumentations still use.
+_CACHE_READ = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
+_CACHE_WRITE = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+)
+_REASONING = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens")
+
+
+def _tokens(attrs: Mapping[str, Any], *keys: str) -> int | None:
+    """The first of ``keys`` the span has, as a token count (current names first, then older ones)."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is None:
+            continue
+        # Attribute values are whatever the instrumentation set; a string or a negative count is not usage.
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            return None
+        return int(value)
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -64,23 +77,37 @@ def _error_type(span: ReadableSpan, attrs: Mapping[str, Any]) -> str | None:
 
 
 def llm_call_from_span(span: ReadableSpan, operation: str) -> LLMCall:
-    """The :class:`LLMCall` a finished GenAI span describes (current and older attribute names)."""
+    """The :class:`LLMCall` a finished GenAI span describes (current and older attribute names).
+
+    As the conventions define them, ``gen_ai.usage.input_tokens`` includes the cache reads and writes and
+    ``gen_ai.usage.output_tokens`` the reasoning tokens; a span whose parts exceed its totals is counted as
+    unusable usage by the recorder, not corrected.
+    """
     attrs: Mapping[str, Any] = span.attributes or {}
-    model = _text(attrs.get("gen_ai.request.model")) or _text(attrs.get("gen_ai.response.model")) or "unknown"
+    response_model = _text(attrs.get("gen_ai.response.model"))
+    model = _text(attrs.get("gen_ai.request.model")) or response_model or "unknown"
     provider = _text(attrs.get("gen_ai.provider.name")) or _text(attrs.get("gen_ai.system")) or "unknown"
     start, end = span.start_time, span.end_time
     input_tokens = _tokens(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-    cached = _tokens(attrs, "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens")
+    output_tokens = _tokens(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+    error = _error_type(span, attrs)
+    missing = None
+    if input_tokens is None and output_tokens is None and error is None:
+        missing = "span_without_usage"  # an instrumentation that did not get usage (a stream without it...)
     return LLMCall(
         model=model,
         provider=provider,
         operation=operation,
-        input_tokens=input_tokens,
-        output_tokens=_tokens(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
-        cached_input_tokens=min(cached, input_tokens),
+        input_tokens=input_tokens or 0,
+        output_tokens=output_tokens or 0,
+        cached_input_tokens=_tokens(attrs, *_CACHE_READ) or 0,
+        cache_write_tokens=_tokens(attrs, *_CACHE_WRITE) or 0,
+        output_reasoning_tokens=_tokens(attrs, *_REASONING) or 0,
         duration=(end - start) / 1e9 if start is not None and end is not None and end >= start else None,
-        error_type=_error_type(span, attrs),
+        error_type=error,
         timestamp=end / 1e9 if end is not None else None,
+        response_model=response_model,
+        missing_usage=missing,
     )
 
 

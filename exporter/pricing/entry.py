@@ -7,29 +7,18 @@ price data; nothing here knows where they came from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from ..observations import N_INPUT_KINDS, TOKEN_KINDS
 from .usage import TokenUsage
 
-# The disjoint kinds a call's bill splits into (see usage.py), in the order of ``Rates`` and ``CostBreakdown``.
-KINDS = (
-    "input",
-    "cache_read",
-    "cache_write",
-    "cache_write_1h",
-    "input_audio",
-    "cache_audio_read",
-    "input_image",
-    "cache_image_read",
-    "output",
-    "output_reasoning",
-    "output_audio",
-    "output_image",
-    "request",
-)
-INPUT_KINDS = KINDS[:8]
-OUTPUT_KINDS = KINDS[8:12]
+# The disjoint kinds a call's bill splits into (see usage.py), in the order of ``Rates`` and ``CostBreakdown``:
+# the token kinds the metrics count, and a fee per call.
+KINDS = (*TOKEN_KINDS, "request")
+INPUT_KINDS = KINDS[:N_INPUT_KINDS]
+OUTPUT_KINDS = KINDS[N_INPUT_KINDS : len(TOKEN_KINDS)]
 
 Rates = tuple[float, ...]
 """One USD rate per kind of ``KINDS``: per token, and per call for ``request``."""
@@ -111,48 +100,24 @@ class PriceEntry:
 
     def cost(self, usage: TokenUsage) -> CostBreakdown | None:
         """The bill of one call, per kind; ``None`` for counts that can't be a call's (``usage.problem()``)."""
+        counts = usage.split()
+        return None if counts is None else CostBreakdown(*self.amounts(counts))
+
+    def amounts(self, counts: Sequence[int]) -> tuple[float, ...]:
+        """The USD of each kind of ``KINDS`` for the tokens of each kind but the last (``TokenUsage.split()``,
+        ``LLMCall.kinds()``): what the request path calls, a few float operations."""
         rates = self.rates
         if self.tiers:
-            # The provider's cliff: above a threshold every token is billed at the tier's rate.
-            n = usage.input_tokens
+            # The provider's cliff: above a threshold every token is billed at the tier's rate. The input
+            # kinds add up to the call's input tokens.
+            n = sum(counts[:N_INPUT_KINDS])
             for start, band in self.tiers:
                 if n <= start:
                     break
                 rates = band
         r_in, r_cr, r_cw, r_cw1h, r_ia, r_car, r_ii, r_cir, r_out, r_or, r_oa, r_oi, r_req = rates
-        cache_read = usage.cache_read_tokens
-        cache_write = usage.cache_write_tokens
-        cw_1h = usage.cache_write_1h_tokens
-        audio = usage.input_audio_tokens
-        audio_read = usage.cache_audio_read_tokens
-        image = usage.input_image_tokens
-        image_read = usage.cache_image_read_tokens
-        reasoning = usage.output_reasoning_tokens
-        out_audio = usage.output_audio_tokens
-        out_image = usage.output_image_tokens
-        plain_in = usage.input_tokens - cache_read - cache_write - audio - image + audio_read + image_read
-        plain_read = cache_read - audio_read - image_read
-        cw_5m = cache_write - cw_1h
-        audio -= audio_read
-        image -= image_read
-        plain_out = usage.output_tokens - reasoning - out_audio - out_image
-        # Every kind >= 0 exactly when the usage is consistent; a wrong report has no knowable bill.
-        if (
-            plain_in < 0
-            or plain_read < 0
-            or cw_5m < 0
-            or cw_1h < 0
-            or audio < 0
-            or audio_read < 0
-            or image < 0
-            or image_read < 0
-            or plain_out < 0
-            or reasoning < 0
-            or out_audio < 0
-            or out_image < 0
-        ):
-            return None
-        return CostBreakdown(
+        plain_in, plain_read, cw_5m, cw_1h, audio, audio_read, image, image_read, plain_out, reasoning, oa, oi = counts
+        return (
             plain_in * r_in,
             plain_read * r_cr,
             cw_5m * r_cw,
@@ -163,7 +128,7 @@ class PriceEntry:
             image_read * r_cir,
             plain_out * r_out,
             reasoning * r_or,
-            out_audio * r_oa,
-            out_image * r_oi,
+            oa * r_oa,
+            oi * r_oi,
             r_req,
         )

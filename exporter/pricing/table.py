@@ -25,11 +25,9 @@ from pathlib import Path
 from genai_prices.data_snapshot import DataSnapshot
 
 from ..config import ConfigError, ModelPrice, PricingConfig
-from ..observations import Cost
 from .entry import PriceEntry
 from .local import LocalPrices, PriceFile, PriceRow, load, override_rows, row_entry
 from .source import AutoUpdate, GenaiPrices
-from .usage import TokenUsage
 
 SHIPPED = Path(__file__).with_name("pricing.yaml")
 CACHE_SIZE = 4096  # (provider, model) entries kept; names first seen past it are resolved on each call
@@ -66,6 +64,7 @@ class PricingTable:
         self._clock = clock
         self._auto_update = AutoUpdate(self._use) if auto_update else None
         self._cache: dict[CacheKey, PriceEntry | None] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     @classmethod
     def from_config(cls, cfg: PricingConfig) -> PricingTable:
@@ -137,33 +136,6 @@ class PricingTable:
         if len(cache) < CACHE_SIZE or key in cache:
             cache[key] = entry
         return entry
-
-    def cost(
-        self,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int = 0,
-        *,
-        provider: str | None = None,
-    ) -> Cost | None:
-        """The cost of one call as input and output USD, or ``None`` for a model with no price.
-
-        The older interface: ``cached_input_tokens`` are the part of ``input_tokens`` read from the cache
-        (capped at ``input_tokens``); a fee per request, where there is one, is counted with the input.
-        """
-        entry = self.price(model, provider)
-        if entry is None:
-            return None
-        input_tokens = max(input_tokens, 0)
-        usage = TokenUsage(
-            input_tokens=input_tokens,
-            output_tokens=max(output_tokens, 0),
-            cache_read_tokens=min(max(cached_input_tokens, 0), input_tokens),
-        )
-        bill = entry.cost(usage)
-        assert bill is not None  # the counts above are consistent by construction
-        return Cost(bill.input_usd + bill.request, bill.output_usd)
 
     # -- look-ups -------------------------------------------------------------------------------------
 
@@ -246,11 +218,17 @@ class PricingTable:
         if self._auto_update is not None:
             self._auto_update.stop()
 
+    def when_updated(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the update thread) each time newer price data is in use."""
+        self._listeners.append(listener)
+
     def _use(self, snapshot: DataSnapshot) -> None:
         # Called from genai-prices' update thread. The data first, then a fresh cache: a look-up that
         # still holds the old cache stores its entry there, where nothing reads it again.
         self._data = GenaiPrices.of(snapshot, datetime.now(UTC))
         self._cache = {}
+        for listener in self._listeners:
+            listener()
 
     # -- listing --------------------------------------------------------------------------------------
 

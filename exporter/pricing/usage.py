@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..observations import token_kinds
+
 
 # Not frozen: one is made per priced call, and a frozen dataclass's __init__ costs ~0.7 µs more (it sets each
 # field through object.__setattr__). Treat it as a value all the same.
@@ -57,6 +59,24 @@ class TokenUsage:
     """The part of ``output_tokens`` that is audio."""
     output_image_tokens: int = 0
     """The part of ``output_tokens`` that is images."""
+
+    def split(self) -> tuple[int, ...] | None:
+        """The tokens of each disjoint kind above (``KINDS`` without the fee per call), or ``None`` exactly when
+        :meth:`problem` names one."""
+        return token_kinds(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
+            self.input_audio_tokens,
+            self.cache_audio_read_tokens,
+            self.input_image_tokens,
+            self.cache_image_read_tokens,
+            self.output_reasoning_tokens,
+            self.output_audio_tokens,
+            self.output_image_tokens,
+        )
 
     def problem(self) -> str | None:
         """Why these counts can't be one call's usage (a negative count, a part above its total), or ``None``."""

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..config import SERIES_BUDGET, Buckets, Config
 from ..labels import (
+    COST_SOURCE,
     ERROR_TYPE,
     HTTP,
     LABEL_NAMES,
@@ -22,6 +23,7 @@ from ..labels import (
     OPERATION,
     PROVIDER,
     RESOURCE,
+    RESPONSE_MODEL,
     ROUTE,
     TENANT,
     TOKEN_TYPE,
@@ -112,30 +114,36 @@ class Metrics:
         self.llm_duration = histogram(
             "gen_ai_client_operation_duration_seconds",
             "Duration of LLM operations.",
-            (OPERATION, PROVIDER, MODEL, ERROR_TYPE),
+            (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, ERROR_TYPE),
             b.llm_duration,
         )
         self.llm_token_usage = histogram(
             "gen_ai_client_token_usage",
-            "Tokens used per LLM operation, by token type.",
-            (OPERATION, PROVIDER, MODEL, TOKEN_TYPE),
+            "Tokens used per LLM operation: input and output totals (token_type input / output).",
+            (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE),
             b.llm_tokens,
         )
         self.llm_ttft = histogram(
             "gen_ai_client_time_to_first_token_seconds",
             "Time to the first output token of streamed LLM responses.",
-            (PROVIDER, MODEL),
+            (PROVIDER, MODEL, RESPONSE_MODEL),
             b.llm_ttft,
         )
         # http_route: the route whose handler made the call (__none__ outside a request), for cost per endpoint.
         self.llm_tokens = counter(
-            "llm_tokens", "Tokens used, by token type.", (PROVIDER, MODEL, TOKEN_TYPE, ROUTE, *tenant_names)
+            "llm_tokens",
+            "Tokens used, by disjoint kind (token_type; the kinds add up to the call's tokens).",
+            (PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE, ROUTE, *tenant_names),
         )
         self.llm_cost = counter(
-            "llm_cost_usd", "Cost of LLM usage in US dollars.", (PROVIDER, MODEL, TOKEN_TYPE, ROUTE, *tenant_names)
+            "llm_cost_usd",
+            "Cost of LLM usage in US dollars, by kind and by where the figure comes from (cost_source).",
+            (PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE, COST_SOURCE, ROUTE, *tenant_names),
         )
         self.llm_requests = counter(
-            "llm_requests", "LLM calls by outcome (ok / error).", (PROVIDER, MODEL, "outcome", ROUTE, *tenant_names)
+            "llm_requests",
+            "LLM calls by outcome (ok / error).",
+            (PROVIDER, MODEL, RESPONSE_MODEL, "outcome", ROUTE, *tenant_names),
         )
         # What the provider's rate-limit headers said with its latest answer (outbound capture).
         self.rate_limit_remaining = gauge(
@@ -189,7 +197,21 @@ class Metrics:
             ("format",),
         )
         self.unpriced_tokens = counter(
-            "llm_exporter_unpriced_tokens", "Tokens of models with no known price (no cost recorded).", (MODEL,)
+            "llm_exporter_unpriced_tokens",
+            "Tokens of models with no known price (no cost recorded).",
+            (PROVIDER, MODEL, RESPONSE_MODEL),
+        )
+        self.missing_usage = counter(
+            "llm_exporter_missing_usage",
+            "Provider answers without usage: the call is counted, no tokens and no cost are.",
+            (PROVIDER, MODEL, "reason"),
+        )
+        # Set when the price table is read and after each auto-update; livemin: the stalest live worker shows.
+        self.price_data_timestamp = gauge(
+            "llm_exporter_price_data_timestamp_seconds",
+            "Date of the price data (genai-prices' snapshot) costs are estimated from, as a Unix time.",
+            ("source",),
+            "livemin",
         )
         self.mlflow_batches = counter("llm_exporter_mlflow_batches", "MLflow batches by result.", ("result",))
         self.mlflow_spool_bytes = gauge("llm_exporter_mlflow_spool_bytes", "Size of the MLflow spool file.", (), "max")
@@ -217,6 +239,7 @@ class Metrics:
             self.feedback,
             self.events,
             self.unpriced_tokens,
+            self.missing_usage,
             self.rate_limit_remaining,
             self.rate_limit_limit,
         )

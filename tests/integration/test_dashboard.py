@@ -194,6 +194,22 @@ def test_drift_panel_draws_the_alert_threshold() -> None:
     assert "llm_drift_threshold" in alerts
 
 
+def test_price_data_panel_draws_the_alert_threshold() -> None:
+    (panel,) = [p for p in all_panels(load()) if p["title"] == "Price data age"]
+    days = panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] / 86400
+    (alert,) = [r for r in rule_list("alerts.yml") if r.get("alert") == "LLMExporterPriceDataStale"]
+    assert days == 60 and alert["expr"].endswith(f"> {days:g} * 86400")
+    assert metric_names(panel["targets"][0]["expr"]) == {"llm_exporter_price_data_timestamp_seconds"}
+
+
+def test_missing_usage_has_its_panel_and_alert() -> None:
+    (panel,) = [p for p in all_panels(load()) if p["title"] == "Calls without usage"]
+    assert metric_names(panel["targets"][0]["expr"]) == {"llm_exporter_missing_usage_total"}
+    assert "reason" in panel["targets"][0]["legendFormat"]
+    (alert,) = [r for r in rule_list("alerts.yml") if r.get("alert") == "LLMExporterMissingUsage"]
+    assert metric_names(alert["expr"]) == {"llm_exporter_missing_usage_total"}
+
+
 # -- live: a real Prometheus scraping the test app ---------------------------------------------------
 
 
@@ -224,6 +240,8 @@ def _burst(client: httpx.Client, start: int, n: int, **body: Any) -> None:
     client.get("/fail")
     client.get("/broken")
     client.post("/v1/chat/completions", json={"model": "gpt-4o", "upstream_error": True})
+    # A stream without usage: counted in llm_exporter_missing_usage_total, not as zero tokens.
+    _chat(client, start, stream=True, include_usage=False)
     # Raised in the app: Starlette answers 500 and uvicorn closes the connection.
     assert client.get("/boom", headers={"Connection": "close"}).status_code == 500
 
@@ -318,6 +336,14 @@ def test_every_metric_name_in_the_dashboard_and_rules_is_exposed(stack: Stack) -
         if f.samples and not f.name.endswith("_created")  # the text format's creation timestamps
     }
     assert {f for f in families if not any(n.startswith(f) for n in used)} == set()
+
+
+@pytest.mark.e2e
+def test_the_streams_without_usage_are_counted_not_priced(stack: Stack) -> None:
+    # One stream without usage per burst; the price data date is exported (a positive age).
+    assert _scalar(stack.prometheus, f'sum(llm_exporter_missing_usage_total{{job="{JOB}"}})') == "3"
+    ages = prom_get(stack.prometheus, "/api/v1/query", query="time() - llm_exporter_price_data_timestamp_seconds")
+    assert len(ages["result"]) == 1 and float(ages["result"][0]["value"][1]) > 0
 
 
 @pytest.mark.e2e

@@ -259,9 +259,10 @@ def llm_app(recorder: Recorder) -> PrometheusMiddleware:
     family of the contract move, through the same paths real apps use.
 
     ``POST /v1/chat/completions`` answers OpenAI-shaped JSON or SSE (the middleware's capture reads the
-    usage) and records what only a handler knows through ``current_recorder()``: confidence, an
-    evaluation, feedback, an event, or a failed upstream LLM call. ``/fail`` answers 503, ``/boom``
-    raises, ``/broken`` sends JSON that looks like LLM output but cannot be parsed.
+    usage; ``"include_usage": false`` streams without it) and records what only a handler knows through
+    ``current_recorder()``: confidence, an evaluation, feedback, an event, or a failed upstream LLM call.
+    ``/fail`` answers 503, ``/boom`` raises, ``/broken`` sends JSON that looks like LLM output but cannot be
+    parsed.
     """
 
     def sse(data: dict[str, Any]) -> bytes:
@@ -299,7 +300,8 @@ def llm_app(recorder: Recorder) -> PrometheusMiddleware:
                 yield sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
                 done = {"index": 0, "delta": {}, "finish_reason": "stop"}
                 yield sse({**head, "object": "chat.completion.chunk", "choices": [done]})
-                yield sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+                if body.get("include_usage", True):  # OpenAI's stream_options.include_usage
+                    yield sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
                 yield b"data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -11,11 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.capture.encoding import PIECE, Decoded
+from exporter.capture.request import requested_model
 from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
 from exporter.recorder import Recorder
 
-from ..support.metrics import value
+from ..support.metrics import series, value
+from ..support.pricing import by_kind, reference_usd
 
 JSON = [(b"content-type", b"application/json")]
 SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
@@ -26,46 +30,29 @@ def recorder() -> Recorder:
     return Recorder(Config(), CollectorRegistry())
 
 
+def llm(provider: str, model: str) -> dict[str, str]:
+    """The labels of a captured call: with no request to read, the answer's model stands in for the request's."""
+    return {"gen_ai_provider_name": provider, "gen_ai_request_model": model, "gen_ai_response_model": model}
+
+
 def tokens(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
-    return value(
-        rec,
-        "llm_tokens_total",
-        http_route="__none__",
-        gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
-        gen_ai_token_type=kind,
-    )
+    return value(rec, "llm_tokens_total", **llm(provider, model), gen_ai_token_type=kind)
 
 
 def cost(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
-    return value(
-        rec,
-        "llm_cost_usd_total",
-        http_route="__none__",
-        gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
-        gen_ai_token_type=kind,
-    )
+    return value(rec, "llm_cost_usd_total", **llm(provider, model), gen_ai_token_type=kind, cost_source="estimated")
 
 
 def requests(rec: Recorder, provider: str, model: str, outcome: str = "ok") -> float | None:
-    return value(
-        rec,
-        "llm_requests_total",
-        http_route="__none__",
-        gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
-        outcome=outcome,
-    )
+    return value(rec, "llm_requests_total", **llm(provider, model), outcome=outcome)
 
 
 def ttft(rec: Recorder, provider: str, model: str, stat: str = "sum") -> float | None:
-    return value(
-        rec,
-        f"gen_ai_client_time_to_first_token_seconds_{stat}",
-        gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
-    )
+    return value(rec, f"gen_ai_client_time_to_first_token_seconds_{stat}", **llm(provider, model))
+
+
+def missing_usage(rec: Recorder) -> dict[tuple[tuple[str, str], ...], float]:
+    return series(rec, "llm_exporter_missing_usage_total")
 
 
 def capture_errors(rec: Recorder, fmt: str) -> float:
@@ -154,32 +141,39 @@ GEMINI_RESPONSE = {
     "modelVersion": "gemini-2.5-flash",
 }
 
-# (payload, provider, model label, input, output, input USD, output USD), prices from pricing.yaml.
+# (payload, provider, model label, the tokens of each kind)
 JSON_CASES = [
-    # 800 uncached x 2.50 + 200 cached x 1.25; 500 x 10.00
-    (OPENAI_CHAT, "openai", "gpt-4o-2024-08-06", 1000, 500, 0.00225, 0.005),
-    # 200 x 0.40 + 100 x 0.10; 50 x 1.60
-    (OPENAI_RESPONSES, "openai", "gpt-4.1-mini-2025-04-14", 300, 50, 9e-05, 8e-05),
-    # input 100 + 1000 cache reads + 50 cache writes: 150 x 3.00 + 1000 x 0.30; 200 x 15.00
-    (ANTHROPIC_MESSAGE, "anthropic", "claude-sonnet-4-5-20250929", 1150, 200, 0.00075, 0.003),
-    # 300 x 0.30 + 100 x 0.03; (60 + 40 thinking) x 2.50
-    (GEMINI_RESPONSE, "gcp.gemini", "gemini-2.5-flash", 400, 100, 9.3e-05, 0.00025),
+    # 1000 prompt tokens, 200 of them read from the cache
+    (OPENAI_CHAT, "openai", "gpt-4o-2024-08-06", {"input": 800, "cache_read": 200, "output": 500}),
+    (OPENAI_RESPONSES, "openai", "gpt-4.1-mini-2025-04-14", {"input": 200, "cache_read": 100, "output": 50}),
+    # Anthropic's input_tokens leave the cache reads and writes out
+    (
+        ANTHROPIC_MESSAGE,
+        "anthropic",
+        "claude-sonnet-4-5-20250929",
+        {"input": 100, "cache_read": 1000, "cache_write": 50, "output": 200},
+    ),
+    # promptTokenCount includes the cached content; candidatesTokenCount leaves the thinking out
+    (
+        GEMINI_RESPONSE,
+        "gcp.gemini",
+        "gemini-2.5-flash",
+        {"input": 300, "cache_read": 100, "output": 60, "output_reasoning": 40},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("payload", "provider", "model", "n_in", "n_out", "usd_in", "usd_out"), JSON_CASES)
-def test_json_response(
-    payload: dict[str, Any], provider: str, model: str, n_in: int, n_out: int, usd_in: float, usd_out: float
-) -> None:
+@pytest.mark.parametrize(("payload", "provider", "model", "kinds"), JSON_CASES)
+def test_json_response(payload: dict[str, Any], provider: str, model: str, kinds: dict[str, int]) -> None:
     rec = recorder()
     body = json.dumps(payload).encode()
     run(rec, JSON, [body[:7], body[7:]])
-    assert tokens(rec, provider, model, "input") == n_in
-    assert tokens(rec, provider, model, "output") == n_out
-    assert cost(rec, provider, model, "input") == pytest.approx(usd_in, rel=1e-12)
-    assert cost(rec, provider, model, "output") == pytest.approx(usd_out, rel=1e-12)
+    assert by_kind(rec, "llm_tokens_total") == kinds
+    expected = {kind: reference_usd(model, provider, {kind: n}) for kind, n in kinds.items()}
+    assert by_kind(rec, "llm_cost_usd_total") == pytest.approx(expected, abs=1e-12)
+    assert cost(rec, provider, model, "input") == pytest.approx(expected["input"], abs=1e-12)  # one call's series
     assert requests(rec, provider, model) == 1
-    labels = {"gen_ai_provider_name": provider, "gen_ai_request_model": model}
+    labels = llm(provider, model)
     assert value(rec, "gen_ai_client_operation_duration_seconds_sum", error_type="", **labels, **_op(provider)) == 1.5
     assert ttft(rec, provider, model, "count") is None  # a plain JSON response has no first token
     assert capture_errors(rec, "json") == 0
@@ -198,38 +192,27 @@ def test_embeddings_response_counts_input_only() -> None:
         "usage": {"prompt_tokens": 50_000, "total_tokens": 50_000},
     }
     run(rec, JSON, [json.dumps(body).encode()])
-    assert tokens(rec, "openai", "text-embedding-3-small", "input") == 50_000
-    assert tokens(rec, "openai", "text-embedding-3-small", "output") is None
+    assert by_kind(rec, "llm_tokens_total") == {"input": 50_000}
     assert cost(rec, "openai", "text-embedding-3-small", "input") == pytest.approx(0.001, rel=1e-12)
-    assert (
-        value(
-            rec,
-            "gen_ai_client_token_usage_count",
-            gen_ai_operation_name="embeddings",
-            gen_ai_provider_name="openai",
-            gen_ai_request_model="text-embedding-3-small",
-            gen_ai_token_type="input",
-        )
-        == 1
-    )
+    usage = {**llm("openai", "text-embedding-3-small"), "gen_ai_operation_name": "embeddings"}
+    assert value(rec, "gen_ai_client_token_usage_count", **usage, gen_ai_token_type="input") == 1
 
 
 def test_unknown_model_counts_tokens_without_cost() -> None:
     rec = recorder()
     body = dict(OPENAI_CHAT, model="acme-llm-7b")
     run(rec, JSON, [json.dumps(body).encode()])
-    assert tokens(rec, "openai", "acme-llm-7b", "input") == 1000
-    assert tokens(rec, "openai", "acme-llm-7b", "output") == 500
-    assert cost(rec, "openai", "acme-llm-7b", "input") is None
-    assert cost(rec, "openai", "acme-llm-7b", "output") is None
-    assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-llm-7b") == 1500
+    assert by_kind(rec, "llm_tokens_total") == {"input": 800, "cache_read": 200, "output": 500}
+    assert series(rec, "llm_cost_usd_total") == {}
+    assert value(rec, "llm_exporter_unpriced_tokens_total", **llm("openai", "acme-llm-7b")) == 1500
 
 
 def test_cached_tokens_without_cached_price_bill_at_input_price() -> None:
     rec = recorder()
     body = dict(OPENAI_CHAT, model="gpt-5-pro")  # no cached price in the table
     run(rec, JSON, [json.dumps(body).encode()])
-    assert cost(rec, "openai", "gpt-5-pro", "input") == pytest.approx(1000 * 15.0 / 1e6, rel=1e-12)
+    assert cost(rec, "openai", "gpt-5-pro", "input") == pytest.approx(800 * 15.0 / 1e6, rel=1e-12)
+    assert cost(rec, "openai", "gpt-5-pro", "cache_read") == pytest.approx(200 * 15.0 / 1e6, rel=1e-12)
 
 
 def test_gemini_json_array_stream() -> None:
@@ -322,7 +305,7 @@ def test_json_over_the_size_cap() -> None:
     assert capture_errors(rec, "json") == 2
     assert list(rec.metrics.llm_requests.collect()[0].samples) == []
     run(rec, JSON, [llm], config=CaptureConfig(max_json_bytes=len(llm)))  # exactly at the cap: read
-    assert tokens(rec, "openai", "gpt-4o-2024-08-06", "input") == 1000
+    assert tokens(rec, "openai", "gpt-4o-2024-08-06", "input") == 800
 
 
 def test_a_lone_surrogate_from_a_response_is_replaced_and_metrics_render() -> None:
@@ -331,7 +314,7 @@ def test_a_lone_surrogate_from_a_response_is_replaced_and_metrics_render() -> No
     body = json.dumps({**OPENAI_CHAT, "model": "gpt-\ud800x"}).encode()
     assert b"\\ud800" in body
     run(rec, JSON, [body])
-    assert tokens(rec, "openai", "gpt-?x", "input") == 1000
+    assert tokens(rec, "openai", "gpt-?x", "input") == 800
     assert "gpt-?x" in generate_latest(rec.registry).decode()
 
 
@@ -339,17 +322,8 @@ def test_error_status_is_the_error_type() -> None:
     rec = recorder()
     run(rec, JSON, [json.dumps(OPENAI_CHAT).encode()], status=503)
     assert requests(rec, "openai", "gpt-4o-2024-08-06", "error") == 1
-    assert (
-        value(
-            rec,
-            "gen_ai_client_operation_duration_seconds_count",
-            gen_ai_operation_name="chat",
-            gen_ai_provider_name="openai",
-            gen_ai_request_model="gpt-4o-2024-08-06",
-            error_type="503",
-        )
-        == 1
-    )
+    labels = {**llm("openai", "gpt-4o-2024-08-06"), "gen_ai_operation_name": "chat", "error_type": "503"}
+    assert value(rec, "gen_ai_client_operation_duration_seconds_count", **labels) == 1
 
 
 @pytest.mark.parametrize(
@@ -363,7 +337,9 @@ def test_error_status_is_the_error_type() -> None:
         ([(b"content-type", b"application/jsonl")], CaptureConfig(), None),
         ([(b"content-type", b"text/event-stream;charset=utf-8")], CaptureConfig(), SseCapture),
         ([], CaptureConfig(), None),
-        (JSON + [(b"content-encoding", b"gzip")], CaptureConfig(), None),
+        (JSON + [(b"content-encoding", b"gzip")], CaptureConfig(), Decoded),
+        (SSE + [(b"Content-Encoding", b"deflate")], CaptureConfig(), Decoded),
+        (JSON + [(b"content-encoding", b"br")], CaptureConfig(), None),  # no decoder in the standard library
         (JSON + [(b"content-encoding", b"identity")], CaptureConfig(), JsonCapture),
         (JSON, CaptureConfig(enabled=False), None),
         (SSE, CaptureConfig(enabled=False), None),
@@ -424,22 +400,38 @@ RESPONSES_STREAM = sse(
     names=True,
 )  # fmt: skip
 
-# (chunks, provider, model, input, output, input USD, output USD, operation, index of the first output event)
+# (chunks, provider, model, uncached input, output, the tokens of each kind, operation, index of the first output event)
 STREAM_CASES = [
-    # 12 x 0.15; 5 x 0.60. The first event has an empty delta.
-    (OPENAI_STREAM, "openai", "gpt-4o-mini", 12, 5, 1.8e-06, 3e-06, "chat", 1),
-    # (25 + 10 cache reads): 25 x 1.00 + 10 x 0.10; 15 x 5.00. Output starts at content_block_delta.
-    (ANTHROPIC_STREAM, "anthropic", "claude-haiku-4-5-20251001", 35, 15, 2.6e-05, 7.5e-05, "chat", 3),
-    # 8 x 1.25; 12 x 10.00
-    (GEMINI_STREAM, "gcp.gemini", "gemini-2.5-pro", 8, 12, 1e-05, 0.00012, "generate_content", 0),
-    # 1000 x 0.25 + 1000 x 0.025; 300 x 2.00
-    (RESPONSES_STREAM, "openai", "gpt-5-mini-2025-08-07", 2000, 300, 0.000275, 0.0006, "chat", 1),
+    # The first event has an empty delta.
+    (OPENAI_STREAM, "openai", "gpt-4o-mini", 12, 5, {"input": 12, "output": 5}, "chat", 1),
+    # Input 25 outside the cache, 10 read from it. Output starts at content_block_delta.
+    (
+        ANTHROPIC_STREAM,
+        "anthropic",
+        "claude-haiku-4-5-20251001",
+        25,
+        15,
+        {"input": 25, "cache_read": 10, "output": 15},
+        "chat",
+        3,
+    ),
+    (GEMINI_STREAM, "gcp.gemini", "gemini-2.5-pro", 8, 12, {"input": 8, "output": 12}, "generate_content", 0),
+    (
+        RESPONSES_STREAM,
+        "openai",
+        "gpt-5-mini-2025-08-07",
+        1000,
+        300,
+        {"input": 1000, "cache_read": 1000, "output": 300},
+        "chat",
+        1,
+    ),
 ]
 STREAM_IDS = ["openai", "anthropic", "gemini", "responses"]
 
 
 @pytest.mark.parametrize(
-    ("chunks", "provider", "model", "n_in", "n_out", "usd_in", "usd_out", "op", "first"), STREAM_CASES, ids=STREAM_IDS
+    ("chunks", "provider", "model", "n_in", "n_out", "kinds", "op", "first"), STREAM_CASES, ids=STREAM_IDS
 )
 def test_sse_stream(
     chunks: list[bytes],
@@ -447,43 +439,62 @@ def test_sse_stream(
     model: str,
     n_in: int,
     n_out: int,
-    usd_in: float,
-    usd_out: float,
+    kinds: dict[str, int],
     op: str,
     first: int,
 ) -> None:
     rec = recorder()
     times = [100.0 + 0.25 * (i + 1) for i in range(len(chunks))]
     run(rec, SSE, chunks, times=times)
-    assert tokens(rec, provider, model, "input") == n_in
-    assert tokens(rec, provider, model, "output") == n_out
-    assert cost(rec, provider, model, "input") == pytest.approx(usd_in, rel=1e-12)
-    assert cost(rec, provider, model, "output") == pytest.approx(usd_out, rel=1e-12)
+    assert by_kind(rec, "llm_tokens_total") == kinds
+    expected = {kind: reference_usd(model, provider, {kind: n}) for kind, n in kinds.items()}
+    assert by_kind(rec, "llm_cost_usd_total") == pytest.approx(expected, abs=1e-12)
     assert requests(rec, provider, model) == 1
     assert ttft(rec, provider, model, "count") == 1
     assert ttft(rec, provider, model) == times[first] - START
-    assert (
-        value(
-            rec,
-            "gen_ai_client_operation_duration_seconds_sum",
-            gen_ai_operation_name=op,
-            gen_ai_provider_name=provider,
-            gen_ai_request_model=model,
-            error_type="",
-        )
-        == 1.5
-    )
-    assert capture_errors(rec, "sse") == 0
+    labels = {**llm(provider, model), "gen_ai_operation_name": op, "error_type": ""}
+    assert value(rec, "gen_ai_client_operation_duration_seconds_sum", **labels) == 1.5
+    assert capture_errors(rec, "sse") == 0 and missing_usage(rec) == {}
 
 
-def test_sse_stream_without_usage_still_records_the_call() -> None:
+def test_sse_stream_without_usage_is_counted_as_missing_usage() -> None:
+    # OpenAI without stream_options.include_usage: the call, its duration and TTFT count; no tokens, no cost.
     rec = recorder()
     chunks = [c for c in OPENAI_STREAM if b'"usage": {' not in c]
     run(rec, SSE, chunks, times=[100.5 + i for i in range(len(chunks))])
     assert requests(rec, "openai", "gpt-4o-mini") == 1
     assert ttft(rec, "openai", "gpt-4o-mini") == 1.5
-    assert tokens(rec, "openai", "gpt-4o-mini", "input") is None
-    assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="gpt-4o-mini") is None
+    missing = {
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": "gpt-4o-mini",
+        "reason": "stream_without_usage",
+    }
+    assert missing_usage(rec) == {tuple(sorted(missing.items())): 1.0}
+    for name in ("llm_tokens_total", "llm_cost_usd_total", "llm_exporter_unpriced_tokens_total"):
+        assert series(rec, name) == {}, name
+    assert series(rec, "gen_ai_client_token_usage_count") == {}
+
+
+def test_json_answer_with_null_usage_is_counted_as_missing_usage() -> None:
+    rec = recorder()
+    run(rec, JSON, [json.dumps({**OPENAI_CHAT, "usage": None}).encode()])
+    missing = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-2024-08-06"}
+    assert missing_usage(rec) == {tuple(sorted({**missing, "reason": "response_without_usage"}.items())): 1.0}
+    assert series(rec, "llm_tokens_total") == {} and series(rec, "llm_cost_usd_total") == {}
+    # An error answer without usage is an error, not a missing usage.
+    run(rec, JSON, [json.dumps({**OPENAI_CHAT, "usage": None}).encode()], status=500)
+    assert requests(rec, "openai", "gpt-4o-2024-08-06", "error") == 1
+    assert sum(missing_usage(rec).values()) == 1
+
+
+def test_usage_whose_parts_exceed_the_total_is_counted_not_guessed() -> None:
+    rec = recorder()
+    wrong = {"prompt_tokens": 100, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 150}}
+    run(rec, JSON, [json.dumps({**OPENAI_CHAT, "usage": wrong}).encode()])
+    missing = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-2024-08-06"}
+    assert missing_usage(rec) == {tuple(sorted({**missing, "reason": "usage_inconsistent"}.items())): 1.0}
+    assert series(rec, "llm_tokens_total") == {} and series(rec, "llm_cost_usd_total") == {}
+    assert requests(rec, "openai", "gpt-4o-2024-08-06") == 1
 
 
 def test_sse_error_event() -> None:
@@ -493,18 +504,9 @@ def test_sse_error_event() -> None:
     )
     run(rec, SSE, chunks)
     assert requests(rec, "anthropic", "claude-haiku-4-5-20251001", "error") == 1
-    assert tokens(rec, "anthropic", "claude-haiku-4-5-20251001", "input") == 35
-    assert (
-        value(
-            rec,
-            "gen_ai_client_operation_duration_seconds_count",
-            gen_ai_operation_name="chat",
-            gen_ai_provider_name="anthropic",
-            gen_ai_request_model="claude-haiku-4-5-20251001",
-            error_type="overloaded_error",
-        )
-        == 1
-    )
+    assert tokens(rec, "anthropic", "claude-haiku-4-5-20251001", "input") == 25
+    labels = {**llm("anthropic", "claude-haiku-4-5-20251001"), "gen_ai_operation_name": "chat"}
+    assert value(rec, "gen_ai_client_operation_duration_seconds_count", **labels, error_type="overloaded_error") == 1
 
 
 def test_sse_responses_api_failure() -> None:
@@ -513,17 +515,9 @@ def test_sse_responses_api_failure() -> None:
     chunks = RESPONSES_STREAM[:2] + sse({"type": "response.failed", "response": failed}, names=True)
     run(rec, SSE, chunks)
     assert requests(rec, "openai", "gpt-5-mini-2025-08-07", "error") == 1
-    assert (
-        value(
-            rec,
-            "gen_ai_client_operation_duration_seconds_count",
-            gen_ai_operation_name="chat",
-            gen_ai_provider_name="openai",
-            gen_ai_request_model="gpt-5-mini-2025-08-07",
-            error_type="server_error",
-        )
-        == 1
-    )
+    labels = {**llm("openai", "gpt-5-mini-2025-08-07"), "gen_ai_operation_name": "chat", "error_type": "server_error"}
+    assert value(rec, "gen_ai_client_operation_duration_seconds_count", **labels) == 1
+    assert missing_usage(rec) == {}  # a failed call reports no usage: that is no news
 
 
 @pytest.mark.parametrize(
@@ -653,3 +647,62 @@ def test_feed_and_finish_never_raise() -> None:
         capture.feed(b'data: {"choices": [1, 2], "model": 5}\n\n', 100.2)
         capture.feed(b'data: {"choices": [], "model": "m", "usage": [1]}\n\n', 100.3)
         rec.captured(capture.finish(START, END, 200))
+
+
+def test_a_compressed_body_is_inflated_in_bounded_pieces() -> None:
+    big = json.dumps({**OPENAI_CHAT, "choices": [{"message": {"content": "x" * 200_000}}]}).encode()
+    fed: list[int] = []
+
+    class Sizes(JsonCapture):
+        __slots__ = ()
+
+        def feed(self, chunk: bytes, now: float) -> None:
+            fed.append(len(chunk))
+            super().feed(chunk, now)
+
+    capture = Decoded(Sizes(CaptureConfig().max_json_bytes), whole=False)
+    capture.feed(gzip.compress(big), START)
+    assert max(fed) <= PIECE and sum(fed) == len(big)
+    rec = recorder()
+    rec.captured(capture.finish(START, END, 200))
+    assert tokens(rec, "openai", "gpt-4o-2024-08-06", "cache_read") == 200
+
+
+def test_a_compressed_body_that_is_no_answer_is_not_inflated_past_its_first_piece() -> None:
+    listing = json.dumps([{"id": i, "name": "widget", "price": i * 3} for i in range(50_000)]).encode()
+    inner = JsonCapture(CaptureConfig().max_json_bytes)
+    capture = Decoded(inner, whole=True)
+    capture.feed(gzip.compress(listing), START)
+    assert capture.satisfied and inner._size == 0  # the reader never saw it
+    assert capture.finish(START, END, 200) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "first", "last", "model"),
+    [
+        ("/v1/chat/completions", b'{"model": "gpt-4o", "messages": []}', b"", "gpt-4o"),
+        # The OpenAI SDK sends the messages first: a long prompt puts the model in the last chunk.
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"', b'}], "model":"o3"}', "o3"),
+        ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", b'{"contents": []}', b"", "gemini-2.5-flash"),
+        (
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/converse",
+            b"{}",
+            b"",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ),
+        # A key inside a tool schema is an object, and a quote inside a string is escaped: neither names the model.
+        ("/chat", b'{"tools": [{"parameters": {"properties": {"model": {"type": "string"}}}}]}', b"", None),
+        ("/chat", b'{"messages": [{"content": "say \\"model\\": \\"x\\""}]}', b"", None),
+        ("/models/123", b"", b"", None),
+    ],
+)
+def test_the_request_names_its_model(path: str, first: bytes, last: bytes, model: str | None) -> None:
+    assert requested_model(path, first, last or first) == model
+
+
+def test_only_the_ends_of_a_large_request_body_are_searched() -> None:
+    prompt = b'{"messages": [{"role": "user", "content": "' + b"x" * 1_000_000 + b'"}], '
+    whole = prompt + b'"model": "gpt-4.1"}'
+    assert requested_model("/v1/chat/completions", whole, whole) == "gpt-4.1"  # one chunk: its end is searched
+    middle = b'{"a": 1, ' + b'"pad": "' + b"x" * 100_000 + b'", "model": "hidden", "b": "' + b"y" * 100_000 + b'"}'
+    assert requested_model("/v1/chat/completions", middle, middle) is None  # neither end names it

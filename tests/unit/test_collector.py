@@ -23,7 +23,7 @@ from exporter.recorder import Recorder
 from exporter.sinks import Sink
 
 from ..support import REPO
-from ..support.metrics import value
+from ..support.metrics import series, value
 from ..support.servers import HOST, ThreadServer, free_port, wait_http
 
 SEED = {
@@ -119,9 +119,11 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
         (
             {**LLM, "input_token": 3},
             "input_token",
-            "unknown field; expected one of: cached_input_tokens, cost_usd, "
-            "duration, duration_ms, error_type, input_tokens, model, operation, output_tokens, provider, tenant, "
-            "timestamp, ttft, ttft_ms, type",
+            "unknown field; expected one of: cache_audio_read_tokens, cache_image_read_tokens, "
+            "cache_write_1h_tokens, cache_write_tokens, cached_input_tokens, cost_usd, duration, duration_ms, "
+            "error_type, input_audio_tokens, input_image_tokens, input_tokens, model, operation, "
+            "output_audio_tokens, output_image_tokens, output_reasoning_tokens, output_tokens, provider, "
+            "response_model, tenant, timestamp, ttft, ttft_ms, type",
         ),
         ({"type": "confidence"}, "value", "required field is missing"),
         ({"type": "confidence", "value": 1.2}, "value", "expected a number between 0 and 1"),
@@ -218,8 +220,8 @@ def test_integers_up_to_2_to_the_53_are_exact() -> None:
     app, registry, _ = make()
     batch = [{**LLM, "input_tokens": 2**53, "cost_usd": 2**53}, {"type": "event", "name": "x", "count": 2**53}]
     assert call(app, "POST", "/track", json=batch).json() == {"accepted": 2}
-    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="input") == 2.0**53
+    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_response_model": ""}
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") == 2.0**53
     assert value(registry, "llm_events_total", event="x") == 2.0**53
 
 
@@ -392,17 +394,21 @@ def test_seed_payload_exact_values_without_tenant_label() -> None:
     app, registry, sink = make()
     response = call(app, "POST", "/track", json=SEED)
     assert (response.status_code, response.json()) == (202, {"accepted": 1})
-    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown"}
+    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown", "gen_ai_response_model": ""}
     duration = {**llm, "gen_ai_operation_name": "chat", "error_type": ""}
     assert value(registry, "gen_ai_client_operation_duration_seconds_count", **duration) == 1.0
     assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration) == 1.5
     assert value(registry, "gen_ai_client_operation_duration_seconds_bucket", **duration, le="1.28") == 0.0
     assert value(registry, "gen_ai_client_operation_duration_seconds_bucket", **duration, le="2.56") == 1.0
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") == 150.0
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="input") is None
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 0.002
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="input") is None
-    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="ok") == 1.0
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") == 150.0
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") is None
+    # The cost the service reported, as one figure: the provider's, not estimated, not split.
+    assert series(registry, "llm_cost_usd_total") == {
+        tuple(
+            sorted({**llm, "gen_ai_token_type": "unsplit", "cost_source": "provider", "http_route": "__none__"}.items())
+        ): 0.002
+    }
+    assert value(registry, "llm_requests_total", **llm, outcome="ok") == 1.0
     assert value(registry, "llm_predictions_total", gen_ai_request_model="unknown", label="general") == 1.0
     assert value(registry, "llm_confidence_count", gen_ai_request_model="unknown", label="general") is None
     assert value(registry, "llm_events_total", event="appointment_requested") is None  # it was false
@@ -419,23 +425,29 @@ def test_seed_payload_with_tenant_label_and_appointment() -> None:
     app, registry, sink = make(tenant_label=True)
     payload = {**SEED, "appointment_requested": True}
     assert call(app, "POST", "/track", json=[payload, payload]).json() == {"accepted": 2}
-    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown", "tenant": "test-business"}
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") == 300.0
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 0.004
-    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="ok") == 2.0
+    llm = {
+        "gen_ai_provider_name": "unknown",
+        "gen_ai_request_model": "unknown",
+        "gen_ai_response_model": "",
+        "tenant": "test-business",
+    }
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") == 300.0
+    cost = value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="unsplit", cost_source="provider")
+    assert cost == 0.004
+    assert value(registry, "llm_requests_total", **llm, outcome="ok") == 2.0
     assert value(registry, "llm_events_total", event="appointment_requested", tenant="test-business") == 2.0
     assert sink.events == [("appointment_requested", "test-business", 1)] * 2
 
 
-def test_legacy_cost_without_tokens_is_output_cost() -> None:
-    """``api_cost_usd`` without ``tokens_used``: no token split to go by; it is what the reply cost."""
+def test_legacy_cost_without_tokens_is_the_providers_cost() -> None:
+    """``api_cost_usd`` without ``tokens_used``: what the call cost, as the service was billed."""
     app, registry, _ = make()
     payload = {"business_id": "b", "api_cost_usd": 0.002, "response_time_ms": 1500}
     assert call(app, "POST", "/track", json=payload).json() == {"accepted": 1}
-    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown"}
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 0.002
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="input") is None
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") is None
+    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "unknown", "gen_ai_response_model": ""}
+    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="unsplit", cost_source="provider") == 0.002
+    assert series(registry, "llm_tokens_total") == {}
+    assert series(registry, "llm_exporter_unpriced_tokens_total") == {}
 
 
 def test_legacy_payload_ignores_fields_it_does_not_know_and_takes_model() -> None:
@@ -443,7 +455,8 @@ def test_legacy_payload_ignores_fields_it_does_not_know_and_takes_model() -> Non
     payload = {"business_id": "b", "response_time_ms": 250, "session_id": "abc", "model": "gpt-4o", "api_cost_usd": 0}
     assert call(app, "POST", "/track", json=payload).json() == {"accepted": 1}
     duration = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "gpt-4o", "gen_ai_operation_name": "chat"}
-    assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration, error_type="") == 0.25
+    labels = {**duration, "gen_ai_response_model": "", "error_type": ""}
+    assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **labels) == 0.25
 
 
 def test_a_list_of_1000_events_in_one_post() -> None:
@@ -462,13 +475,12 @@ def test_a_list_of_1000_events_in_one_post() -> None:
     assert len(batch) == 1000
     response = call(app, "POST", "/track", json=batch)
     assert (response.status_code, response.json()) == (202, {"accepted": 1000})
-    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    # Each call: 3 input + 1 output tokens, $0.25 split by tokens (0.1875 + 0.0625, exact in binary).
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="input") == 1200.0
-    assert value(registry, "llm_tokens_total", http_route="__none__", **llm, gen_ai_token_type="output") == 400.0
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="input") == 75.0
-    assert value(registry, "llm_cost_usd_total", http_route="__none__", **llm, gen_ai_token_type="output") == 25.0
-    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="ok") == 400.0
+    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_response_model": ""}
+    # Each call: 3 input + 1 output tokens, and the $0.25 it was billed (exact in binary), as given.
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="input") == 1200.0
+    assert value(registry, "llm_tokens_total", **llm, gen_ai_token_type="output") == 400.0
+    assert value(registry, "llm_cost_usd_total", **llm, gen_ai_token_type="unsplit", cost_source="provider") == 100.0
+    assert value(registry, "llm_requests_total", **llm, outcome="ok") == 400.0
     duration = {**llm, "gen_ai_operation_name": "chat", "error_type": ""}
     assert value(registry, "gen_ai_client_operation_duration_seconds_count", **duration) == 200.0
     assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration) == 100.0
@@ -511,8 +523,8 @@ def test_http_and_feature_events() -> None:
     other = {"http_request_method": "_OTHER", "http_route": "/pot", "http_response_status_code": "418"}
     assert value(registry, "http_server_request_duration_seconds_count", **other) == 1.0
     assert sink.features == [("prompt_language", "de"), ("retrieved_documents", 4.0)]
-    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "gpt-4o"}
-    assert value(registry, "llm_requests_total", http_route="__none__", **llm, outcome="error") == 1.0
+    llm = {"gen_ai_provider_name": "unknown", "gen_ai_request_model": "gpt-4o", "gen_ai_response_model": ""}
+    assert value(registry, "llm_requests_total", **llm, outcome="error") == 1.0
     duration = {**llm, "gen_ai_operation_name": "chat", "error_type": "timeout"}
     assert value(registry, "gen_ai_client_operation_duration_seconds_sum", **duration) == 30.0
 
@@ -702,11 +714,11 @@ def test_llm_exporter_collector_command(tmp_path: Path) -> None:
     # uvicorn shuts down gracefully, then re-raises the signal so a supervisor sees why it ended.
     assert proc.returncode == -signal.SIGTERM, out
     assert "Application shutdown complete." in out
-    series = (
-        'llm_tokens_total{gen_ai_provider_name="unknown",gen_ai_request_model="unknown",'
+    line = (
+        'llm_tokens_total{gen_ai_provider_name="unknown",gen_ai_request_model="unknown",gen_ai_response_model="",'
         'gen_ai_token_type="output",http_route="__none__",tenant="test-business"} 150.0'
     )
-    assert series in text.splitlines()
+    assert line in text.splitlines()
 
 
 # -- tests/servers.py's readiness wait (process() uses it for Prometheus, Alertmanager and MLflow) ----------

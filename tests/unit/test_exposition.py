@@ -33,7 +33,7 @@ from exporter.prometheus.exposition import accepts_gzip, render
 from exporter.prometheus.server import start_metrics_server, stop_metrics_server
 from exporter.types import Message
 
-from ..support.metrics import text_samples, text_value
+from ..support.metrics import text_samples, text_value, value
 from ..support.servers import HOST, ThreadServer, free_port
 
 DURATION = "http_server_request_duration_seconds"
@@ -405,7 +405,7 @@ def test_every_metric_honours_the_injected_registry() -> None:
     assert snapshot(REGISTRY, ours) == before
 
     def get(name: str, **labels: str) -> float | None:
-        return fresh.get_sample_value(name, {**labels, "service": "t"})
+        return value(fresh, name, **labels, service="t")
 
     def http(method: str, route: str, status: str) -> dict[str, str]:
         return {"http_request_method": method, "http_route": route, "http_response_status_code": status}
@@ -424,10 +424,10 @@ def test_every_metric_honours_the_injected_registry() -> None:
     assert get("http_server_active_requests", http_request_method="GET", http_route="/boom") == 0.0
     assert get("http_server_active_requests", http_request_method="POST", http_route="/chat") == 0.0
     assert get(f"{DURATION}_count", **http("GET", "__unmatched__", "404")) == 1.0
-    model = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    assert get("llm_tokens_total", http_route="/chat", **model, gen_ai_token_type="input") == 100.0
-    assert get("llm_tokens_total", http_route="/chat", **model, gen_ai_token_type="output") == 40.0
-    assert get("llm_requests_total", http_route="/chat", **model, outcome="ok") == 1.0
+    model = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_response_model": ""}
+    assert get("llm_tokens_total", **model, gen_ai_token_type="input") == 100.0
+    assert get("llm_tokens_total", **model, gen_ai_token_type="output") == 40.0
+    assert get("llm_requests_total", **model, outcome="ok") == 1.0
     assert (
         get("gen_ai_client_operation_duration_seconds_sum", **model, gen_ai_operation_name="chat", error_type="") == 0.5
     )
@@ -436,6 +436,10 @@ def test_every_metric_honours_the_injected_registry() -> None:
     assert get("llm_evaluation_score_sum", evaluation="faithfulness", gen_ai_request_model="gpt-4o") == 0.8
     assert get("llm_feedback_rating_sum", gen_ai_request_model="gpt-4o") == 4.0
     assert get("llm_events_total", event="appointment_requested") == 1.0
+    assert (
+        get("llm_exporter_price_data_timestamp_seconds", source="genai-prices")
+        == Recorder(Config(), CollectorRegistry()).pricing.snapshot_timestamp
+    )
     # The middleware's /metrics shows the injected registry, not the process-wide one.
     assert text_value(exposition, f"{DURATION}_count", {**post, "service": "t"}) == 1.0
     assert "python_gc_objects_collected_total" not in exposition

@@ -20,10 +20,11 @@ from exporter import PrometheusMiddleware, llm
 from exporter.config import Config
 from exporter.context import reset_recorder, use_recorder
 from exporter.llm import InvalidValueError
+from exporter.observations import TOKEN_KINDS
 from exporter.recorder import Recorder
 from exporter.sinks import Sink
 
-from ..support.metrics import value
+from ..support.metrics import series, value
 
 
 class Evaluations(Sink):
@@ -45,20 +46,34 @@ def rec() -> Iterator[Recorder]:
     reset_recorder(token)
 
 
-def llm_labels(provider: str, model: str) -> dict[str, str]:
-    return {"gen_ai_provider_name": provider, "gen_ai_request_model": model}
+def llm_labels(provider: str, model: str, response: str = "") -> dict[str, str]:
+    return {"gen_ai_provider_name": provider, "gen_ai_request_model": model, "gen_ai_response_model": response}
 
 
-def tokens(rec: Recorder, provider: str, model: str, kind: str) -> float | None:
-    return value(rec, "llm_tokens_total", http_route="__none__", **llm_labels(provider, model), gen_ai_token_type=kind)
+def tokens(rec: Recorder, provider: str, model: str, kind: str, response: str = "") -> float | None:
+    return value(rec, "llm_tokens_total", **llm_labels(provider, model, response), gen_ai_token_type=kind)
 
 
-def duration_count(rec: Recorder, provider: str, model: str, error: str = "", op: str = "chat") -> float | None:
+def usd(
+    rec: Recorder, provider: str, model: str, kind: str, response: str = "", source: str = "estimated"
+) -> float | None:
+    labels = llm_labels(provider, model, response)
+    return value(rec, "llm_cost_usd_total", **labels, gen_ai_token_type=kind, cost_source=source)
+
+
+def missing(rec: Recorder, provider: str, model: str, reason: str) -> float | None:
+    labels = {"gen_ai_provider_name": provider, "gen_ai_request_model": model, "reason": reason}
+    return value(rec, "llm_exporter_missing_usage_total", **labels)
+
+
+def duration_count(
+    rec: Recorder, provider: str, model: str, error: str = "", op: str = "chat", response: str = ""
+) -> float | None:
     return value(
         rec,
         "gen_ai_client_operation_duration_seconds_count",
         gen_ai_operation_name=op,
-        **llm_labels(provider, model),
+        **llm_labels(provider, model, response),
         error_type=error,
     )
 
@@ -80,15 +95,16 @@ def test_call_context_manager_sets_tokens(rec: Recorder) -> None:
         c.input_tokens = 1000
         c.output_tokens = 200
         c.cached_input_tokens = 400
-    assert tokens(rec, "openai", "gpt-4o", "input") == 1000
+    # The kinds: 600 uncached input, 400 cache reads (input_tokens includes them), 200 output.
+    assert tokens(rec, "openai", "gpt-4o", "input") == 600
+    assert tokens(rec, "openai", "gpt-4o", "cache_read") == 400
     assert tokens(rec, "openai", "gpt-4o", "output") == 200
     # 600 x 2.50 + 400 x 1.25 = 2000 micro-dollars; 200 x 10.00
-    cost = value(
-        rec, "llm_cost_usd_total", http_route="__none__", **llm_labels("openai", "gpt-4o"), gen_ai_token_type="input"
-    )
-    assert cost == pytest.approx(0.002, rel=1e-12)
-    assert c.cost is not None and c.cost.output_usd == pytest.approx(0.002, rel=1e-12)
-    assert value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "gpt-4o"), outcome="ok") == 1
+    assert usd(rec, "openai", "gpt-4o", "input") == pytest.approx(0.0015, abs=1e-12)
+    assert usd(rec, "openai", "gpt-4o", "cache_read") == pytest.approx(0.0005, abs=1e-12)
+    assert c.cost is not None and c.cost.output_usd == pytest.approx(0.002, abs=1e-12)
+    assert c.cost.total_usd == pytest.approx(0.004, abs=1e-12) and c.cost.source == "estimated"
+    assert value(rec, "llm_requests_total", **llm_labels("openai", "gpt-4o"), outcome="ok") == 1
     assert duration_count(rec, "openai", "gpt-4o") == 1
 
 
@@ -109,16 +125,8 @@ def test_call_records_the_exception_class_and_reraises(rec: Recorder) -> None:
     with pytest.raises(TimeoutError), llm.call("claude-haiku-4-5", provider="anthropic") as c:
         c.input_tokens = 10
         raise TimeoutError("upstream took too long")
-    assert (
-        value(
-            rec,
-            "llm_requests_total",
-            http_route="__none__",
-            **llm_labels("anthropic", "claude-haiku-4-5"),
-            outcome="error",
-        )
-        == 1
-    )
+    assert missing(rec, "anthropic", "claude-haiku-4-5", "response_without_usage") is None
+    assert value(rec, "llm_requests_total", **llm_labels("anthropic", "claude-haiku-4-5"), outcome="error") == 1
     assert duration_count(rec, "anthropic", "claude-haiku-4-5", error="TimeoutError") == 1
     assert tokens(rec, "anthropic", "claude-haiku-4-5", "input") == 10
 
@@ -132,19 +140,18 @@ def test_async_call_with_usage_and_first_token(rec: Recorder) -> None:
             assert c.usage(OPENAI_RESPONSE) is True
 
     asyncio.run(handler())
-    assert tokens(rec, "openai", "gpt-4o-mini", "input") == 2000
-    assert tokens(rec, "openai", "gpt-4o-mini", "output") == 100
+    # The model asked for, and the one that answered (which prices the call).
+    answered = ("openai", "gpt-4o-mini")
+    dated = "gpt-4o-mini-2024-07-18"
+    assert tokens(rec, *answered, "input", dated) == 1000
+    assert tokens(rec, *answered, "cache_read", dated) == 1000
+    assert tokens(rec, *answered, "output", dated) == 100
     # 1000 x 0.15 + 1000 x 0.075 = 225 micro-dollars
-    cost = value(
-        rec,
-        "llm_cost_usd_total",
-        http_route="__none__",
-        **llm_labels("openai", "gpt-4o-mini"),
-        gen_ai_token_type="input",
-    )
-    assert cost == pytest.approx(0.000225, rel=1e-12)
-    assert value(rec, "gen_ai_client_time_to_first_token_seconds_count", **llm_labels("openai", "gpt-4o-mini")) == 1
-    ttft = value(rec, "gen_ai_client_time_to_first_token_seconds_sum", **llm_labels("openai", "gpt-4o-mini"))
+    assert usd(rec, *answered, "input", dated) == pytest.approx(0.00015, abs=1e-12)
+    assert usd(rec, *answered, "cache_read", dated) == pytest.approx(0.000075, abs=1e-12)
+    labels = llm_labels(*answered, dated)
+    assert value(rec, "gen_ai_client_time_to_first_token_seconds_count", **labels) == 1
+    ttft = value(rec, "gen_ai_client_time_to_first_token_seconds_sum", **labels)
     assert ttft is not None and ttft >= 0.01
 
 
@@ -170,7 +177,8 @@ def test_usage_reads_sdk_objects_and_infers_the_provider(rec: Recorder) -> None:
     with llm.call("claude-sonnet-4-5") as c:
         assert c.usage(claude)
     assert (c.input_tokens, c.output_tokens, c.cached_input_tokens) == (1000, 50, 900)
-    assert tokens(rec, "anthropic", "claude-sonnet-4-5", "input") == 1000
+    assert tokens(rec, "anthropic", "claude-sonnet-4-5", "input", "claude-sonnet-4-5") == 100
+    assert tokens(rec, "anthropic", "claude-sonnet-4-5", "cache_read", "claude-sonnet-4-5") == 900
 
     gemini = SimpleNamespace(
         candidates=[],
@@ -181,7 +189,7 @@ def test_usage_reads_sdk_objects_and_infers_the_provider(rec: Recorder) -> None:
     )
     with llm.call("gemini-2.5-pro") as c:
         assert c.usage(gemini)
-    assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "output") == 30
+    assert tokens(rec, "gcp.gemini", "gemini-2.5-pro", "output", "gemini-2.5-pro") == 30
 
 
 def test_usage_accumulates_stream_events(rec: Recorder) -> None:
@@ -193,8 +201,44 @@ def test_usage_accumulates_stream_events(rec: Recorder) -> None:
     with llm.call("claude-haiku-4-5", provider="anthropic") as c:
         for event in events:
             c.usage(event)
-    assert tokens(rec, "anthropic", "claude-haiku-4-5", "input") == 12
-    assert tokens(rec, "anthropic", "claude-haiku-4-5", "output") == 7
+    assert tokens(rec, "anthropic", "claude-haiku-4-5", "input", "claude-haiku-4-5") == 12
+    assert tokens(rec, "anthropic", "claude-haiku-4-5", "output", "claude-haiku-4-5") == 7
+
+
+def test_a_stream_that_never_shows_usage_is_counted_as_missing(rec: Recorder) -> None:
+    # OpenAI chunks without stream_options.include_usage: the call counts, its tokens are not made up.
+    chunks = [
+        {"object": "chat.completion.chunk", "model": "gpt-4o-2024-08-06", "choices": [{"delta": {"content": "a"}}]},
+        {"object": "chat.completion.chunk", "model": "gpt-4o-2024-08-06", "choices": [{"delta": {}}]},
+    ]
+    with llm.call("gpt-4o", provider="openai") as c:
+        for chunk in chunks:
+            assert c.usage(chunk) is False
+    assert c.cost is None
+    assert missing(rec, "openai", "gpt-4o", "stream_without_usage") == 1
+    assert value(rec, "llm_requests_total", **llm_labels("openai", "gpt-4o", "gpt-4o-2024-08-06"), outcome="ok") == 1
+    for name in ("llm_tokens_total", "llm_cost_usd_total", "llm_exporter_unpriced_tokens_total"):
+        assert series(rec, name) == {}, name
+
+
+def test_usage_reads_every_kind_the_provider_reports(rec: Recorder) -> None:
+    response = {
+        "object": "chat.completion",
+        "model": "gpt-4o-audio-preview-2024-12-17",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 3000,
+            "completion_tokens": 900,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 1200},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 700},
+        },
+    }
+    with llm.call("gpt-4o-audio-preview", provider="openai") as c:
+        assert c.usage(response)
+    got = {k: tokens(rec, "openai", "gpt-4o-audio-preview", k, response["model"]) for k in TOKEN_KINDS}
+    expected = dict.fromkeys(TOKEN_KINDS)
+    expected.update(input=776, cache_read=1024, input_audio=1200, output=200, output_audio=700)
+    assert got == expected
 
 
 def test_usage_of_something_else_leaves_counts_alone(rec: Recorder) -> None:
@@ -218,14 +262,12 @@ def test_cost_given_by_the_caller_is_used_as_is(rec: Recorder) -> None:
         c.input_tokens = 300
         c.output_tokens = 100
         c.cost_usd = 0.004
-    labels = llm_labels("acme", "acme-13b")
-    assert value(
-        rec, "llm_cost_usd_total", http_route="__none__", **labels, gen_ai_token_type="input"
-    ) == pytest.approx(0.003, rel=1e-12)
-    assert value(
-        rec, "llm_cost_usd_total", http_route="__none__", **labels, gen_ai_token_type="output"
-    ) == pytest.approx(0.001, rel=1e-12)
-    assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-13b") is None
+    # One figure, as given: not split into kinds it does not tell, and marked as the provider's.
+    assert usd(rec, "acme", "acme-13b", "unsplit", source="provider") == 0.004
+    assert [dict(labels)["gen_ai_token_type"] for labels in series(rec, "llm_cost_usd_total")] == ["unsplit"]
+    assert c.cost is not None and (c.cost.total_usd, c.cost.source, c.cost.input_usd) == (0.004, "provider", None)
+    assert tokens(rec, "acme", "acme-13b", "input") == 300
+    assert series(rec, "llm_exporter_unpriced_tokens_total") == {}
 
 
 # -- llm.track ------------------------------------------------------------------------------------------------
@@ -238,8 +280,8 @@ def test_track_sync_function_takes_usage_from_the_result(rec: Recorder) -> None:
 
     assert ask("hi") is OPENAI_RESPONSE
     assert ask.__name__ == "ask"
-    assert tokens(rec, "openai", "gpt-4o-mini", "input") == 2000
-    assert duration_count(rec, "openai", "gpt-4o-mini") == 1
+    assert tokens(rec, "openai", "gpt-4o-mini", "input", "gpt-4o-mini-2024-07-18") == 1000
+    assert duration_count(rec, "openai", "gpt-4o-mini", response="gpt-4o-mini-2024-07-18") == 1
 
 
 def test_track_async_function_records_errors(rec: Recorder) -> None:
@@ -252,10 +294,10 @@ def test_track_async_function_records_errors(rec: Recorder) -> None:
     asyncio.run(ask(False))
     with pytest.raises(ValueError, match="bad prompt"):
         asyncio.run(ask(True))
-    assert value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "o3"), outcome="ok") == 1
-    assert value(rec, "llm_requests_total", http_route="__none__", **llm_labels("openai", "o3"), outcome="error") == 1
+    assert value(rec, "llm_requests_total", **llm_labels("openai", "o3", "o3"), outcome="ok") == 1
+    assert value(rec, "llm_requests_total", **llm_labels("openai", "o3"), outcome="error") == 1
     assert duration_count(rec, "openai", "o3", error="ValueError") == 1
-    assert tokens(rec, "openai", "o3", "output") == 20
+    assert tokens(rec, "openai", "o3", "output", "o3") == 20
 
 
 def test_track_generators_time_the_whole_stream(rec: Recorder) -> None:
@@ -278,8 +320,9 @@ def test_track_generators_time_the_whole_stream(rec: Recorder) -> None:
 
     assert list(stream()) == chunks
     assert asyncio.run(consume()) == chunks
-    assert tokens(rec, "openai", "gpt-4o", "input") == 8
-    assert value(rec, "gen_ai_client_time_to_first_token_seconds_count", **llm_labels("openai", "gpt-4o")) == 2
+    assert tokens(rec, "openai", "gpt-4o", "input", "gpt-4o") == 8
+    labels = llm_labels("openai", "gpt-4o", "gpt-4o")
+    assert value(rec, "gen_ai_client_time_to_first_token_seconds_count", **labels) == 2
 
 
 # -- llm.record -------------------------------------------------------------------------------------------------
@@ -317,17 +360,30 @@ def test_record_one_shot(rec: Recorder) -> None:
 def test_record_unknown_model(rec: Recorder) -> None:
     assert llm.record("acme-13b", provider="acme", input_tokens=30, output_tokens=12) is None
     assert tokens(rec, "acme", "acme-13b", "input") == 30
-    assert value(rec, "llm_exporter_unpriced_tokens_total", gen_ai_request_model="acme-13b") == 42
-    assert (
-        value(
-            rec,
-            "llm_cost_usd_total",
-            http_route="__none__",
-            **llm_labels("acme", "acme-13b"),
-            gen_ai_token_type="input",
-        )
-        is None
-    )
+    assert value(rec, "llm_exporter_unpriced_tokens_total", **llm_labels("acme", "acme-13b")) == 42
+    assert series(rec, "llm_cost_usd_total") == {}
+
+
+def test_record_prices_the_model_that_answered(rec: Recorder) -> None:
+    # gpt-4o-2024-05-13 has a price of its own (5 USD per 1M input), not gpt-4o's (2.50).
+    cost = llm.record("gpt-4o", provider="openai", input_tokens=1000, response_model="gpt-4o-2024-05-13")
+    assert cost is not None and cost.total_usd == pytest.approx(0.005, abs=1e-12)
+    assert usd(rec, "openai", "gpt-4o", "input", "gpt-4o-2024-05-13") == pytest.approx(0.005, abs=1e-12)
+
+
+def test_record_checks_that_parts_fit_their_totals(rec: Recorder) -> None:
+    with pytest.raises(InvalidValueError, match="cache_write_1h_tokens: expected at most cache_write_tokens"):
+        llm.record("m", input_tokens=10, cache_write_tokens=2, cache_write_1h_tokens=3)
+    message = "input_tokens: expected at least cached_input_tokens [+] cache_write_tokens [+] .* [(]9[)]"
+    with pytest.raises(InvalidValueError, match=message):
+        llm.record("m", input_tokens=8, cached_input_tokens=5, cache_write_tokens=4)
+    # Audio read from the cache is in both the cache reads and the audio input: counted once.
+    llm.record("m", input_tokens=10, cached_input_tokens=6, input_audio_tokens=6, cache_audio_read_tokens=2)
+    with pytest.raises(InvalidValueError, match="output_reasoning_tokens: expected at most output_tokens"):
+        llm.record("m", output_tokens=1, output_reasoning_tokens=2)
+    # Only the call that fits was recorded: 4 text and 2 audio cache reads, 4 audio tokens that were not.
+    kinds = {dict(labels)["gen_ai_token_type"]: n for labels, n in series(rec, "llm_tokens_total").items()}
+    assert kinds == {"cache_read": 4, "input_audio": 4, "cache_audio_read": 2}
 
 
 def test_record_with_error_type(rec: Recorder) -> None:
@@ -406,6 +462,14 @@ def test_request_id_memory_is_bounded() -> None:
         (lambda: llm.record("m", output_tokens=1.5), "output_tokens"),  # type: ignore[arg-type]
         (lambda: llm.record("m", cached_input_tokens=True), "cached_input_tokens"),  # type: ignore[arg-type]
         (lambda: llm.record("m", input_tokens=10, cached_input_tokens=11), "cached_input_tokens"),
+        (lambda: llm.record("m", output_reasoning_tokens=-1), "output_reasoning_tokens"),
+        (lambda: llm.record("m", input_tokens=4, input_audio_tokens=5), "input_audio_tokens"),
+        (
+            lambda: llm.record("m", input_tokens=4, input_image_tokens=3, cache_image_read_tokens=4),
+            "cache_image_read_tokens",
+        ),
+        (lambda: llm.record("m", output_tokens=4, output_audio_tokens=3, output_image_tokens=2), "output_tokens"),
+        (lambda: llm.record("m", response_model="\ud800"), "response_model"),
         (lambda: llm.record("m", duration=-0.1), "duration"),
         (lambda: llm.record("m", ttft=float("inf")), "ttft"),
         (lambda: llm.record("m", cost_usd=-1.0), "cost_usd"),
@@ -431,7 +495,15 @@ def test_bad_values_raise_naming_the_field(rec: Recorder, action: Any, field: st
 
 @pytest.mark.parametrize(
     ("attribute", "bad"),
-    [("input_tokens", -3), ("output_tokens", "12"), ("cached_input_tokens", 2.5), ("cost_usd", -0.5)],
+    [
+        ("input_tokens", -3),
+        ("output_tokens", "12"),
+        ("cached_input_tokens", 2.5),
+        ("cache_write_1h_tokens", -1),
+        ("output_reasoning_tokens", "3"),
+        ("cost_usd", -0.5),
+        ("response_model", 3),
+    ],
 )
 def test_bad_attribute_on_a_call_raises_at_once(rec: Recorder, attribute: str, bad: Any) -> None:
     with llm.call("gpt-4o", provider="openai") as c, pytest.raises(InvalidValueError) as err:
@@ -445,6 +517,17 @@ def test_cached_above_input_fails_at_the_end_of_the_block(rec: Recorder) -> None
         c.input_tokens = 10
     assert err.value.field == "cached_input_tokens"
     assert list(rec.metrics.llm_requests.collect()[0].samples) == []
+
+
+def test_every_kind_set_on_a_call_is_recorded(rec: Recorder) -> None:
+    with llm.call("claude-sonnet-4-5", provider="anthropic") as c:
+        c.input_tokens, c.cached_input_tokens, c.cache_write_tokens, c.cache_write_1h_tokens = 5000, 3000, 1500, 500
+        c.output_tokens, c.output_reasoning_tokens = 800, 600
+    kinds = {dict(labels)["gen_ai_token_type"]: n for labels, n in series(rec, "llm_tokens_total").items()}
+    assert kinds == {"input": 500, "cache_read": 3000, "cache_write": 1000, "cache_write_1h": 500, "output": 200,
+                     "output_reasoning": 600}  # fmt: skip
+    # 500 x 3 + 3000 x 0.30 + 1000 x 3.75 + 500 x 6; 800 x 15 (thinking is billed as output), USD per 1M
+    assert c.cost is not None and c.cost.total_usd == pytest.approx(0.02115, abs=1e-12)
 
 
 def test_first_token_outside_the_block_is_a_programming_error() -> None:

@@ -22,6 +22,7 @@ from exporter.sinks import Sink
 from exporter.wiring import recorder_for
 
 from ..support.asgi import call, http_scope, wrap
+from ..support.metrics import value
 
 DURATION = "http_server_request_duration_seconds"
 
@@ -503,31 +504,37 @@ def _llm(
     name: str,
     token_type: str,
     model: str = "gpt-4o-mini-2024-07-18",
-    route: str = "/v1/chat/completions",
+    response: str = "gpt-4o-mini-2024-07-18",
 ) -> float | None:
-    labels = {
-        "gen_ai_provider_name": "openai",
-        "gen_ai_request_model": model,
-        "gen_ai_token_type": token_type,
-        "http_route": route,
-    }
-    return registry.get_sample_value(name, labels)
+    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": model, "gen_ai_response_model": response}
+    labels["gen_ai_token_type"] = token_type
+    if name == "llm_cost_usd_total":
+        labels["cost_source"] = "estimated"
+    return value(registry, name, **labels)
 
 
 def test_capture_of_a_json_chat_completion() -> None:
     from starlette.responses import JSONResponse
 
     async def chat(request: Request) -> Response:
+        await request.json()  # a gateway reads the request it forwards; the middleware sees it go by
         return JSONResponse(CHAT_JSON)
 
     app, registry = wrap(Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])]))
     with TestClient(app) as client:
-        assert client.post("/v1/chat/completions", json={}).json() == CHAT_JSON
-    assert _llm(registry, "llm_tokens_total", "input") == 1000
-    assert _llm(registry, "llm_tokens_total", "output") == 200
+        asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+        assert client.post("/v1/chat/completions", json=asked).json() == CHAT_JSON
+        # A request that names no model: the answer's model stands in for it.
+        assert client.post("/v1/chat/completions", json={"messages": []}).json() == CHAT_JSON
+    # The model asked for (from the request body) and the one that answered, each in its label.
+    assert _llm(registry, "llm_tokens_total", "input", "gpt-4o-mini") == 600
+    assert _llm(registry, "llm_tokens_total", "cache_read", "gpt-4o-mini") == 400
+    assert _llm(registry, "llm_tokens_total", "output", "gpt-4o-mini") == 200
     # gpt-4o-mini: $0.15 / 1M input, $0.075 / 1M cached input, $0.60 / 1M output.
-    assert _llm(registry, "llm_cost_usd_total", "input") == pytest.approx((600 * 0.15 + 400 * 0.075) / 1e6, abs=1e-15)
-    assert _llm(registry, "llm_cost_usd_total", "output") == pytest.approx(200 * 0.60 / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_cost_usd_total", "input", "gpt-4o-mini") == pytest.approx(600 * 0.15 / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_cost_usd_total", "cache_read", "gpt-4o-mini") == pytest.approx(400 * 0.075 / 1e6)
+    assert _llm(registry, "llm_cost_usd_total", "output", "gpt-4o-mini") == pytest.approx(200 * 0.60 / 1e6, abs=1e-15)
+    assert _llm(registry, "llm_tokens_total", "input") == 600
 
 
 def test_capture_of_an_sse_stream_with_ttft() -> None:
@@ -554,9 +561,13 @@ def test_capture_of_an_sse_stream_with_ttft() -> None:
     app, registry = wrap(Starlette(routes=[Route("/v1/chat/completions", stream, methods=["POST"])]))
     with TestClient(app) as client:
         assert b"[DONE]" in client.post("/v1/chat/completions", json={"stream": True}).content
-    assert _llm(registry, "llm_tokens_total", "input", "gpt-4o-mini") == 30
-    assert _llm(registry, "llm_tokens_total", "output", "gpt-4o-mini") == 7
-    ttft = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini"}
+    assert _llm(registry, "llm_tokens_total", "input", "gpt-4o-mini", "gpt-4o-mini") == 30
+    assert _llm(registry, "llm_tokens_total", "output", "gpt-4o-mini", "gpt-4o-mini") == 7
+    ttft = {
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": "gpt-4o-mini",
+        "gen_ai_response_model": "gpt-4o-mini",
+    }
     assert registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_count", ttft) == 1
     first_token = registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_sum", ttft)
     assert first_token is not None and 0.2 <= first_token < 0.3  # the first content delta, not the role chunk

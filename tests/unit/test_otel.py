@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from genai_prices import Usage, calc_price
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.metrics import MeterProvider
@@ -40,7 +41,7 @@ from exporter.otel import (
 )
 from exporter.recorder import Recorder
 
-from ..support.metrics import all_samples
+from ..support.metrics import all_samples, selector, series
 from ..support.servers import ThreadServer, prometheus
 
 T0 = 1_700_000_000_000_000_000  # span start, ns since the epoch
@@ -213,10 +214,22 @@ OLDER = {  # before gen_ai.provider.name / input_tokens, and before gen_ai.opera
 }
 
 
-def price(rec: Recorder, model: str, input_tokens: int, output_tokens: int) -> tuple[float, float]:
-    cost = rec.pricing.cost(model, input_tokens, output_tokens, 0)
-    assert cost is not None
-    return cost.input_usd, cost.output_usd
+CACHED = {  # an Anthropic call through an instrumentation that follows the current conventions
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "anthropic",
+    "gen_ai.request.model": "claude-sonnet-4-5",
+    "gen_ai.response.model": "claude-sonnet-4-5-20250929",
+    "gen_ai.usage.input_tokens": 5000,  # cache reads and writes included, as the conventions define it
+    "gen_ai.usage.cache_read.input_tokens": 3000,
+    "gen_ai.usage.cache_creation.input_tokens": 1000,
+    "gen_ai.usage.output_tokens": 800,
+    "gen_ai.usage.reasoning.output_tokens": 300,
+}
+
+
+def reference(model: str, provider: str, **usage: int) -> float:
+    """genai-prices' own price of the usage (its names), in USD."""
+    return float(calc_price(Usage(**usage), model, provider_id=provider).total_price)
 
 
 def test_genai_spans_become_token_and_cost_metrics(rec: Recorder, registry: CollectorRegistry) -> None:
@@ -226,42 +239,72 @@ def test_genai_spans_become_token_and_cost_metrics(rec: Recorder, registry: Coll
     end_span(provider, OLDER, seconds=0.5)
 
     openai = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    value = registry.get_sample_value
-    assert value("llm_tokens_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "input"}) == 1500
-    assert value("llm_tokens_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "output"}) == 300
-    in_usd, out_usd = price(rec, "gpt-4o", 1000, 200)
-    in_old, out_old = price(rec, "gpt-4o", 500, 100)
-    assert value(
-        "llm_cost_usd_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "input"}
-    ) == pytest.approx(in_usd + in_old)
-    assert value(
-        "llm_cost_usd_total", {"http_route": "__none__", **openai, "gen_ai_token_type": "output"}
-    ) == pytest.approx(out_usd + out_old)
-    assert value("llm_requests_total", {"http_route": "__none__", **openai, "outcome": "ok"}) == 2
-    duration = {**openai, "gen_ai_operation_name": "chat", "error_type": ""}
-    assert value("gen_ai_client_operation_duration_seconds_count", duration) == 2
-    assert value("gen_ai_client_operation_duration_seconds_sum", duration) == 2.0
-    usage = {**openai, "gen_ai_operation_name": "chat", "gen_ai_token_type": "input"}
-    assert value("gen_ai_client_token_usage_sum", usage) == 1500
-    assert value("gen_ai_client_token_usage_count", usage) == 2
+    current = {**openai, "gen_ai_response_model": "gpt-4o-2024-08-06"}
+    older = {**openai, "gen_ai_response_model": ""}
+    value = selector(registry)
+    assert value("llm_tokens_total", {**current, "gen_ai_token_type": "input"}) == 1000
+    assert value("llm_tokens_total", {**current, "gen_ai_token_type": "output"}) == 200
+    assert value("llm_tokens_total", {**older, "gen_ai_token_type": "input"}) == 500
+    assert value("llm_tokens_total", {**older, "gen_ai_token_type": "output"}) == 100
+    estimated = {"cost_source": "estimated"}
+    for labels, n_in, n_out in ((current, 1000, 200), (older, 500, 100)):
+        assert value("llm_cost_usd_total", {**labels, **estimated, "gen_ai_token_type": "input"}) == pytest.approx(
+            reference("gpt-4o", "openai", input_tokens=n_in), abs=1e-12
+        )
+        assert value("llm_cost_usd_total", {**labels, **estimated, "gen_ai_token_type": "output"}) == pytest.approx(
+            reference("gpt-4o", "openai", output_tokens=n_out), abs=1e-12
+        )
+        assert value("llm_requests_total", {**labels, "outcome": "ok"}) == 1
+    duration = {**current, "gen_ai_operation_name": "chat", "error_type": ""}
+    assert value("gen_ai_client_operation_duration_seconds_count", duration) == 1
+    assert value("gen_ai_client_operation_duration_seconds_sum", duration) == 1.5
+    usage = {**older, "gen_ai_operation_name": "chat", "gen_ai_token_type": "input"}
+    assert value("gen_ai_client_token_usage_sum", usage) == 500
+    assert value("gen_ai_client_token_usage_count", usage) == 1
     provider.shutdown()
 
 
-def test_cost_is_the_one_the_pricing_table_gives(rec: Recorder, registry: CollectorRegistry) -> None:
-    """Against the table itself: price per 1M tokens, input and output."""
+def test_span_token_kinds_are_each_counted_once_and_priced(rec: Recorder, registry: CollectorRegistry) -> None:
     provider = TracerProvider()
     provider.add_span_processor(GenAISpanProcessor(rec))
-    end_span(provider, CURRENT)
-    entry = rec.pricing.lookup("gpt-4o")
-    assert entry is not None
-    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
-    value = registry.get_sample_value
-    assert value(
-        "llm_cost_usd_total", {"http_route": "__none__", **labels, "gen_ai_token_type": "input"}
-    ) == pytest.approx(1000 * entry.input / 1e6)
-    assert value(
-        "llm_cost_usd_total", {"http_route": "__none__", **labels, "gen_ai_token_type": "output"}
-    ) == pytest.approx(200 * entry.output / 1e6)
+    end_span(provider, CACHED)
+    labels = {
+        "gen_ai_provider_name": "anthropic",
+        "gen_ai_request_model": "claude-sonnet-4-5",
+        "gen_ai_response_model": "claude-sonnet-4-5-20250929",
+    }
+    tokens = {dict(k)["gen_ai_token_type"]: v for k, v in series(registry, "llm_tokens_total").items()}
+    assert tokens == {"input": 1000, "cache_read": 3000, "cache_write": 1000, "output": 500, "output_reasoning": 300}
+    usd = {dict(k)["gen_ai_token_type"]: v for k, v in series(registry, "llm_cost_usd_total").items()}
+    model = "claude-sonnet-4-5-20250929"
+    expected = {
+        "input": reference(model, "anthropic", input_tokens=1000),
+        "cache_read": reference(model, "anthropic", input_tokens=3000, cache_read_tokens=3000),
+        "cache_write": reference(model, "anthropic", input_tokens=1000, cache_write_tokens=1000),
+        "output": reference(model, "anthropic", output_tokens=500),
+        "output_reasoning": reference(model, "anthropic", output_tokens=300, output_reasoning_tokens=300),
+    }
+    assert usd == pytest.approx(expected, abs=1e-12)
+    whole = reference(model, "anthropic", input_tokens=5000, cache_read_tokens=3000, cache_write_tokens=1000,
+                      output_tokens=800, output_reasoning_tokens=300)  # fmt: skip
+    assert sum(usd.values()) == pytest.approx(whole, abs=1e-12)
+    # The OTel histogram keeps the totals, as the conventions define it.
+    usage = {**labels, "gen_ai_operation_name": "chat"}
+    assert registry.get_sample_value("gen_ai_client_token_usage_sum", {**usage, "gen_ai_token_type": "input"}) == 5000
+    assert registry.get_sample_value("gen_ai_client_token_usage_sum", {**usage, "gen_ai_token_type": "output"}) == 800
+    provider.shutdown()
+
+
+def test_a_span_without_usage_is_counted_as_missing(rec: Recorder, registry: CollectorRegistry) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    without = {k: v for k, v in CURRENT.items() if not k.startswith("gen_ai.usage.")}
+    end_span(provider, without)
+    end_span(provider, without, error=TimeoutError("slow"))  # a failed call reports none: that is no news
+    missing = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "reason": "span_without_usage"}
+    assert series(registry, "llm_exporter_missing_usage_total") == {tuple(sorted(missing.items())): 1.0}
+    assert series(registry, "llm_tokens_total") == {} and series(registry, "llm_cost_usd_total") == {}
+    assert series(registry, "llm_exporter_unpriced_tokens_total") == {}
     provider.shutdown()
 
 
@@ -272,10 +315,10 @@ def test_errors_from_error_type_or_span_status(rec: Recorder, registry: Collecto
     end_span(provider, {**base, "error.type": "timeout"}, error=TimeoutError("slow"))
     end_span(provider, base, error=ValueError("bad"))
     end_span(provider, {**base, "gen_ai.usage.input_tokens": 10})
-    value = registry.get_sample_value
-    labels = {"gen_ai_provider_name": "anthropic", "gen_ai_request_model": "claude"}
-    assert value("llm_requests_total", {"http_route": "__none__", **labels, "outcome": "error"}) == 2
-    assert value("llm_requests_total", {"http_route": "__none__", **labels, "outcome": "ok"}) == 1
+    value = selector(registry)
+    labels = {"gen_ai_provider_name": "anthropic", "gen_ai_request_model": "claude", "gen_ai_response_model": ""}
+    assert value("llm_requests_total", {**labels, "outcome": "error"}) == 2
+    assert value("llm_requests_total", {**labels, "outcome": "ok"}) == 1
     for error in ("timeout", "ValueError"):
         d = {**labels, "gen_ai_operation_name": "chat", "error_type": error}
         assert value("gen_ai_client_operation_duration_seconds_count", d) == 1
@@ -315,7 +358,32 @@ def test_genai_span_is_the_exemplar_of_its_own_metrics(rec: Recorder, registry: 
     [
         (
             CURRENT,
-            LLMCall("gpt-4o", "openai", "chat", 1000, 200, duration=1.5, timestamp=(T0 + 1_500_000_000) / 1e9),
+            LLMCall(
+                "gpt-4o",
+                "openai",
+                "chat",
+                1000,
+                200,
+                duration=1.5,
+                timestamp=(T0 + 1_500_000_000) / 1e9,
+                response_model="gpt-4o-2024-08-06",
+            ),
+        ),
+        (
+            CACHED,
+            LLMCall(
+                "claude-sonnet-4-5",
+                "anthropic",
+                "chat",
+                5000,
+                800,
+                cached_input_tokens=3000,
+                cache_write_tokens=1000,
+                output_reasoning_tokens=300,
+                duration=1.5,
+                timestamp=(T0 + 1_500_000_000) / 1e9,
+                response_model="claude-sonnet-4-5-20250929",
+            ),
         ),
         (
             {**OLDER, "llm.request.type": "embedding"},
@@ -339,6 +407,7 @@ def test_genai_span_is_the_exemplar_of_its_own_metrics(rec: Recorder, registry: 
                 cached_input_tokens=100,
                 duration=1.5,
                 timestamp=(T0 + 1_500_000_000) / 1e9,
+                response_model="gemini-2.0-flash",
             ),
         ),
     ],
@@ -395,20 +464,30 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
     rec.feedback(4, "gpt-4o")
     rec.event("human_handoff")
 
+    end_span(provider, CACHED)
+    rec.llm(LLMCall("acme-13b", "acme", input_tokens=10, cost_usd=0.5))  # a provider's figure, unsplit
+
     points = otel_points(reader)
     prom = registry.get_sample_value
     svc = {"service": "chat"}
+    # Every token and cost series of /metrics has its OTel point, with the same value and attributes.
+    names = {"gen_ai_token_type": "gen_ai.token.type", "cost_source": "cost_source", "service": "service"}
+    names |= {f"gen_ai_{k}_{v}": f"gen_ai.{k}.{v}" for k, v in (("provider", "name"), ("request", "model"))}
+    names["gen_ai_response_model"] = "gen_ai.response.model"
+    for prom_name, otel_name in (("llm_tokens_total", "llm.tokens"), ("llm_cost_usd_total", "llm.cost.usd")):
+        found = series(registry, prom_name)
+        assert len(found) == len(points[otel_name]) >= 6, prom_name
+        for labels, expected in found.items():
+            attrs = {names[k]: v for k, v in labels if v and k != "http_route"}  # empty: absent; no route in OTel (yet)
+            assert point(points[otel_name], **attrs).value == pytest.approx(expected, abs=1e-15)
     model = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", **svc}
-    prom_model = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", **svc}
+    prom_model = {
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": "gpt-4o",
+        "gen_ai_response_model": "",
+        **svc,
+    }
     for token_type in ("input", "output"):
-        tokens = point(points["llm.tokens"], **model, **{"gen_ai.token.type": token_type}).value
-        assert tokens == prom(
-            "llm_tokens_total", {"http_route": "__none__", **prom_model, "gen_ai_token_type": token_type}
-        )
-        cost = point(points["llm.cost.usd"], **model, **{"gen_ai.token.type": token_type}).value
-        assert cost == pytest.approx(
-            prom("llm_cost_usd_total", {"http_route": "__none__", **prom_model, "gen_ai_token_type": token_type})
-        )
         usage = point(
             points["gen_ai.client.token.usage"],
             **model,
@@ -419,15 +498,20 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
             prom("gen_ai_client_token_usage_count", prom_usage),
             prom("gen_ai_client_token_usage_sum", prom_usage),
         )
-    assert point(points["llm.tokens"], **model, **{"gen_ai.token.type": "input"}).value == 2500
-    assert point(points["llm.requests"], **model, outcome="ok").value == 2
-    assert point(points["llm.requests"], **model, outcome="error").value == 1
+    answered = {**model, "gen_ai.response.model": "gpt-4o-2024-08-06"}
+    # 1000 input tokens of the call that succeeded and 1000 of the one that failed
+    assert point(points["llm.tokens"], **answered, **{"gen_ai.token.type": "input"}).value == 2000
+    assert point(points["llm.requests"], **answered, outcome="ok").value == 1
+    assert point(points["llm.requests"], **model, outcome="ok").value == 1
+    assert point(points["llm.requests"], **answered, outcome="error").value == 1
+    unsplit = {"gen_ai.provider.name": "acme", "gen_ai.request.model": "acme-13b", **svc, "cost_source": "provider"}
+    assert point(points["llm.cost.usd"], **unsplit, **{"gen_ai.token.type": "unsplit"}).value == 0.5
 
     durations = points["gen_ai.client.operation.duration"]
-    ok = point(durations, **model, **{"gen_ai.operation.name": "chat"})
-    assert (ok.count, ok.sum) == (2, 2.0)
+    ok = point(durations, **answered, **{"gen_ai.operation.name": "chat"})
+    assert (ok.count, ok.sum) == (1, 1.5)
     assert list(ok.explicit_bounds) == list(rec.config.buckets.llm_duration)
-    failed = point(durations, **model, **{"gen_ai.operation.name": "chat", "error.type": "timeout"})
+    failed = point(durations, **answered, **{"gen_ai.operation.name": "chat", "error.type": "timeout"})
     assert (failed.count, failed.sum) == (1, 2.0)
 
     http = points["http.server.request.duration"]

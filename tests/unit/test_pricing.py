@@ -12,8 +12,10 @@ from prometheus_client import CollectorRegistry
 from exporter.cli import check, main
 from exporter.config import Config, ConfigError, ModelPrice, PricingConfig
 from exporter.observations import LLMCall
-from exporter.pricing import CACHE_SIZE, SHIPPED, PricingTable, describe_price, format_table
+from exporter.pricing import CACHE_SIZE, SHIPPED, CostBreakdown, PricingTable, TokenUsage, describe_price, format_table
 from exporter.recorder import Recorder
+
+from ..support.metrics import value
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +115,20 @@ def test_resolve_with_the_provider(
     assert (entry and entry.model, entry and entry.provider) == (key, provider_id)
 
 
+def bill(table: PricingTable, model: str, usage: TokenUsage, provider: str | None = None) -> CostBreakdown | None:
+    """What the request path does: the entry, then the cost of the usage from it."""
+    entry = table.price(model, provider)
+    return None if entry is None else entry.cost(usage)
+
+
 def test_a_free_model_costs_nothing_and_a_known_model_is_not_priced_as_another(table: PricingTable) -> None:
     # OpenRouter lists the :free variant with no charge; the name must not fall back to deepseek's own price.
-    cost = table.cost("deepseek/deepseek-chat-v3-0324:free", 10_000, 1_000, provider="openrouter")
+    cost = bill(table, "deepseek/deepseek-chat-v3-0324:free", TokenUsage(10_000, 1_000), "openrouter")
     assert cost is not None and cost.total_usd == 0.0
 
 
 def test_cost_bills_cached_input_at_the_cached_price(table: PricingTable) -> None:
-    cost = table.cost("gpt-4o-2024-08-06", 1_000_000, 100_000, 400_000)
+    cost = bill(table, "gpt-4o-2024-08-06", TokenUsage(1_000_000, 100_000, cache_read_tokens=400_000))
     assert cost is not None
     assert cost.input_usd == pytest.approx(600_000 * 2.50 / 1e6 + 400_000 * 1.25 / 1e6, rel=1e-12)  # 2.0
     assert cost.output_usd == pytest.approx(1.0, rel=1e-12)
@@ -128,20 +136,18 @@ def test_cost_bills_cached_input_at_the_cached_price(table: PricingTable) -> Non
 
 
 def test_cost_without_a_cached_price_bills_cached_tokens_as_input(table: PricingTable) -> None:
-    cost = table.cost("o3-pro", 1000, 10, 500)
+    cost = bill(table, "o3-pro", TokenUsage(1000, 10, cache_read_tokens=500))
     assert cost is not None
     assert cost.input_usd == pytest.approx(1000 * 20.0 / 1e6, rel=1e-12)
     assert cost.output_usd == pytest.approx(10 * 80.0 / 1e6, rel=1e-12)
 
 
 def test_cost_of_unknown_model_is_none(table: PricingTable) -> None:
-    assert table.cost("acme-13b", 100, 100) is None
+    assert table.price("acme-13b") is None
 
 
-def test_cached_tokens_above_input_are_capped(table: PricingTable) -> None:
-    cost = table.cost("gpt-4o", 100, 0, 1000)
-    assert cost is not None
-    assert cost.input_usd == pytest.approx(100 * 1.25 / 1e6, rel=1e-12)
+def test_cached_tokens_above_input_have_no_bill(table: PricingTable) -> None:
+    assert bill(table, "gpt-4o", TokenUsage(100, 0, cache_read_tokens=1000)) is None
 
 
 def test_overrides_and_aliases_from_config() -> None:
@@ -158,7 +164,7 @@ def test_overrides_and_aliases_from_config() -> None:
     assert table.resolve("prod-chat") == "acme-13b"
     assert table.resolve("acme-13b-20250101") == "acme-13b"
     assert table.version.endswith("+overrides")
-    cost = table.cost("my-azure-deployment", 1000, 1000)
+    cost = bill(table, "my-azure-deployment", TokenUsage(1000, 1000))
     assert cost is not None and cost.total_usd == pytest.approx(0.01, rel=1e-12)
     rows = {row.model: row for row in table.rows()}
     assert rows["acme-13b"].provider == "custom"
@@ -289,10 +295,9 @@ def test_recorder_prices_calls_through_the_table() -> None:
     rec = Recorder(config, CollectorRegistry())
     cost = rec.llm(LLMCall("acme-13b", "acme", input_tokens=1000, output_tokens=500))
     assert cost is not None and cost.total_usd == pytest.approx(0.002, rel=1e-12)
-    labels = {"gen_ai_provider_name": "acme", "gen_ai_request_model": "acme-13b"}
-    got = rec.registry.get_sample_value(
-        "llm_cost_usd_total", {"http_route": "__none__", **labels, "gen_ai_token_type": "output"}
-    )
+    labels = {"gen_ai_provider_name": "acme", "gen_ai_request_model": "acme-13b", "gen_ai_response_model": ""}
+    labels |= {"gen_ai_token_type": "output", "cost_source": "estimated"}
+    got = value(rec, "llm_cost_usd_total", **labels)
     assert got == pytest.approx(0.001, rel=1e-12)
 
 

@@ -14,7 +14,9 @@ import pytest
 from genai_prices import UpdatePrices, calc_price, wait_prices_updated_sync
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot, set_custom_snapshot
 from genai_prices.types import ClauseEquals, ClauseStartsWith, ModelInfo, ModelPrice, Provider, StartDateConstraint
+from prometheus_client import CollectorRegistry
 
+from exporter import Recorder
 from exporter.config import Config, PricingConfig
 from exporter.pricing import PricingTable, TokenUsage
 from exporter.pricing.flatten import PriceDataError, flatten, listed_price
@@ -40,7 +42,7 @@ def test_importing_and_pricing_touch_no_network() -> None:
 
         table = PricingTable.from_config(PricingConfig())
         table.start()
-        assert table.cost("gpt-4o", 1000, 100) is not None
+        assert table.price("gpt-4o") is not None
         assert table.price("claude-sonnet-4-5", "anthropic") is not None
         describe_price(table, "gemini-2.5-pro")
         format_table(table)
@@ -88,6 +90,30 @@ def test_auto_update_swaps_the_data_and_drops_the_entries(monkeypatch: pytest.Mo
     finally:
         table.stop()
         set_custom_snapshot(None)  # genai-prices' own global, set by its update thread
+    deadline = time.monotonic() + 10
+    while [t for t in threading.enumerate() if t.name == UPDATE_THREAD] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [t for t in threading.enumerate() if t.name == UPDATE_THREAD]
+
+
+def test_the_recorder_starts_and_stops_the_update_and_exports_the_data_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = fetched_snapshot()
+    monkeypatch.setattr(UpdatePrices, "fetch", lambda self: snapshot)  # no network in tests
+    rec = Recorder(Config.from_mapping({"pricing": {"auto_update": True}}), CollectorRegistry())
+    bundled = rec.pricing.snapshot_timestamp
+
+    def data_date() -> float | None:
+        return rec.registry.get_sample_value("llm_exporter_price_data_timestamp_seconds", {"source": "genai-prices"})
+
+    assert bundled is not None and data_date() == bundled
+    try:
+        rec.start()
+        assert wait_prices_updated_sync(10)
+        # The gauge follows the update: it is the fetched data's date now.
+        assert data_date() == pytest.approx(snapshot.timestamp.timestamp())
+    finally:
+        rec.close()
+        set_custom_snapshot(None)
     deadline = time.monotonic() + 10
     while [t for t in threading.enumerate() if t.name == UPDATE_THREAD] and time.monotonic() < deadline:
         time.sleep(0.01)
