@@ -6,7 +6,6 @@ without depending on any HTTP client library.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from .usage import ANTHROPIC, GEMINI, OPENAI
@@ -37,10 +36,8 @@ _CALL_PATHS = (
     ":rawPredict",
     ":streamRawPredict",
 )
-_PATH_MODEL = re.compile(r"/models/([^/:]{1,200}):")  # Gemini and Vertex AI name the model in the path
 # A top-level "model" key with a string value, as the OpenAI and Anthropic SDKs send it. Inside a string
 # (a prompt quoting JSON) the quotes are escaped, so only a key matches.
-_BODY_MODEL = re.compile(rb'[{,]\s*"model"\s*:\s*"([^"\\]{1,200})"')
 _CACHE_SIZE = 1024
 
 
@@ -102,15 +99,3 @@ def path_kind(path: str) -> tuple[str, str]:
     if path.endswith("/completions") and not path.endswith("/chat/completions"):
         return OPENAI, "text_completion"
     return OPENAI, "chat"
-
-
-def request_model(path: str, body: bytes) -> str | None:
-    """The model a request asked for: in the path (Gemini, Vertex AI) or the JSON body's top-level key."""
-    found = _PATH_MODEL.search(path)
-    if found is not None:
-        return found.group(1)
-    if body:
-        match = _BODY_MODEL.search(body)
-        if match is not None:
-            return match.group(1).decode("utf-8", "replace")
-    return None

@@ -28,8 +28,9 @@ from ..observations import Captured, LLMCall, RateLimit, Unreadable
 from .claims import CLAIMS, current_spans
 from .decoding import Decoder, decoder_for
 from .encoding import Reader
-from .hosts import HostTable, is_call_path, path_kind, request_model
+from .hosts import HostTable, is_call_path, path_kind
 from .limits import Limits, rate_limits
+from .request import requested_model
 from .response import JsonCapture, start_capture
 from .usage import error_type
 
@@ -134,8 +135,10 @@ class OutboundCall:
         if isinstance(found, LLMCall):
             if self._provider is not None:
                 found.provider = self._provider
-            if found.model == "unknown":
-                found.model = self._requested_model() or "unknown"
+            # The request's model where it names one; the answer's (found.response_model) stays beside it.
+            asked = self._requested_model()
+            if asked is not None:
+                found.model = asked
             if self._handling is not None:
                 found.route = self._handling.route
         return found
@@ -169,7 +172,8 @@ class OutboundCall:
             body = self._request.content
         except Exception:  # a streamed request body (not an SDK's JSON): the path may still say
             body = b""
-        return request_model(self._path, body if isinstance(body, bytes) else b"")
+        body = body if isinstance(body, bytes) else b""
+        return requested_model(self._path, body, body)
 
     def _record(self, found: Captured) -> None:
         if found is None:

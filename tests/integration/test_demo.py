@@ -36,7 +36,7 @@ from exporter.sinks import Sink
 from exporter.wiring import drift_sink
 
 from ..support import REPO
-from ..support.metrics import series
+from ..support.metrics import series, value
 from ..support.pricing import by_kind, reference_usd
 from ..support.servers import HOST, free_port, wait_http
 from ..support.virtual_time import VirtualClock, virtual_time
@@ -110,14 +110,14 @@ def test_completion_is_captured_by_the_middleware(stream: bool, always_judged: N
         "gen_ai_request_model": "gpt-4o-mini",
         "gen_ai_response_model": "gpt-4o-mini",
     }
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "input"}) == 19.0
+    assert value(registry, "llm_tokens_total", **{**llm, "gen_ai_token_type": "input"}) == 19.0
     output = usage["completion_tokens"]
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "output"}) == output
+    assert value(registry, "llm_tokens_total", **{**llm, "gen_ai_token_type": "output"}) == output
     assert by_kind(recorder, "llm_cost_usd_total") == pytest.approx(
         {kind: reference_usd("gpt-4o-mini", "openai", {kind: n}) for kind, n in (("input", 19), ("output", output))},
         abs=1e-12,
     )
-    assert registry.get_sample_value("llm_requests_total", {**llm, "outcome": "ok"}) == 1.0
+    assert value(registry, "llm_requests_total", **{**llm, "outcome": "ok"}) == 1.0
     ttft = registry.get_sample_value("gen_ai_client_time_to_first_token_seconds_count", llm)
     assert ttft == (1.0 if stream else None)
     model = {"gen_ai_request_model": "gpt-4o-mini"}
@@ -136,9 +136,9 @@ def test_unpriced_model_counts_tokens_but_no_cost() -> None:
     usage = post(app, "/v1/chat/completions", {"model": "acme-support-7b", "messages": BOOKING}).json()["usage"]
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "acme-support-7b"}
     llm["gen_ai_response_model"] = "acme-support-7b"
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "gen_ai_token_type": "input"}) == 19.0
+    assert value(registry, "llm_tokens_total", **{**llm, "gen_ai_token_type": "input"}) == 19.0
     assert series(registry, "llm_cost_usd_total") == {}
-    assert registry.get_sample_value("llm_exporter_unpriced_tokens_total", llm) == float(usage["total_tokens"])
+    assert value(registry, "llm_exporter_unpriced_tokens_total", **llm) == float(usage["total_tokens"])
 
 
 def test_server_errors_and_complaints() -> None:
@@ -157,8 +157,8 @@ def test_server_errors_and_complaints() -> None:
         is None
     )
     llm_call = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_response_model": ""}
-    assert registry.get_sample_value("llm_requests_total", {**llm_call, "outcome": "error"}) == 1.0
-    assert registry.get_sample_value("llm_requests_total", {**llm_call, "outcome": "ok"}) is None
+    assert value(registry, "llm_requests_total", **{**llm_call, "outcome": "error"}) == 1.0
+    assert value(registry, "llm_requests_total", **{**llm_call, "outcome": "ok"}) is None
     errors = {**llm_call, "gen_ai_operation_name": "chat", "error_type": "server_error"}
     assert registry.get_sample_value("gen_ai_client_operation_duration_seconds_count", errors) == 1.0
 
@@ -182,7 +182,7 @@ def test_bad_requests(path: str, body: dict[str, Any], status: int) -> None:
     response = post(app, path, body)
     assert response.status_code == status
     llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_token_type": "input"}
-    assert registry.get_sample_value("llm_tokens_total", {**llm, "http_route": "__none__"}) is None
+    assert value(registry, "llm_tokens_total", **{**llm, "http_route": "__none__"}) is None
     assert registry.get_sample_value("llm_feedback_rating_count", {"gen_ai_request_model": "gpt-4o"}) is None
 
 

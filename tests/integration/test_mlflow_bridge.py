@@ -49,6 +49,7 @@ from ..support.bridge import (
     wait_for,
     window_run,
 )
+from ..support.metrics import value
 from ..support.servers import HOST, free_port, process
 
 
@@ -357,7 +358,7 @@ def test_hanging_mlflow_never_blocks_recording(tmp_path: Path) -> None:
     finally:
         hanging.close()
     labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "outcome": "ok", "service": "chat"}
-    assert rec.registry.get_sample_value("llm_requests_total", {**labels, "gen_ai_response_model": ""}) == 1005
+    assert value(rec.registry, "llm_requests_total", **{**labels, "gen_ai_response_model": ""}) == 1005
     assert results(rec) == {"ok": 0.0, "retried": 0.0, "spooled": 3.0, "dropped": 2.0}
     lines = (tmp_path / "spool.jsonl").read_bytes().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [STEP0, STEP0 + 1, STEP0 + 4]

@@ -23,7 +23,7 @@ import yaml
 
 from exporter import Config
 from exporter.cli import _parser
-from exporter.pricing import PricingTable
+from exporter.pricing import PricingTable, TokenUsage
 
 from ..support import REPO
 from ..support.cli import cli, exporter_env
@@ -107,7 +107,9 @@ def test_the_price_file_of_the_readme_prices_its_model(tmp_path: Path) -> None:
     (tmp_path / "my-prices.yaml").write_text(files["my-prices.yaml"])
     (tmp_path / "llm-exporter.yaml").write_text(block_with("yaml", "file: my-prices.yaml"))
     table = PricingTable.from_config(Config.from_yaml(tmp_path / "llm-exporter.yaml").pricing)
-    cost = table.cost("my-other-model", 1_000_000, 1_000_000)
+    entry = table.price("my-other-model")
+    assert entry is not None
+    cost = entry.cost(TokenUsage(input_tokens=1_000_000, output_tokens=1_000_000))
     assert cost is not None
     assert (cost.input_usd, cost.output_usd) == (0.5, 1.5)
     assert table.resolve("prod-chat") == "gpt-4o"  # the alias of the config block
@@ -150,7 +152,8 @@ def test_every_llm_exporter_command_parses(command: str) -> None:
 
 
 def test_the_shown_outputs_are_what_the_commands_print(tmp_path: Path) -> None:
-    shown = [b for b in blocks("") if b.startswith("$ llm-exporter")]
+    # The error outputs the README shows (the `check --price` example is abridged with "...").
+    shown = [b for b in blocks("") if b.startswith("$ llm-exporter") and "\nllm-exporter: error:" in b]
     assert len(shown) == 2
     (tmp_path / "bad.yaml").write_text("mlflow: {window_seconds: 0}\n")
     for block in shown:
@@ -244,7 +247,8 @@ def test_the_span_processor_example_turns_a_genai_span_into_tokens(tmp_path: Pat
         span.set_attributes({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                              "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 12,
                              "gen_ai.usage.output_tokens": 5})
-    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "http_route": "__none__"}
+    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o", "gen_ai_response_model": "",
+              "http_route": "__none__"}  # fmt: skip
     print(REGISTRY.get_sample_value("llm_tokens_total", {**labels, "gen_ai_token_type": "input"}),
           REGISTRY.get_sample_value("llm_tokens_total", {**labels, "gen_ai_token_type": "output"}))
     """

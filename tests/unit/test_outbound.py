@@ -26,8 +26,9 @@ from starlette.routing import Route
 from exporter import Config, Recorder, instrument, llm, uninstrument
 from exporter.capture import transport
 from exporter.capture.decoding import decoder_for
-from exporter.capture.hosts import BUILT_IN, HostTable, is_call_path, path_kind, request_model
+from exporter.capture.hosts import BUILT_IN, HostTable, is_call_path, path_kind
 from exporter.capture.limits import rate_limits
+from exporter.capture.request import requested_model
 from exporter.context import reset_recorder, use_recorder
 
 from ..support import sdks
@@ -113,12 +114,15 @@ def rec(provider: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
         reset_recorder(token)
 
 
+# ``model`` is the model that answered (gen_ai_response_model); the request names its own beside it.
+
+
 def tokens(rec: Recorder, provider: str, model: str, kind: str, route: str = NONE) -> float | None:
     return value(
         rec,
         "llm_tokens_total",
         gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
+        gen_ai_response_model=model,
         gen_ai_token_type=kind,
         http_route=route,
     )
@@ -129,7 +133,7 @@ def calls(rec: Recorder, provider: str, model: str, outcome: str = "ok", route: 
         rec,
         "llm_requests_total",
         gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
+        gen_ai_response_model=model,
         outcome=outcome,
         http_route=route,
     )
@@ -140,7 +144,7 @@ def ttft_count(rec: Recorder, provider: str, model: str) -> float | None:
         rec,
         "gen_ai_client_time_to_first_token_seconds_count",
         gen_ai_provider_name=provider,
-        gen_ai_request_model=model,
+        gen_ai_response_model=model,
     )
 
 
@@ -519,7 +523,7 @@ def test_model_call_paths(path: str, call: bool, kind: tuple[str, str] | None) -
     ],
 )
 def test_the_requested_model(path: str, body: bytes, model: str | None) -> None:
-    assert request_model(path, body) == model
+    assert requested_model(path, body, body) == model
 
 
 def test_rate_limit_headers() -> None:
