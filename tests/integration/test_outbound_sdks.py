@@ -64,7 +64,11 @@ def expected(calls: list[tuple[str, dict[str, Any], bool]]) -> Samples:
     time to first token per stream."""
     out: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
     for route, usage, stream in calls:
-        llm = {"gen_ai_provider_name": usage["provider"], "gen_ai_request_model": usage["model"]}
+        llm = {
+            "gen_ai_provider_name": usage["provider"],
+            "gen_ai_request_model": usage["requested"],
+            "gen_ai_response_model": usage["model"],
+        }
         out[key("llm_tokens_total", **llm, gen_ai_token_type="input", http_route=route)] += usage["input"]
         out[key("llm_tokens_total", **llm, gen_ai_token_type="output", http_route=route)] += usage["output"]
         out[key("llm_requests_total", **llm, outcome="ok", http_route=route)] += 1
@@ -124,7 +128,11 @@ def test_a_proxy_counts_each_forwarded_answer_once(starlette_url: str) -> None:
             events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
     streamed = events[-1]["usage"]
     assert answer["usage"]["prompt_tokens"] == streamed["prompt_tokens"]
-    llm = {"gen_ai_provider_name": "openai", "gen_ai_request_model": answer["model"]}
+    llm = {
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": body["model"],
+        "gen_ai_response_model": answer["model"],
+    }
     calls = key("llm_requests_total", **llm, outcome="ok", http_route=route)
     got = scrape(starlette_url, lambda s: s.get(calls) == 2.0)
     assert got[calls] == 2.0  # not 4: the forwarded answers are not read again from the proxy's response
@@ -139,7 +147,8 @@ def test_a_429_is_counted_as_rate_limited(starlette_url: str, name: str, attempt
     with httpx.Client(base_url=starlette_url, timeout=30) as client:
         assert client.post(f"/limited/{name}").json()["error"] is not None
     op = "generate_content" if name == "gcp.gemini" else "chat"
-    llm = {"gen_ai_provider_name": name, "gen_ai_request_model": RATE_LIMITED}
+    # Refused: the request names the model, none answered.
+    llm = {"gen_ai_provider_name": name, "gen_ai_request_model": RATE_LIMITED, "gen_ai_response_model": ""}
     errors = key(
         "gen_ai_client_operation_duration_seconds_count", **llm, gen_ai_operation_name=op, error_type="rate_limited"
     )

@@ -26,7 +26,8 @@ class Usage:
     """What the SDK reported for one call."""
 
     provider: str
-    model: str  # as the provider answered it
+    requested: str  # the model the app asked for (gen_ai_request_model)
+    model: str  # as the provider answered it (gen_ai_response_model)
     input: int
     output: int
 
@@ -72,28 +73,28 @@ def openai_chat(prompt: str, stream: bool = False, model: str = OPENAI_MODEL) ->
     c = client("openai")
     if not stream:
         r = c.chat.completions.create(model=model, messages=_messages(prompt))
-        return Usage("openai", r.model, r.usage.prompt_tokens, r.usage.completion_tokens)
+        return Usage("openai", model, r.model, r.usage.prompt_tokens, r.usage.completion_tokens)
     last = None
     for chunk in c.chat.completions.create(
         model=model, messages=_messages(prompt), stream=True, stream_options={"include_usage": True}
     ):
         last = chunk
     assert last is not None and last.usage is not None
-    return Usage("openai", last.model, last.usage.prompt_tokens, last.usage.completion_tokens)
+    return Usage("openai", model, last.model, last.usage.prompt_tokens, last.usage.completion_tokens)
 
 
 async def openai_chat_async(prompt: str, stream: bool = False, model: str = OPENAI_MODEL) -> Usage:
     c = client("openai")
     if not stream:
         r = await c.chat.completions.create(model=model, messages=_messages(prompt))
-        return Usage("openai", r.model, r.usage.prompt_tokens, r.usage.completion_tokens)
+        return Usage("openai", model, r.model, r.usage.prompt_tokens, r.usage.completion_tokens)
     last = None
     async for chunk in await c.chat.completions.create(
         model=model, messages=_messages(prompt), stream=True, stream_options={"include_usage": True}
     ):
         last = chunk
     assert last is not None and last.usage is not None
-    return Usage("openai", last.model, last.usage.prompt_tokens, last.usage.completion_tokens)
+    return Usage("openai", model, last.model, last.usage.prompt_tokens, last.usage.completion_tokens)
 
 
 def anthropic_message(prompt: str, stream: bool = False, model: str = ANTHROPIC_MODEL) -> Usage:
@@ -105,7 +106,7 @@ def anthropic_message(prompt: str, stream: bool = False, model: str = ANTHROPIC_
             for _ in s.text_stream:
                 pass
             m = s.get_final_message()
-    return Usage("anthropic", m.model, m.usage.input_tokens, m.usage.output_tokens)
+    return Usage("anthropic", model, m.model, m.usage.input_tokens, m.usage.output_tokens)
 
 
 async def anthropic_message_async(prompt: str, stream: bool = False, model: str = ANTHROPIC_MODEL) -> Usage:
@@ -117,32 +118,32 @@ async def anthropic_message_async(prompt: str, stream: bool = False, model: str 
             async for _ in s.text_stream:
                 pass
             m = await s.get_final_message()
-    return Usage("anthropic", m.model, m.usage.input_tokens, m.usage.output_tokens)
+    return Usage("anthropic", model, m.model, m.usage.input_tokens, m.usage.output_tokens)
 
 
-def _gemini_usage(r: Any) -> Usage:
+def _gemini_usage(model: str, r: Any) -> Usage:
     meta = r.usage_metadata
-    return Usage("gcp.gemini", r.model_version, meta.prompt_token_count, meta.candidates_token_count)
+    return Usage("gcp.gemini", model, r.model_version, meta.prompt_token_count, meta.candidates_token_count)
 
 
 def gemini_generate(prompt: str, stream: bool = False, model: str = GEMINI_MODEL) -> Usage:
     models = client("gemini").models
     if not stream:
-        return _gemini_usage(models.generate_content(model=model, contents=prompt))
+        return _gemini_usage(model, models.generate_content(model=model, contents=prompt))
     last = None
     for chunk in models.generate_content_stream(model=model, contents=prompt):
         last = chunk
-    return _gemini_usage(last)
+    return _gemini_usage(model, last)
 
 
 async def gemini_generate_async(prompt: str, stream: bool = False, model: str = GEMINI_MODEL) -> Usage:
     models = client("gemini").aio.models
     if not stream:
-        return _gemini_usage(await models.generate_content(model=model, contents=prompt))
+        return _gemini_usage(model, await models.generate_content(model=model, contents=prompt))
     last = None
     async for chunk in await models.generate_content_stream(model=model, contents=prompt):
         last = chunk
-    return _gemini_usage(last)
+    return _gemini_usage(model, last)
 
 
 SYNC: dict[str, Callable[..., Usage]] = {

@@ -114,28 +114,44 @@ def rec(provider: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
         reset_recorder(token)
 
 
-# ``model`` is the model that answered (gen_ai_response_model); the request names its own beside it.
+# ``model`` is the model that answered (gen_ai_response_model); ``requested``, when given, the model the
+# request named (gen_ai_request_model). A call the provider refused has no answering model: it is found by
+# the requested one alone.
 
 
-def tokens(rec: Recorder, provider: str, model: str, kind: str, route: str = NONE) -> float | None:
+def _models(model: str | None, requested: str | None) -> dict[str, str]:
+    named = {"gen_ai_response_model": model, "gen_ai_request_model": requested}
+    return {k: v for k, v in named.items() if v is not None}
+
+
+def tokens(
+    rec: Recorder, provider: str, model: str | None, kind: str, route: str = NONE, requested: str | None = None
+) -> float | None:
     return value(
         rec,
         "llm_tokens_total",
         gen_ai_provider_name=provider,
-        gen_ai_response_model=model,
         gen_ai_token_type=kind,
         http_route=route,
+        **_models(model, requested),
     )
 
 
-def calls(rec: Recorder, provider: str, model: str, outcome: str = "ok", route: str = NONE) -> float | None:
+def calls(
+    rec: Recorder,
+    provider: str,
+    model: str | None,
+    outcome: str = "ok",
+    route: str = NONE,
+    requested: str | None = None,
+) -> float | None:
     return value(
         rec,
         "llm_requests_total",
         gen_ai_provider_name=provider,
-        gen_ai_response_model=model,
         outcome=outcome,
         http_route=route,
+        **_models(model, requested),
     )
 
 
@@ -179,11 +195,11 @@ def test_sdk_usage_equals_the_metrics(rec: Recorder, name: str, mode: str, strea
             return [await sdks.ASYNC[name](p, stream) for p in prompts]
 
         got = asyncio.run(both())
-    model = got[0].model
+    model, requested = got[0].model, got[0].requested
     assert {u.model for u in got} == {model} and {u.provider for u in got} == {name}
-    assert tokens(rec, name, model, "input") == sum(u.input for u in got)
-    assert tokens(rec, name, model, "output") == sum(u.output for u in got)
-    assert calls(rec, name, model) == 2
+    assert tokens(rec, name, model, "input", requested=requested) == sum(u.input for u in got)
+    assert tokens(rec, name, model, "output", requested=requested) == sum(u.output for u in got)
+    assert calls(rec, name, model, requested=requested) == 2
     assert ttft_count(rec, name, model) == (2 if stream else None)
     assert capture_errors(rec, "outbound") == capture_errors(rec, "json") == capture_errors(rec, "sse") == 0
 
@@ -194,14 +210,14 @@ def test_time_to_first_token_is_measured_from_the_request_being_sent(rec: Record
         rec,
         "gen_ai_client_time_to_first_token_seconds_sum",
         gen_ai_provider_name="openai",
-        gen_ai_request_model=usage.model,
+        gen_ai_response_model=usage.model,
     )
     duration = value(
         rec,
         "gen_ai_client_operation_duration_seconds_sum",
         gen_ai_operation_name="chat",
         gen_ai_provider_name="openai",
-        gen_ai_request_model=usage.model,
+        gen_ai_response_model=usage.model,
         error_type="",
     )
     assert first is not None and duration is not None
@@ -224,16 +240,17 @@ def test_provider_errors_are_llm_calls_with_their_error_type(rec: Recorder, name
         with pytest.raises(failures):
             sdks.SYNC[name]("hello", model=model)
         op = "generate_content" if name == "gcp.gemini" else "chat"
-        assert calls(rec, name, model, "error") == attempts, (model, error)
+        # Refused: no model answered, the request's model names the call.
+        assert calls(rec, name, "", "error", requested=model) == attempts, (model, error)
         assert errors(rec, name, model, error, op) == attempts, (model, error)
-        assert calls(rec, name, model, "ok") is None
+        assert calls(rec, name, None, "ok", requested=model) is None
 
 
 @pytest.mark.parametrize("name", ["openai", "anthropic"])
 def test_rate_limit_headers_become_gauges(rec: Recorder, name: str) -> None:
     prompt = "how much is left"
     usage = sdks.SYNC[name](prompt)
-    labels = {"gen_ai_provider_name": name, "gen_ai_request_model": usage.model}
+    labels = {"gen_ai_provider_name": name, "gen_ai_request_model": usage.requested}
     assert value(rec, "llm_rate_limit_remaining", **labels, resource="tokens") == remaining_tokens(prompt)
     assert value(rec, "llm_rate_limit_limit", **labels, resource="tokens") == TOKEN_LIMIT
     assert value(rec, "llm_rate_limit_remaining", **labels, resource="requests") == REQUEST_LIMIT - 1
@@ -378,14 +395,15 @@ def test_an_llm_call_block_is_the_record_of_the_calls_made_in_it(rec: Recorder) 
             model="gpt-4o-mini", messages=[{"role": "user", "content": "inside a block"}]
         )
         c.usage(response)
-    assert tokens(rec, "openai", "my-model", "input") == response.usage.prompt_tokens
-    assert calls(rec, "openai", "my-model") == 1
-    assert calls(rec, "openai", response.model) is None  # not again from the answer
+    # The block names the request's model; the usage it was given names the answering one.
+    assert tokens(rec, "openai", response.model, "input", requested="my-model") == response.usage.prompt_tokens
+    assert calls(rec, "openai", response.model, requested="my-model") == 1
+    assert calls(rec, "openai", response.model) == 1  # not again from the answer
     # Its rate-limit headers are still read: they count nothing.
-    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": response.model, "resource": "tokens"}
+    labels = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini", "resource": "tokens"}
     assert value(rec, "llm_rate_limit_remaining", **labels) == remaining_tokens("inside a block")
     sdks.openai_chat("after the block")
-    assert calls(rec, "openai", response.model) == 1
+    assert calls(rec, "openai", response.model, requested="gpt-4o-mini") == 1
 
 
 @pytest.mark.parametrize("http_span", [False, True], ids=["genai-span", "genai-span-over-an-http-span"])
@@ -423,11 +441,11 @@ def test_a_genai_span_of_a_captured_call_is_not_counted_again(rec: Recorder, htt
         alone = traced("spans only now")
     finally:
         instrument()
-    assert calls(rec, "openai", usage.model) == 2  # two from the answers, none from their spans
+    assert calls(rec, "openai", usage.model, requested=usage.requested) == 2  # from the answers, not the spans
     assert tokens(rec, "openai", usage.model, "input") == usage.input + streamed.input
-    # Without outbound capture the span is what counts (it names the requested model).
-    assert calls(rec, "openai", "gpt-4o-mini") == 1
-    assert tokens(rec, "openai", "gpt-4o-mini", "input") == alone.input
+    # Without outbound capture the span is what counts: it names the requested model and no answering one.
+    assert calls(rec, "openai", "", requested="gpt-4o-mini") == 1
+    assert tokens(rec, "openai", "", "input", requested="gpt-4o-mini") == alone.input
 
 
 # -- the hook itself --------------------------------------------------------------------------------------
@@ -588,5 +606,5 @@ def test_routes_on_llm_counters_are_capped_as_routes_are() -> None:
     assert recorder.route("/a") == "/a"  # the HTTP side saw one route already: they share the cap
     for route in ("/a", "/b", "/c", None):
         recorder.llm(LLMCall(model="m", provider="p", input_tokens=1, route=route))
-    assert [calls(recorder, "p", "m", route=r) for r in ("/a", "/b", "__overflow__", NONE)] == [1, 1, 1, 1]
+    assert [calls(recorder, "p", "", route=r, requested="m") for r in ("/a", "/b", "__overflow__", NONE)] == [1, 1, 1, 1]
     assert value(recorder, "llm_exporter_label_overflow_total", label="http_route") == 1
