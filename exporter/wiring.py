@@ -75,6 +75,9 @@ def recorder_for(registry: CollectorRegistry | None = None, config: Config | Non
     middleware and the collector do, from the ASGI lifespan).
     """
     registry = REGISTRY if registry is None else registry
+    entry = _by_registry.get(id(registry))  # the common case, without the lock: a dict read is atomic
+    if entry is not None and entry[0] is registry and (config is None or config == entry[1].config):
+        return entry[1]
     with _lock:
         entry = _by_registry.get(id(registry))
         if entry is not None and entry[0] is registry:

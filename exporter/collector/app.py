@@ -24,7 +24,7 @@ from ..prometheus.exposition import metrics_app
 from ..recorder import Recorder
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from ..wiring import recorder_for
-from .events import FieldError, parse_events
+from .events import parse_events
 
 log = logging.getLogger("exporter.collector")
 
@@ -293,6 +293,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: it may resolve to anything
         return False
-
-
-__all__ = ["Collector", "FieldError", "app", "create_app", "serve"]

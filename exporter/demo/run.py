@@ -350,17 +350,3 @@ def _totals(registry: CollectorRegistry, sample: str, by: str) -> dict[str, floa
                 key = s.labels.get(by, "") if by else ""
                 out[key] = out.get(key, 0.0) + s.value
     return out
-
-
-__all__ = [
-    "DEFAULT_RPS",
-    "MODELS",
-    "ChatService",
-    "DemoRun",
-    "build",
-    "demo_config",
-    "drift_timeline",
-    "load_demo_config",
-    "run_demo",
-    "shift_time",
-]
