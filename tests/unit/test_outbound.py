@@ -606,5 +606,6 @@ def test_routes_on_llm_counters_are_capped_as_routes_are() -> None:
     assert recorder.route("/a") == "/a"  # the HTTP side saw one route already: they share the cap
     for route in ("/a", "/b", "/c", None):
         recorder.llm(LLMCall(model="m", provider="p", input_tokens=1, route=route))
-    assert [calls(recorder, "p", "", route=r, requested="m") for r in ("/a", "/b", "__overflow__", NONE)] == [1, 1, 1, 1]
+    routes = ("/a", "/b", "__overflow__", NONE)
+    assert [calls(recorder, "p", "", route=r, requested="m") for r in routes] == [1, 1, 1, 1]
     assert value(recorder, "llm_exporter_label_overflow_total", label="http_route") == 1
