@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..context import block_var, current_recorder, handling_var
 from ..observations import Captured, LLMCall, RateLimit, Unreadable
 from .claims import CLAIMS, current_spans
-from .decoding import Decoder, decoder_for
-from .encoding import Reader
+from .encoding import Decoder, Reader, decoder_for
 from .hosts import HostTable, is_call_path, path_kind
 from .limits import Limits, rate_limits
 from .request import requested_model

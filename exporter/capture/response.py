@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..checks import MAX_INT
 from ..observations import Captured, LLMCall, Unreadable
-from .encoding import COMPRESSED_HEADS, ENCODINGS, Decoded
+from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
 from .usage import ANTHROPIC, NAMELESS, Reading, error_type, has_output, model_of, read, stream_kind
 
 if TYPE_CHECKING:
@@ -52,9 +52,9 @@ def start_capture(headers: list[tuple[bytes, bytes]], config: CaptureConfig) -> 
     found = _reader_for(headers, config)
     if found is None:
         return None
-    kind, encoded = found
+    kind, decode = found
     capture = kind(config.max_json_bytes)
-    return Decoded(capture, whole=False) if encoded else capture
+    return Decoded(capture, decode, whole=False) if decode is not None else capture
 
 
 def capture_body(
@@ -67,10 +67,10 @@ def capture_body(
     found = _reader_for(headers, config)
     if found is None:
         return None
-    kind, encoded = found
+    kind, decode = found
     capture: ResponseCapture | Decoded = kind(config.max_json_bytes)
-    if encoded:
-        capture = Decoded(capture, whole=True)
+    if decode is not None:
+        capture = Decoded(capture, decode, whole=True)
     capture.feed(body, end)
     return capture.finish(start, end, status)
 
@@ -92,12 +92,12 @@ def may_carry_usage(body: bytes, cap: int) -> bool:
 
 def _reader_for(
     headers: list[tuple[bytes, bytes]], config: CaptureConfig
-) -> tuple[type[JsonCapture | SseCapture], bool] | None:
-    """The reader of a response's content type, and whether its body must be decoded first."""
+) -> tuple[type[JsonCapture | SseCapture], Decoder | None] | None:
+    """The reader of a response's content type, and the decoder its body needs first (None: not encoded)."""
     if not config.enabled:
         return None
     ctype = None
-    encoded = False
+    decode: Decoder | None = None
     for name, value in headers:
         # Lengths first: most headers are rejected without lowercasing anything.
         n = len(name)
@@ -105,19 +105,18 @@ def _reader_for(
             if name.lower() == b"content-type":
                 ctype = value
         elif n == 16 and name.lower() == b"content-encoding":
-            encoding = value.strip().lower()
-            if encoding in ENCODINGS:
-                encoded = True
-            elif encoding not in (b"identity", b""):
+            found = decoder_for(value)
+            if found is False:
                 return None  # br, zstd: no decoder in the standard library (see encoding.py)
+            decode = found
     if ctype is None:
         return None
     ctype = ctype.lstrip()[:18].lower()
     # The media type must end where the name does: not application/jsonl or application/json-seq.
     if ctype[:16] == b"application/json" and ctype[16:17] in _END_OF_TYPE:
-        return JsonCapture, encoded
+        return JsonCapture, decode
     if ctype[:17] == b"text/event-stream" and ctype[17:18] in _END_OF_TYPE:
-        return SseCapture, encoded
+        return SseCapture, decode
     return None
 
 

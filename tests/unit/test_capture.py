@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.capture.encoding import PIECE, Decoded
+from exporter.capture.encoding import PIECE, Decoded, decoder_for
 from exporter.capture.request import requested_model
 from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
@@ -24,6 +24,12 @@ from ..support.pricing import by_kind, reference_usd
 JSON = [(b"content-type", b"application/json")]
 SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 START, END = 100.0, 101.5  # perf_counter values handed to finish(): a 1.5 s request
+
+
+def gunzip() -> Any:
+    decode = decoder_for(b"gzip")
+    assert decode
+    return decode
 
 
 def recorder() -> Recorder:
@@ -660,7 +666,7 @@ def test_a_compressed_body_is_inflated_in_bounded_pieces() -> None:
             fed.append(len(chunk))
             super().feed(chunk, now)
 
-    capture = Decoded(Sizes(CaptureConfig().max_json_bytes), whole=False)
+    capture = Decoded(Sizes(CaptureConfig().max_json_bytes), gunzip(), whole=False)
     capture.feed(gzip.compress(big), START)
     assert max(fed) <= PIECE and sum(fed) == len(big)
     rec = recorder()
@@ -671,7 +677,7 @@ def test_a_compressed_body_is_inflated_in_bounded_pieces() -> None:
 def test_a_compressed_body_that_is_no_answer_is_not_inflated_past_its_first_piece() -> None:
     listing = json.dumps([{"id": i, "name": "widget", "price": i * 3} for i in range(50_000)]).encode()
     inner = JsonCapture(CaptureConfig().max_json_bytes)
-    capture = Decoded(inner, whole=True)
+    capture = Decoded(inner, gunzip(), whole=True)
     capture.feed(gzip.compress(listing), START)
     assert capture.satisfied and inner._size == 0  # the reader never saw it
     assert capture.finish(START, END, 200) is None

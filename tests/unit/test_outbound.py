@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from exporter import Config, Recorder, instrument, llm, uninstrument
 from exporter.capture import transport
-from exporter.capture.decoding import decoder_for
+from exporter.capture.encoding import decoder_for
 from exporter.capture.hosts import BUILT_IN, HostTable, is_call_path, path_kind
 from exporter.capture.limits import rate_limits
 from exporter.capture.request import requested_model
