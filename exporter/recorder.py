@@ -323,14 +323,17 @@ class Recorder:
             ts = call.timestamp if call.timestamp is not None else time.time()
             # Sinks see the names the metrics have. The guard returns the very object it was given unless
             # it folded or repaired the value, so the copy is made only then.
-            answered = response or None
+            answered, routed = response or None, route if call.route else None
             if (
                 provider is not call.provider
                 or model is not call.model
                 or operation is not call.operation
                 or answered is not call.response_model
+                or routed is not call.route
             ):
-                call = replace(call, provider=provider, model=model, operation=operation, response_model=answered)
+                call = replace(
+                    call, provider=provider, model=model, operation=operation, response_model=answered, route=routed
+                )
             for sink in self.sinks:
                 sink.on_llm(call, cost, ts)
         return cost

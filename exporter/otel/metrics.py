@@ -112,7 +112,10 @@ class OtelMetricsSink(Sink):
             self.llm_duration.record(call.duration, attrs)
         if call.ttft is not None:
             self.ttft.record(call.ttft, base)
+        # The counters carry the route and tenant as /metrics does (the route arrives capped by the recorder).
         tenant = {"tenant": cap("tenant", call.tenant or "")} if self.tenant else {}
+        if call.route:
+            tenant["http.route"] = call.route
         self.requests.add(1, {**base, **tenant, "outcome": "error" if call.error_type else "ok"})
         kinds = None if call.missing_usage else call.kinds()
         if kinds is None:  # no usage: the recorder counted it as missing, and there is nothing to book here

@@ -29,6 +29,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from exporter.config import Config, ConfigError
+from exporter.labels import NO_ROUTE
 from exporter.middleware import PrometheusMiddleware
 from exporter.observations import LLMCall
 from exporter.otel import (
@@ -466,6 +467,7 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
 
     end_span(provider, CACHED)
     rec.llm(LLMCall("acme-13b", "acme", input_tokens=10, cost_usd=0.5))  # a provider's figure, unsplit
+    rec.llm(LLMCall("gpt-4o", "openai", input_tokens=7, output_tokens=3, route="/chat"))  # made in a request
 
     points = otel_points(reader)
     prom = registry.get_sample_value
@@ -474,11 +476,13 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
     names = {"gen_ai_token_type": "gen_ai.token.type", "cost_source": "cost_source", "service": "service"}
     names |= {f"gen_ai_{k}_{v}": f"gen_ai.{k}.{v}" for k, v in (("provider", "name"), ("request", "model"))}
     names["gen_ai_response_model"] = "gen_ai.response.model"
+    names["http_route"] = "http.route"
     for prom_name, otel_name in (("llm_tokens_total", "llm.tokens"), ("llm_cost_usd_total", "llm.cost.usd")):
         found = series(registry, prom_name)
         assert len(found) == len(points[otel_name]) >= 6, prom_name
         for labels, expected in found.items():
-            attrs = {names[k]: v for k, v in labels if v and k != "http_route"}  # empty: absent; no route in OTel (yet)
+            # An empty label, or the route of a call made outside any request: an absent attribute.
+            attrs = {names[k]: v for k, v in labels if v and v != NO_ROUTE}
             assert point(points[otel_name], **attrs).value == pytest.approx(expected, abs=1e-15)
     model = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", **svc}
     prom_model = {
