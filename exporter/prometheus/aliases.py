@@ -19,8 +19,8 @@ from ..conventions import ALIASES
 
 def renamed(family: Metric, name: str) -> Metric:
     """``family`` under ``name``: its samples' names keep their suffix (``_bucket``, ``_count``...)."""
-    copy = Metric(name, f"Deprecated name of {family.name}, removed in the next release. {family.documentation}",
-                  family.type, family.unit)  # fmt: skip
+    doc = f"Deprecated name of {family.name}, removed in the next release. {family.documentation}"
+    copy = Metric(name, doc, family.type, family.unit)
     cut = len(family.name)
     copy.samples = [sample._replace(name=name + sample.name[cut:]) for sample in family.samples]
     return copy

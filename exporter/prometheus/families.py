@@ -1,7 +1,8 @@
 """The metric families of the metric contract (the README's metric table), built on an injected registry.
 
-Every metric name lives here and every label name in :mod:`exporter.labels`, so names can follow the
-OpenTelemetry conventions as they settle without touching the modules that record. Only the recorder
+Every metric name lives here (those the GenAI conventions define in :mod:`exporter.conventions`, one per
+name set) and every label name in :mod:`exporter.labels`, so names can follow the OpenTelemetry
+conventions as they settle without touching the modules that record. Only the recorder
 writes these families.
 """
 
