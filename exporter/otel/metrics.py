@@ -111,7 +111,7 @@ class OtelMetricsSink(Sink):
             attrs = {**op, "error.type": cap("error.type", call.error_type)} if call.error_type else op
             self.llm_duration.record(call.duration, attrs)
         if call.ttft is not None:
-            self.ttft.record(call.ttft, base)
+            self.ttft.record(call.ttft, op)  # gen_ai.operation.name is required on it, as on the duration
         tenant = {"tenant": cap("tenant", call.tenant or "")} if self.tenant else {}
         self.requests.add(1, {**base, **tenant, "outcome": "error" if call.error_type else "ok"})
         kinds = None if call.missing_usage else call.kinds()

@@ -204,3 +204,7 @@ def test_otel_metrics_out_use_the_same_set(conventions: Conventions, duration: s
     assert {name for name in points if name.startswith("gen_ai.")} == {duration, ttft, "gen_ai.client.token.usage"}
     assert [(p.count, p.sum) for p in points[duration]] == [(1, 1.5)]
     assert [(p.count, p.sum) for p in points[ttft]] == [(1, 0.3)]
+    # Both sets require the operation name on both (v1.41.0 metric_attributes.gen_ai, v0.1.0 the same).
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+    assert [dict(p.attributes) for p in points[ttft]] == [attrs]
+    assert [dict(p.attributes) for p in points[duration]] == [attrs]
