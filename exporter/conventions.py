@@ -13,7 +13,8 @@ values", opts in to the latest experimental conventions with the value ``gen_ai_
   its migration guide, ``docs/gen-ai/non-normative/migration.md``, lists the renames:
   ``gen_ai.client.operation.duration`` -> ``gen_ai.client.inference.duration`` for inference operations,
   ``...operation.time_to_first_chunk`` / ``time_per_output_chunk`` -> ``...inference.*``; units,
-  instruments and attributes unchanged).
+  instruments and attributes unchanged; semantic-conventions-genai PR #521). Read from the repository's
+  files as of that release series; the names are still "Development" and may move again.
 
 A row holds the OTel instrument name of each set and its unit; the Prometheus name is derived from them the
 way OTel's Prometheus exporter does (dots to underscores, the unit's suffix: ``s`` -> ``_seconds``;
