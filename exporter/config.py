@@ -22,6 +22,7 @@ import yaml
 
 from . import checks
 from .checks import Rule, Wrong
+from .conventions import LATEST, OPT_IN_ENV, Conventions, opted_in
 from .labels import LABEL_NAMES, NOT_UTF8, is_utf8
 
 ENV_PREFIX = "LLM_EXPORTER_"
@@ -86,9 +87,9 @@ class Buckets:
     http_ttfb: tuple[float, ...] = HTTP_DURATION_BUCKETS  # http_server_time_to_first_byte_seconds
     http_request_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS  # http_server_request_body_size_bytes
     http_response_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS  # http_server_response_body_size_bytes
-    llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_client_operation_duration_seconds
+    llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_client_operation_duration_seconds (or _inference_)
     llm_tokens: tuple[float, ...] = TOKEN_BUCKETS  # gen_ai_client_token_usage
-    llm_ttft: tuple[float, ...] = TTFT_BUCKETS  # gen_ai_client_time_to_first_token_seconds
+    llm_ttft: tuple[float, ...] = TTFT_BUCKETS  # gen_ai_client_operation_time_to_first_chunk_seconds
     confidence: tuple[float, ...] = SCORE_BUCKETS  # llm_confidence
     evaluation_score: tuple[float, ...] = SCORE_BUCKETS  # llm_evaluation_score
     feedback_rating: tuple[float, ...] = RATING_BUCKETS  # llm_feedback_rating
@@ -224,6 +225,9 @@ class Config:
     # series (README, "Series budget").
     series_budget: int = SERIES_BUDGET
     tenant_label: bool = False
+    # The GenAI metric names (README, "Convention names"): default, or gen_ai_latest_experimental, which
+    # OTEL_SEMCONV_STABILITY_OPT_IN also selects.
+    gen_ai_conventions: Conventions = "default"
     auth: AuthConfig = field(default_factory=AuthConfig)
     buckets: Buckets = field(default_factory=Buckets)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
@@ -253,6 +257,11 @@ class Config:
         All variables are applied first and the result validated once, so keys that go together (basic
         auth's user and password) can come from two variables. Text fields take the value as written;
         other fields read it as YAML (``true``, ``60``, ``[a, b]``, ``{service: chat}``).
+
+        ``OTEL_SEMCONV_STABILITY_OPT_IN`` listing ``gen_ai_latest_experimental`` sets ``gen_ai_conventions``
+        to it, over the file and ``LLM_EXPORTER_GEN_AI_CONVENTIONS``: the conventions make that variable
+        the operator's one switch for every instrumentation of a service. It only opts in (the conventions
+        define no value to opt out); without it the config decides.
         """
         env = os.environ if environ is None else environ
         data = to_dict(base) if base is not None else {}
@@ -269,6 +278,9 @@ class Config:
                     raise ConfigError(name, dotted, "this key is not a section")
             target[path[-1]] = _env_value(cls, path, raw)
             set_by[dotted] = name
+        if opted_in(env.get(OPT_IN_ENV, "")):
+            data["gen_ai_conventions"] = LATEST
+            set_by["gen_ai_conventions"] = OPT_IN_ENV
         if not set_by:
             return base if base is not None else cls()
         try:

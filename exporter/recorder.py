@@ -64,6 +64,7 @@ class Recorder:
             label_cap=c.label_cap,
             tenant=c.tenant_label,
             series_budget=c.series_budget,
+            conventions=c.gen_ai_conventions,
         )
         self.guard = self.metrics.guard
         self.sinks: tuple[Sink, ...] = ()

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, ConfigError
+from ..conventions import otel_name
 from ..labels import LabelGuard
 from ..observations import TOKEN_KINDS, UNSPLIT, Cost, LLMCall
 from ..pricing import KINDS
@@ -35,6 +36,7 @@ class OtelMetricsSink(Sink):
         self.meter_provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
         meter = self.meter_provider.get_meter("llm-exporter")
         b = config.buckets
+        names = config.gen_ai_conventions  # GenAI instrument names per the conventions in force
         self.static: dict[str, str] = dict(config.labels)
         self.tenant = config.tenant_label
         # Names arrive capped by the recorder; error types and tenants are capped here the same way, without
@@ -57,14 +59,12 @@ class OtelMetricsSink(Sink):
             "http.server.active_requests", unit="{request}", description="Number of active HTTP server requests."
         )
         self.llm_duration = histogram(
-            "gen_ai.client.operation.duration", "s", "GenAI operation duration.", b.llm_duration
+            otel_name("llm_duration", names), "s", "GenAI operation duration.", b.llm_duration
         )
         self.token_usage = histogram(
-            "gen_ai.client.token.usage", "{token}", "Number of input and output tokens used.", b.llm_tokens
+            otel_name("llm_token_usage", names), "{token}", "Number of input and output tokens used.", b.llm_tokens
         )
-        self.ttft = histogram(
-            "gen_ai.client.operation.time_to_first_chunk", "s", "Time to the first streamed chunk.", b.llm_ttft
-        )
+        self.ttft = histogram(otel_name("llm_ttft", names), "s", "Time to the first streamed chunk.", b.llm_ttft)
         self.tokens = meter.create_counter("llm.tokens", unit="{token}", description="Tokens used, by token type.")
         self.cost = meter.create_counter("llm.cost.usd", unit="{USD}", description="Cost of LLM usage in US dollars.")
         self.requests = meter.create_counter("llm.requests", unit="{request}", description="LLM calls by outcome.")
@@ -111,7 +111,7 @@ class OtelMetricsSink(Sink):
             attrs = {**op, "error.type": cap("error.type", call.error_type)} if call.error_type else op
             self.llm_duration.record(call.duration, attrs)
         if call.ttft is not None:
-            self.ttft.record(call.ttft, base)
+            self.ttft.record(call.ttft, op)  # gen_ai.operation.name is required on it, as on the duration
         # The counters carry the route and tenant as /metrics does (the route arrives capped by the recorder).
         tenant = {"tenant": cap("tenant", call.tenant or "")} if self.tenant else {}
         if call.route:

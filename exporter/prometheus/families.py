@@ -1,7 +1,8 @@
 """The metric families of the metric contract (the README's metric table), built on an injected registry.
 
-Every metric name lives here and every label name in :mod:`exporter.labels`, so names can follow the
-OpenTelemetry conventions as they settle without touching the modules that record. Only the recorder
+Every metric name lives here (those the GenAI conventions define in :mod:`exporter.conventions`, one per
+name set) and every label name in :mod:`exporter.labels`, so names can follow the OpenTelemetry
+conventions as they settle without touching the modules that record. Only the recorder
 writes these families.
 """
 
@@ -13,6 +14,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..config import SERIES_BUDGET, Buckets, Config
+from ..conventions import DEFAULT, Conventions, prometheus_name
 from ..labels import (
     COST_SOURCE,
     ERROR_TYPE,
@@ -30,6 +32,7 @@ from ..labels import (
     LabelGuard,
     SeriesBudget,
 )
+from .aliases import aliases
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
 
@@ -50,6 +53,7 @@ class Metrics:
         label_cap: int = 100,
         tenant: bool = False,
         series_budget: int = SERIES_BUDGET,
+        conventions: Conventions = DEFAULT,
     ) -> None:
         b = buckets or Buckets()
         static = dict(static_labels or {})
@@ -111,20 +115,21 @@ class Metrics:
         )
 
         # GenAI client (OTel gen_ai.client.*).
+        # Names per the GenAI conventions in force (exporter.conventions).
         self.llm_duration = histogram(
-            "gen_ai_client_operation_duration_seconds",
+            prometheus_name("llm_duration", conventions),
             "Duration of LLM operations.",
             (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, ERROR_TYPE),
             b.llm_duration,
         )
         self.llm_token_usage = histogram(
-            "gen_ai_client_token_usage",
+            prometheus_name("llm_token_usage", conventions),
             "Tokens used per LLM operation: input and output totals (token_type input / output).",
             (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE),
             b.llm_tokens,
         )
         self.llm_ttft = histogram(
-            "gen_ai_client_time_to_first_token_seconds",
+            prometheus_name("llm_ttft", conventions),
             "Time to the first output token of streamed LLM responses.",
             (PROVIDER, MODEL, RESPONSE_MODEL),
             b.llm_ttft,
@@ -252,6 +257,8 @@ class Metrics:
         shares = min(series_budget // self.series_per_child[f][1] for f in http)
         self.budget.limit(self.http_duration, self.series_per_child[self.http_duration][0], shares)
         self.budgeted += http
+        # Deprecated names, exposed as copies of the families that replace them (exporter.conventions).
+        self.aliased = aliases(registry, self.budgeted)
 
     def admit(self, family: Counter | Gauge | Histogram, values: tuple[str, ...]) -> tuple[str, ...]:
         """``values`` if ``family`` may have (or has) that child, else its overflow combination. For the
@@ -266,6 +273,8 @@ class Metrics:
             per_child = self.series_per_child[family][1]
             key = self.http_duration if family in (self.http_request_size, self.http_response_size) else family
             total += self.budget.combinations(key) * per_child
+        for family in self.aliased:  # a copy has its family's series
+            total += self.budget.combinations(family) * self.series_per_child[family][1]
         # llm_exporter_label_overflow_total: a label name or a budgeted family per series.
         total += (len(LABEL_NAMES) + len(self.budgeted)) * 2
         total += drift_features * (3 + 1 + 2)  # llm_drift_score{psi,ks,js}, _window_samples, _unseen
@@ -289,5 +298,6 @@ def worst_case_series(config: Config) -> int:
         label_cap=config.label_cap,
         tenant=config.tenant_label,
         series_budget=config.series_budget,
+        conventions=config.gen_ai_conventions,
     )
     return metrics.worst_case_series(len(config.drift.features) + config.drift.max_user_features)

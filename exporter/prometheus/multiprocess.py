@@ -13,6 +13,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess
 
+from .aliases import WithAliases
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_GAUGE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
@@ -69,5 +71,6 @@ def scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
         return registry
     clean_dead_workers(path)
     fresh = CollectorRegistry()
-    multiprocess.MultiProcessCollector(fresh, path)
+    # The deprecated names too: the workers' registries hold their aliases, but this registry reads files.
+    fresh.register(WithAliases(multiprocess.MultiProcessCollector(None, path)))
     return fresh

@@ -2,7 +2,8 @@
 
 The live part wraps a test app (tests/servers.py ``llm_app``) whose traffic moves every metric family,
 lets a real Prometheus scrape it every second with the shipped rule files loaded, and checks the
-metric names of the dashboard and the rules against the app's real ``/metrics``.
+metric names of the dashboard and the rules against the app's real ``/metrics``: once for each set of
+GenAI convention names (``gen_ai_conventions``), since the dashboard and the rules serve both.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import Config
 from exporter.config import DriftConfig
+from exporter.conventions import ALIASES, DEFAULT, LATEST, NAMES, prometheus_name
 from exporter.wiring import recorder_for
 
 from ..support import REPO
@@ -45,6 +47,9 @@ _KEYWORDS = {"and", "or", "unless", "offset", "bool", "by", "without", "on", "ig
 _SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}")
 _MATCHER = re.compile(r'([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
 _LABEL_VALUES = re.compile(r"^label_values\((.*),\s*(\w+)\)$")
+_ALTERNATIVES = re.compile(r'__name__\s*=~\s*"([^"]*)"')
+# A selector without a metric name: its names are in its __name__ matcher.
+_NAMELESS = re.compile(r"(?<![\w:])\{([^}]*__name__[^}]*)\}")
 
 
 def metric_names(expr: str) -> set[str]:
@@ -62,6 +67,11 @@ def metric_names(expr: str) -> set[str]:
             continue
         names.add(m.group())
     return names
+
+
+def alternatives(expr: str) -> list[set[str]]:
+    """The name sets of an expression's ``__name__=~"a|b"`` selectors: each reads whichever of them exists."""
+    return [set(alt.split("|")) for alt in _ALTERNATIVES.findall(expr)]
 
 
 def load() -> dict[str, Any]:
@@ -210,6 +220,39 @@ def test_missing_usage_has_its_panel_and_alert() -> None:
     assert metric_names(alert["expr"]) == {"llm_exporter_missing_usage_total"}
 
 
+def test_every_convention_name_is_read_under_both_name_sets() -> None:
+    """A panel that reads a family whose name depends on gen_ai_conventions reads both names, in one
+    __name__ alternation (never the deprecated alias too: default-mode exporters expose both, and the
+    sum would count each observation twice)."""
+    per_set = {
+        prometheus_name(signal, DEFAULT): prometheus_name(signal, LATEST)
+        for signal, row in NAMES.items()
+        if row.default != row.latest
+    }
+    exprs = [q for _, q in queries(load())] + rule_exprs()
+    found = 0
+    for expr in exprs:
+        for name in metric_names(expr):
+            family = re.sub(r"_(bucket|count|sum)$", "", name)
+            assert family not in ALIASES.values(), expr
+            if family in per_set or family in per_set.values():
+                (alts,) = [a for a in alternatives(expr) if name in a]
+                suffix = name[len(family) :]
+                pair = {family, per_set.get(family) or next(d for d, n in per_set.items() if n == family)}
+                assert alts == {f + suffix for f in pair}, expr
+                found += 1
+    assert found == 2 * 3  # the LLM latency panel, the two TTFT quantiles: each name of both sets
+
+
+@pytest.mark.e2e
+def test_the_deprecated_ttft_name_is_a_copy_in_the_default_set_only(stack: Stack) -> None:
+    old = f'sum(gen_ai_client_time_to_first_token_seconds_count{{job="{JOB}"}})'
+    new = f'sum({prometheus_name("llm_ttft", stack.conventions)}_count{{job="{JOB}"}})'
+    streams = _scalar(stack.prometheus, new)
+    assert streams == "19"  # every third of the 48 chats streams (16), plus a stream without usage per burst
+    assert _scalar(stack.prometheus, old) == (streams if stack.conventions == DEFAULT else None)
+
+
 # -- live: a real Prometheus scraping the test app ---------------------------------------------------
 
 
@@ -218,6 +261,7 @@ class Stack:
     prometheus: str
     instance: str
     exposition: str
+    conventions: str
 
 
 def _chat(client: httpx.Client, i: int, **body: Any) -> None:
@@ -246,11 +290,12 @@ def _burst(client: httpx.Client, start: int, n: int, **body: Any) -> None:
     assert client.get("/boom", headers={"Connection": "close"}).status_code == 500
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=[DEFAULT, LATEST])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("dashboard")
     config = Config.from_mapping(
         {
+            "gen_ai_conventions": request.param,
             # A low cap, so the event names below overflow and llm_exporter_label_overflow_total moves.
             "label_cap": 10,
             "drift": {
@@ -291,7 +336,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 exposition = client.get("/metrics").text
                 total = f"{_sum(exposition, 'llm_requests_total'):g}"
                 eventually(lambda: _scalar(prom, "sum(llm_requests_total)") == total, 30, "the last burst scraped")
-                yield Stack(prom, target, exposition)
+                yield Stack(prom, target, exposition, request.param)
     finally:
         recorder.close()
 
@@ -324,9 +369,13 @@ def exposed(stack: Stack) -> dict[str, set[str]]:
 @pytest.mark.e2e
 def test_every_metric_name_in_the_dashboard_and_rules_is_exposed(stack: Stack) -> None:
     live = set(exposed(stack)) | recorded() | SYNTHETIC
-    used = {n for _, q in queries(load()) for n in metric_names(q)}
-    used |= {n for v in variables(load()).values() if v["type"] == "query" for n in metric_names(variable_query(v)[0])}
-    assert used - live == set()
+    exprs = [q for _, q in queries(load())]
+    exprs += [variable_query(v)[0] for v in variables(load()).values() if v["type"] == "query"]
+    # A __name__ alternation needs one of its names live (the name sets take turns: see the next test).
+    either = [alts for e in exprs for alts in alternatives(e)]
+    assert [alts for alts in either if not alts & live] == []
+    used = {n for e in exprs for n in metric_names(e)}
+    assert used - live - set().union(*either) == set()
     in_rules = {n for e in rule_exprs() for n in metric_names(e)}
     assert in_rules - live == set()
     # And the dashboard shows every family the app exposes (the collector's own counter lives elsewhere).
@@ -335,7 +384,10 @@ def test_every_metric_name_in_the_dashboard_and_rules_is_exposed(stack: Stack) -
         for f in text_string_to_metric_families(stack.exposition)
         if f.samples and not f.name.endswith("_created")  # the text format's creation timestamps
     }
-    assert {f for f in families if not any(n.startswith(f) for n in used)} == set()
+    deprecated = set(ALIASES.values())  # exposed for one release, on no panel
+    assert {f for f in families if not any(n.startswith(f) for n in used)} == (
+        deprecated & families if stack.conventions == DEFAULT else set()
+    )
 
 
 @pytest.mark.e2e
@@ -350,7 +402,11 @@ def test_the_streams_without_usage_are_counted_not_priced(stack: Stack) -> None:
 def test_every_selector_filters_by_the_dashboard_variables(stack: Stack) -> None:
     labels = exposed(stack)
     for title, query in queries(load()):
-        for name, matchers in _SELECTOR.findall(query):
+        named = _SELECTOR.findall(query)
+        for matchers in _NAMELESS.findall(query):
+            (alts,) = alternatives(matchers)
+            named += [(name, matchers) for name in alts if name in labels]
+        for name, matchers in named:
             found = {m[0]: (m[1], m[2]) for m in _MATCHER.findall(matchers)}
             if name in labels or name in SYNTHETIC:
                 wanted = {"job": "$job", "instance": "$instance"}

@@ -1,0 +1,210 @@
+"""The GenAI convention name sets: the switch (config key, OTEL_SEMCONV_STABILITY_OPT_IN), the names each
+set gives the Prometheus families and the OTel instruments, and the deprecated time-to-first-token alias."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from prometheus_client import CollectorRegistry, Histogram
+
+from exporter import Config, ConfigError
+from exporter.conventions import DEFAULT, LATEST, NAMES, OPT_IN_ENV, Conventions, opted_in, otel_name, prometheus_name
+from exporter.observations import LLMCall
+from exporter.otel import enable_otel_metrics
+from exporter.prometheus.aliases import WithAliases
+from exporter.prometheus.exposition import render
+from exporter.prometheus.families import worst_case_series
+from exporter.recorder import Recorder
+
+from ..support.metrics import value
+
+OLD_TTFT = "gen_ai_client_time_to_first_token_seconds"
+# A streamed call: duration, time to first chunk, tokens.
+CALL = LLMCall(model="gpt-4o", provider="openai", input_tokens=30, output_tokens=7, duration=1.5, ttft=0.3)
+
+
+# -- the table ----------------------------------------------------------------------------------------------
+
+
+def test_each_set_names_every_signal_as_the_conventions_do() -> None:
+    names = {signal: (prometheus_name(signal, DEFAULT), prometheus_name(signal, LATEST)) for signal in NAMES}
+    assert names == {
+        "llm_duration": ("gen_ai_client_operation_duration_seconds", "gen_ai_client_inference_duration_seconds"),
+        "llm_ttft": (
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
+            "gen_ai_client_inference_time_to_first_chunk_seconds",
+        ),
+        "llm_chunk_gap": (
+            "gen_ai_client_operation_time_per_output_chunk_seconds",
+            "gen_ai_client_inference_time_per_output_chunk_seconds",
+        ),
+        "llm_token_usage": ("gen_ai_client_token_usage", "gen_ai_client_token_usage"),
+    }
+    assert otel_name("llm_ttft", LATEST) == "gen_ai.client.inference.time_to_first_chunk"
+    assert otel_name("llm_duration", DEFAULT) == "gen_ai.client.operation.duration"
+
+
+@pytest.mark.parametrize(
+    ("value", "latest"),
+    [
+        ("", False),
+        ("http", False),
+        ("gen_ai_latest_experimental", True),
+        ("http, gen_ai_latest_experimental ", True),  # a comma-separated list, one value per category
+        ("database,http/dup", False),
+        ("gen_ai_latest_experimental_v2", False),  # values are whole words
+    ],
+)
+def test_the_opt_in_variable_is_a_comma_separated_list(value: str, latest: bool) -> None:
+    assert opted_in(value) is latest
+
+
+# -- the switch ---------------------------------------------------------------------------------------------
+
+
+def test_the_config_key_takes_the_two_sets_only() -> None:
+    assert Config().gen_ai_conventions == DEFAULT
+    assert Config.from_mapping({"gen_ai_conventions": LATEST}).gen_ai_conventions == LATEST
+    with pytest.raises(ConfigError) as info:
+        Config.from_mapping({"gen_ai_conventions": "latest"}, "app.yaml")
+    assert str(info.value) == (
+        "app.yaml: gen_ai_conventions: expected one of 'default', 'gen_ai_latest_experimental', got 'latest'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "base", "expected"),
+    [
+        ({}, {}, DEFAULT),
+        ({OPT_IN_ENV: "http"}, {}, DEFAULT),  # another category's value
+        ({OPT_IN_ENV: "http,gen_ai_latest_experimental"}, {}, LATEST),
+        ({"LLM_EXPORTER_GEN_AI_CONVENTIONS": LATEST}, {}, LATEST),
+        ({}, {"gen_ai_conventions": LATEST}, LATEST),  # the file's choice stands without the variable
+        # The opt-in wins over the file and over the project's own variable.
+        ({OPT_IN_ENV: LATEST}, {"gen_ai_conventions": DEFAULT}, LATEST),
+        ({OPT_IN_ENV: LATEST, "LLM_EXPORTER_GEN_AI_CONVENTIONS": DEFAULT}, {}, LATEST),
+    ],
+)
+def test_the_environment_opts_in(environ: dict[str, str], base: dict[str, Any], expected: str) -> None:
+    config = Config.from_env(environ, Config.from_mapping(base))
+    assert config.gen_ai_conventions == expected
+
+
+def test_load_reads_the_opt_in(tmp_path: Path) -> None:
+    path = tmp_path / "llm-exporter.yaml"
+    path.write_text("gen_ai_conventions: default\nlabel_cap: 7\n")
+    config = Config.load(path, {OPT_IN_ENV: LATEST})
+    assert (config.gen_ai_conventions, config.label_cap) == (LATEST, 7)
+
+
+def test_a_wrong_project_variable_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as info:
+        Config.from_env({"LLM_EXPORTER_GEN_AI_CONVENTIONS": "v0.1.0"})
+    assert info.value.source == "LLM_EXPORTER_GEN_AI_CONVENTIONS"
+    assert info.value.key == "gen_ai_conventions"
+
+
+# -- Prometheus ---------------------------------------------------------------------------------------------
+
+
+def recorded(conventions: Conventions) -> Recorder:
+    rec = Recorder(Config(gen_ai_conventions=conventions), CollectorRegistry())
+    rec.llm(CALL)
+    return rec
+
+
+def family_names(rec: Recorder) -> set[str]:
+    return {f.name for f in rec.registry.collect() if f.name.startswith("gen_ai_")}
+
+
+def test_the_default_set_and_the_deprecated_ttft_copy() -> None:
+    rec = recorded(DEFAULT)
+    assert family_names(rec) == {
+        "gen_ai_client_operation_duration_seconds",
+        "gen_ai_client_token_usage",
+        "gen_ai_client_operation_time_to_first_chunk_seconds",
+        OLD_TTFT,
+    }
+    new = "gen_ai_client_operation_time_to_first_chunk_seconds"
+    model = {"gen_ai_request_model": "gpt-4o", "gen_ai_provider_name": "openai"}
+    assert value(rec, f"{new}_count", **model) == 1
+    assert value(rec, f"{new}_sum", **model) == 0.3
+    assert value(rec, f"{new}_bucket", **model, le="0.25") == 0
+    assert value(rec, f"{new}_bucket", **model, le="0.5") == 1
+    # The copy: every sample again, same labels and values, under the old name.
+    samples = {f.name: f.samples for f in rec.registry.collect()}
+    assert [s._replace(name=s.name.replace(OLD_TTFT, new)) for s in samples[OLD_TTFT]] == samples[new]
+    assert value(rec, "gen_ai_client_operation_duration_seconds_sum", **model) == 1.5
+
+
+def test_the_latest_set_has_the_v0_1_0_names_and_no_old_one() -> None:
+    rec = recorded(LATEST)
+    assert family_names(rec) == {
+        "gen_ai_client_inference_duration_seconds",
+        "gen_ai_client_token_usage",
+        "gen_ai_client_inference_time_to_first_chunk_seconds",
+    }
+    model = {"gen_ai_request_model": "gpt-4o", "gen_ai_operation_name": "chat", "error_type": ""}
+    assert value(rec, "gen_ai_client_inference_duration_seconds_sum", **model) == 1.5
+    assert value(rec, "gen_ai_client_inference_time_to_first_chunk_seconds_sum", gen_ai_request_model="gpt-4o") == 0.3
+    assert value(rec, "gen_ai_client_token_usage_sum", gen_ai_token_type="output") == 7
+
+
+def test_the_exposition_and_a_name_filter_serve_the_copy() -> None:
+    rec = recorded(DEFAULT)
+    body, _ = render(rec.registry, names=[OLD_TTFT])
+    lines = [line for line in body.decode().splitlines() if not line.startswith("#") and "_created" not in line]
+    assert len(lines) == len(rec.config.buckets.llm_ttft) + 3  # the buckets, +Inf, _count, _sum
+    assert all(line.startswith(OLD_TTFT) for line in lines)
+
+
+def test_the_merged_files_of_multiprocess_mode_get_the_copy_too() -> None:
+    """``scrape_registry`` wraps the multiprocess collector in WithAliases; here it wraps a registry with
+    the family under its new name, as the merged files hold it."""
+    source = CollectorRegistry()
+    Histogram("gen_ai_client_operation_time_to_first_chunk_seconds", "TTFT", registry=source, buckets=(1.0,)).observe(
+        0.5
+    )
+    merged = CollectorRegistry()
+    merged.register(WithAliases(source))
+    assert merged.get_sample_value(f"{OLD_TTFT}_count") == 1
+    assert merged.get_sample_value(f"{OLD_TTFT}_bucket", {"le": "1.0"}) == 1
+    assert merged.get_sample_value("gen_ai_client_operation_time_to_first_chunk_seconds_sum") == 0.5
+
+
+def test_the_series_budget_counts_the_copy() -> None:
+    # The copy holds what the time to first chunk holds: its share of the budget (108 children of 23 series).
+    assert worst_case_series(Config()) - worst_case_series(Config(gen_ai_conventions=LATEST)) == 108 * 23
+
+
+# -- OTel metrics out ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("conventions", "duration", "ttft"),
+    [
+        (DEFAULT, "gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk"),
+        (LATEST, "gen_ai.client.inference.duration", "gen_ai.client.inference.time_to_first_chunk"),
+    ],
+)
+def test_otel_metrics_out_use_the_same_set(conventions: Conventions, duration: str, ttft: str) -> None:
+    rec = Recorder(Config(gen_ai_conventions=conventions), CollectorRegistry())
+    reader = InMemoryMetricReader()
+    enable_otel_metrics(rec, MeterProvider(metric_readers=[reader]))
+    rec.llm(CALL)
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        m.name: list(m.data.data_points) for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics
+    }
+    assert {name for name in points if name.startswith("gen_ai.")} == {duration, ttft, "gen_ai.client.token.usage"}
+    assert [(p.count, p.sum) for p in points[duration]] == [(1, 1.5)]
+    assert [(p.count, p.sum) for p in points[ttft]] == [(1, 0.3)]
+    # Both sets require the operation name on both (v1.41.0 metric_attributes.gen_ai, v0.1.0 the same).
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+    assert [dict(p.attributes) for p in points[ttft]] == [attrs]
+    assert [dict(p.attributes) for p in points[duration]] == [attrs]
