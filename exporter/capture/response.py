@@ -14,12 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import re
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from ..checks import MAX_INT
-from ..observations import Captured, LLMCall, Unreadable
+from ..observations import CHUNK_GAP_BUCKETS, Captured, ChunkGaps, LLMCall, Unreadable, finish_reason
 from .encoding import COMPRESSED_HEADS, ENCODINGS, Decoded
-from .usage import ANTHROPIC, NAMELESS, Reading, error_type, has_output, model_of, read, stream_kind
+from .usage import (
+    ANTHROPIC,
+    NAMELESS,
+    Reading,
+    content_marker,
+    error_type,
+    has_output,
+    model_of,
+    outcome_markers,
+    read,
+    stream_kind,
+)
 
 if TYPE_CHECKING:
     from ..config import CaptureConfig
@@ -142,7 +154,15 @@ _JSON, _SSE = Unreadable("json"), Unreadable("sse")
 
 
 def _call(
-    reading: Reading, start: float, end: float, ttft: float | None, status: int, fmt: Unreadable, *, stream: bool
+    reading: Reading,
+    start: float,
+    end: float,
+    ttft: float | None,
+    status: int,
+    fmt: Unreadable,
+    *,
+    stream: bool,
+    gaps: ChunkGaps | None = None,
 ) -> Captured:
     """The call a reading describes, or ``fmt`` (unreadable) when its token counts break the rule for them:
     counts past 2**53 would swamp every later increment, and a call recorded without them would be wrong."""
@@ -168,6 +188,9 @@ def _call(
         cost_usd=reading.cost,
         response_model=reading.model,
         missing_usage=missing,
+        finish_reasons=reading.finish or (),
+        tool_calls=reading.tool_names(),
+        chunk_gaps=gaps,
         **counts,
     )
 
@@ -274,6 +297,9 @@ class JsonCapture(ResponseCapture):
         model = models[-1] if models else None
         # A stand-in for the last item: what read() needs to see a Gemini response.
         reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
+        finish = _GEMINI_FINISH.findall(text)  # the last item says how the answer ended
+        if reading is not None and finish:
+            reading.finish = (finish_reason(finish[-1]),)
         if reading is not None and reading.has_usage:
             return _call(reading, start, end, self._ttft, status, _JSON, stream=True)
         return None
@@ -294,18 +320,25 @@ def _cut_off_llm_json(body: bytes) -> bool:
 _ARRAY_TAIL = 65_536  # bytes of a JSON-array stream kept: the last item's usage is in its last few hundred
 _GEMINI_USAGE = re.compile(r'"(?:usageMetadata|usage_metadata)"\s*:\s*(?=\{)')
 _GEMINI_MODEL = re.compile(r'"(?:modelVersion|model_version)"\s*:\s*"([^"\\]{1,200})"')
+_GEMINI_FINISH = re.compile(r'"finishReason"\s*:\s*"([A-Z_]{1,64})"')
 _DECODER = json.JSONDecoder()
 
 _UNDECIDED, _LLM, _IGNORE = 0, 1, 2
+_NO_MARK = b"\x00no content marker\x00"  # before the provider is known: in no chunk
+_N_GAP_COUNTS = len(CHUNK_GAP_BUCKETS) + 1
+_MAX_MARKED = 64  # blocks kept for the outcome: a few tool calls and the finish event, in practice
 
 
 class SseCapture(ResponseCapture):
     """A ``text/event-stream`` body: OpenAI chat / completions / Responses, Anthropic or Gemini events.
 
     Until the first output token, every ``data:`` line is parsed (a handful of events). After that a
-    chunk costs two substring checks; events that may carry usage or an error are kept by reference
-    (the first and the last) and parsed in :meth:`finish`. A line longer than the cap is dropped,
-    and the stream is counted as unreadable if no usage could be read.
+    chunk costs a few substring checks; events that may carry usage or an error are kept by reference
+    (the first and the last), as are those that may say how the answer ended or name a tool call (the
+    provider's markers, :func:`~.usage.outcome_markers`), and parsed in :meth:`finish`. A chunk with
+    content (the provider's :func:`~.usage.content_marker`) after the first token adds its gap since the
+    previous one to the stream's binned gaps: a subtraction and a bisect. A line longer than the cap is
+    dropped, and the stream is counted as unreadable if no usage could be read.
     """
 
     __slots__ = (
@@ -322,6 +355,11 @@ class SseCapture(ResponseCapture):
         "_last",
         "_error",
         "_over",
+        "_content",
+        "_marks",
+        "_marked",
+        "_gaps",
+        "_seen",
     )
 
     def __init__(self, cap: int) -> None:
@@ -339,6 +377,11 @@ class SseCapture(ResponseCapture):
         self._last: bytes | None = None
         self._error: bytes | None = None
         self._over = False
+        self._content = _NO_MARK  # what a chunk with content holds (set once the provider is known)
+        self._marks: tuple[bytes, ...] = ()
+        self._marked: list[bytes] = []  # blocks that may say how the answer ended or name a tool call
+        self._gaps: list[int] | None = None  # counts by CHUNK_GAP_BUCKETS (then +Inf)
+        self._seen = 0.0  # when the last content chunk came
 
     def feed(self, chunk: bytes, now: float) -> None:
         if self._state == _IGNORE or not chunk:
@@ -360,6 +403,18 @@ class SseCapture(ResponseCapture):
                 self._parse_lines(chunk, now)
                 if self._state == _IGNORE:
                     return
+                self._seen = now
+            elif self._content in chunk:
+                # The one per-chunk cost of the gap histogram: binned here, recorded once at the end.
+                gaps = self._gaps
+                if gaps is None:
+                    gaps = self._gaps = [0] * _N_GAP_COUNTS
+                gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
+                self._seen = now
+            for mark in self._marks:
+                if mark in chunk:
+                    self._mark(chunk)
+                    break
             if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
                 kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
                 if self._first is None:
@@ -421,6 +476,13 @@ class SseCapture(ResponseCapture):
         self._over = True
         return b"\n".join(kept)
 
+    def _mark(self, block: bytes) -> None:
+        marked = self._marked
+        if len(marked) < _MAX_MARKED:
+            marked.append(block)
+        else:  # past the cap the last block is still the latest: it says how the answer ended
+            marked[-1] = block
+
     def _keep(self, block: bytes, marker: bytes) -> bytes:
         # A block normally holds one event; a big one (many events in one write) keeps only what is needed.
         if len(block) <= self._cap:
@@ -446,6 +508,8 @@ class SseCapture(ResponseCapture):
                     return
                 self._state = _LLM
                 self._provider, self._operation = kind
+                self._content = content_marker(obj)
+                self._marks = outcome_markers(obj)
             if not isinstance(obj, dict):
                 continue
             if self._model is None:
@@ -470,7 +534,18 @@ class SseCapture(ResponseCapture):
             except (ValueError, RecursionError):
                 return None
             if r is not None:
+                r.finish = r.tools = None  # taken from the marked events alone, so none counts twice
                 reading = reading.merge(r)
+        for block in self._marked:
+            for line in block.split(b"\n"):
+                if line[:5] != b"data:" or not any(mark in line for mark in self._marks):
+                    continue
+                try:
+                    r = read(json.loads(line[5:]))
+                except (ValueError, RecursionError):
+                    continue  # an unreadable event says nothing of the outcome; usage decides the rest
+                if r is not None:
+                    reading.take_outcome(r)
         if self._error is not None:
             for line in reversed(self._error.split(b"\n")):
                 if _ERROR in line and line[:5] == b"data:":
@@ -496,7 +571,11 @@ class SseCapture(ResponseCapture):
                 return _SSE
             if reading.model is None and self._provider not in NAMELESS and not reading.has_usage:
                 return None  # never saw anything identifying a model call
-            return _call(reading, start, end, self._ttft, status, _SSE, stream=True)
+            gaps = None
+            if self._gaps is not None:
+                first = self._ttft if self._ttft is not None else start
+                gaps = ChunkGaps(self._gaps, max(self._seen - first, 0.0))  # the gaps add up to this span
+            return _call(reading, start, end, self._ttft, status, _SSE, stream=True, gaps=gaps)
         except Exception:
             log.exception("llm-exporter: reading an SSE response failed")
             return _SSE

@@ -120,10 +120,10 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
             {**LLM, "input_token": 3},
             "input_token",
             "unknown field; expected one of: cache_audio_read_tokens, cache_image_read_tokens, "
-            "cache_write_1h_tokens, cache_write_tokens, cached_input_tokens, cost_usd, duration, duration_ms, "
-            "error_type, input_audio_tokens, input_image_tokens, input_tokens, model, operation, "
-            "output_audio_tokens, output_image_tokens, output_reasoning_tokens, output_tokens, provider, "
-            "response_model, tenant, timestamp, ttft, ttft_ms, type",
+            "cache_write_1h_tokens, cache_write_tokens, cached_input_tokens, chunk_gaps, cost_usd, duration, "
+            "duration_ms, error_type, finish_reasons, input_audio_tokens, input_image_tokens, input_tokens, model, "
+            "operation, output_audio_tokens, output_image_tokens, output_reasoning_tokens, output_tokens, provider, "
+            "response_model, tenant, timestamp, tool_calls, ttft, ttft_ms, type",
         ),
         ({"type": "confidence"}, "value", "required field is missing"),
         ({"type": "confidence", "value": 1.2}, "value", "expected a number between 0 and 1"),
@@ -152,11 +152,11 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
         ({"type": "feature", "name": "f", "value": [1]}, "value", "expected a finite number or a string"),
         ({"type": "feature", "name": "f", "value": True}, "value", "expected a finite number or a string"),
         ({"type": "feature", "name": "f"}, "value", "required field is missing"),
-        ({"type": "nope"}, "type", "expected one of: llm, confidence, evaluation, feedback, event, http, feature"),
+        ({"type": "nope"}, "type", "expected one of: llm, confidence, evaluation, feedback, event, http, tool, feature"),
         (
             {"model": "gpt-4o"},
             "type",
-            "required field is missing; expected one of: llm, confidence, evaluation, feedback, event, http, feature",
+            "required field is missing; expected one of: llm, confidence, evaluation, feedback, event, http, tool, feature",
         ),
         ({**SEED, "response_time_ms": -5}, "response_time_ms", "expected a number >= 0"),
         ({**SEED, "tokens_used": "150"}, "tokens_used", "expected an integer >= 0"),
