@@ -124,6 +124,7 @@ _FINISH = {
     "max_tokens": "length",  # Anthropic, Gemini, Bedrock
     "max_output_tokens": "length",  # OpenAI Responses: incomplete_details.reason
     "model_context_window_exceeded": "length",  # Anthropic, Bedrock
+    "continuation": "length",  # Gemini: the per-request token limit, to be continued
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",  # OpenAI's older functions
     "tool_use": "tool_calls",  # Anthropic, Bedrock
@@ -140,9 +141,14 @@ _FINISH = {
     "image_safety": "content_filter",
     "image_prohibited_content": "content_filter",
     "image_recitation": "content_filter",
+    "escalation": "content_filter",
+    "model_armor": "content_filter",
+    "pup_limited_disabled": "content_filter",  # an account limited for policy violations
     "malformed_function_call": "error",  # Gemini
     "unexpected_tool_call": "error",
     "too_many_tool_calls": "error",
+    "malformed_response": "error",
+    "missing_thought_signature": "error",
     "failed": "error",  # OpenAI Responses: status
     "error": "error",
     "language": "other",  # Gemini: an unsupported language
