@@ -24,13 +24,12 @@ from .usage import (
     ANTHROPIC,
     NAMELESS,
     Reading,
-    content_marker,
     error_type,
     has_output,
     model_of,
-    outcome_markers,
     read,
     stream_kind,
+    stream_markers,
 )
 
 if TYPE_CHECKING:
@@ -326,7 +325,13 @@ _DECODER = json.JSONDecoder()
 _UNDECIDED, _LLM, _IGNORE = 0, 1, 2
 _NO_MARK = b"\x00no content marker\x00"  # before the provider is known: in no chunk
 _N_GAP_COUNTS = len(CHUNK_GAP_BUCKETS) + 1
-_MAX_MARKED = 64  # blocks kept for the outcome: a few tool calls and the finish event, in practice
+_NOWHERE = 1 << 62  # an offset past the end of any chunk (startswith() there is False)
+_NO_GAPS: list[int] = []  # shared, and never written to: nothing is binned before a stream's own list is made
+_MAX_MARKED = 64  # blocks kept that may name a tool call (one per call, in practice)
+_OTHERS = 6  # blocks without content kept: the finish, usage, [DONE] and a provider's own last events
+# What the events that say how an answer ended hold: finish_reason, stop_reason, finishReason, stopReason;
+# the Responses API's response objects.
+_OUTCOME = (b'eason"', b'"incomplete_details"')
 
 
 class SseCapture(ResponseCapture):
@@ -334,11 +339,12 @@ class SseCapture(ResponseCapture):
 
     Until the first output token, every ``data:`` line is parsed (a handful of events). After that a
     chunk costs a few substring checks; events that may carry usage or an error are kept by reference
-    (the first and the last), as are those that may say how the answer ended or name a tool call (the
-    provider's markers, :func:`~.usage.outcome_markers`), and parsed in :meth:`finish`. A chunk with
-    content (the provider's :func:`~.usage.content_marker`) after the first token adds its gap since the
-    previous one to the stream's binned gaps: a subtraction and a bisect. A line longer than the cap is
-    dropped, and the stream is counted as unreadable if no usage could be read.
+    (the first and the last) and parsed in :meth:`finish`. How the answer ended and the tools it asks
+    for are read there too, from the last content chunk, the last few other chunks and those that may
+    name a tool call (one more substring check, :func:`~.usage.stream_markers`). A content chunk after
+    the first token adds its gap since the previous one to the stream's binned gaps (a substring check,
+    a subtraction and a bisect). A line longer than the cap is dropped, and the stream is counted as
+    unreadable if no usage could be read.
     """
 
     __slots__ = (
@@ -356,8 +362,11 @@ class SseCapture(ResponseCapture):
         "_error",
         "_over",
         "_content",
-        "_marks",
+        "_mark",
         "_marked",
+        "_others",
+        "_last_content",
+        "_at",
         "_gaps",
         "_seen",
     )
@@ -378,9 +387,14 @@ class SseCapture(ResponseCapture):
         self._error: bytes | None = None
         self._over = False
         self._content = _NO_MARK  # what a chunk with content holds (set once the provider is known)
-        self._marks: tuple[bytes, ...] = ()
-        self._marked: list[bytes] = []  # blocks that may say how the answer ended or name a tool call
-        self._gaps: list[int] | None = None  # counts by CHUNK_GAP_BUCKETS (then +Inf)
+        self._mark = _NO_MARK  # what a chunk that may name a tool call holds
+        self._marked: list[bytes] = []  # blocks that may name a tool call
+        self._others: list[bytes] = []  # the last few blocks without content (how the answer ended is there)
+        self._last_content = b""
+        self._at = _NOWHERE  # the offset of the content marker in the stream's content events, once seen
+        # Counts by CHUNK_GAP_BUCKETS (then +Inf), made when the stream is known to be an LLM's: none is
+        # binned before (no chunk holds the content marker until then).
+        self._gaps: list[int] = _NO_GAPS
         self._seen = 0.0  # when the last content chunk came
 
     def feed(self, chunk: bytes, now: float) -> None:
@@ -404,17 +418,17 @@ class SseCapture(ResponseCapture):
                 if self._state == _IGNORE:
                     return
                 self._seen = now
-            elif self._content in chunk:
-                # The one per-chunk cost of the gap histogram: binned here, recorded once at the end.
-                gaps = self._gaps
-                if gaps is None:
-                    gaps = self._gaps = [0] * _N_GAP_COUNTS
-                gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
+                self._last_content = chunk
+                self._if_marked(chunk)
+            elif chunk.startswith(self._content, self._at) and chunk.find(b"\n", self._at) >= len(chunk) - 2:
+                # The common chunk: one content event, its marker where the stream's content events have it
+                # (their prefix, id and model, is the same length in every event), so neither a search of
+                # the chunk nor a tool call in it. The gap is binned here and recorded once, at the end.
+                self._gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
                 self._seen = now
-            for mark in self._marks:
-                if mark in chunk:
-                    self._mark(chunk)
-                    break
+                self._last_content = chunk
+            else:
+                self._other_chunk(chunk, now)
             if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
                 kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
                 if self._first is None:
@@ -476,12 +490,24 @@ class SseCapture(ResponseCapture):
         self._over = True
         return b"\n".join(kept)
 
-    def _mark(self, block: bytes) -> None:
-        marked = self._marked
-        if len(marked) < _MAX_MARKED:
-            marked.append(block)
-        else:  # past the cap the last block is still the latest: it says how the answer ended
-            marked[-1] = block
+    def _other_chunk(self, chunk: bytes, now: float) -> None:
+        """A chunk after the first token that is not one plain content event: searched whole."""
+        at = chunk.find(self._content)
+        if at >= 0:
+            self._at = at  # where the next content events should have it
+            self._gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
+            self._seen = now
+            self._last_content = chunk
+        else:
+            others = self._others
+            others.append(chunk)
+            if len(others) > _OTHERS:
+                del others[0]
+        self._if_marked(chunk)
+
+    def _if_marked(self, chunk: bytes) -> None:
+        if self._mark in chunk and len(self._marked) < _MAX_MARKED:
+            self._marked.append(chunk)
 
     def _keep(self, block: bytes, marker: bytes) -> bytes:
         # A block normally holds one event; a big one (many events in one write) keeps only what is needed.
@@ -508,8 +534,9 @@ class SseCapture(ResponseCapture):
                     return
                 self._state = _LLM
                 self._provider, self._operation = kind
-                self._content = content_marker(obj)
-                self._marks = outcome_markers(obj)
+                if isinstance(obj, dict):
+                    self._content, self._mark = stream_markers(obj, spaced=b'": ' in payload)
+                    self._gaps = [0] * _N_GAP_COUNTS
             if not isinstance(obj, dict):
                 continue
             if self._model is None:
@@ -536,9 +563,14 @@ class SseCapture(ResponseCapture):
             if r is not None:
                 r.finish = r.tools = None  # taken from the marked events alone, so none counts twice
                 reading = reading.merge(r)
-        for block in self._marked:
+        blocks = [*self._marked]
+        for block in (self._last_content, *self._others):
+            if not any(block is b for b in blocks):  # a block read twice would count its tool calls twice
+                blocks.append(block)
+        marks = (self._mark, *_OUTCOME)
+        for block in blocks:
             for line in block.split(b"\n"):
-                if line[:5] != b"data:" or not any(mark in line for mark in self._marks):
+                if line[:5] != b"data:" or not any(mark in line for mark in marks):
                     continue
                 try:
                     r = read(json.loads(line[5:]))
@@ -572,7 +604,7 @@ class SseCapture(ResponseCapture):
             if reading.model is None and self._provider not in NAMELESS and not reading.has_usage:
                 return None  # never saw anything identifying a model call
             gaps = None
-            if self._gaps is not None:
+            if any(self._gaps):
                 first = self._ttft if self._ttft is not None else start
                 gaps = ChunkGaps(self._gaps, max(self._seen - first, 0.0))  # the gaps add up to this span
             return _call(reading, start, end, self._ttft, status, _SSE, stream=True, gaps=gaps)

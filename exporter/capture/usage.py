@@ -542,34 +542,26 @@ def stream_kind(obj: Any) -> tuple[str, str] | None:
 
 
 # What marks a stream chunk with content (its gap since the previous one is observed), and what marks the
-# events that may say how the answer ended or name a tool call (kept, and parsed at the end), by the shape
-# of the stream's first event. OpenAI's chunks all say "finish_reason":null: only a string value marks one.
-_CHAT_CONTENT = b'content"'  # "content", "reasoning_content"
-_CHAT_MARKS = (b'_reason":"', b'_reason": "', b'"name"')
-_COMPLETION_CONTENT = b'"text"'
-_RESPONSES_CONTENT, _RESPONSES_MARKS = b'.delta"', (b'"incomplete_details"',)  # the response objects
-_ANTHROPIC_CONTENT, _ANTHROPIC_MARKS = b'"content_block_delta"', (b'tool_use"', b'"stop_reason"')
-_GEMINI_CONTENT, _GEMINI_MARKS = b'"parts"', (b'"functionCall"', b'"finishReason"')
+# chunks that may name a tool call (kept, and parsed at the end), by the shape of the stream's first event;
+# a producer that writes JSON with spaces (json.dumps' default) writes them in every event.
+_NONE = b"\x00none\x00"  # in no chunk: the Responses API names its tool calls in its last event
+_CHAT = ((b'content":"', b'content": "'), b'"name"')  # "content" and "reasoning_content" with text
+_COMPLETION = ((b'"text":"', b'"text": "'), _NONE)
+_RESPONSES = (b'.delta"', _NONE)  # output_text, reasoning and function-call arguments deltas
+_ANTHROPIC = (b'"content_block_delta"', b'tool_use"')
+_GEMINI = (b'"text"', b'"functionCall"')
 
 
-def content_marker(first: dict[str, Any]) -> bytes:
-    """What a chunk of the stream that began with ``first`` holds when it carries content."""
+def stream_markers(first: dict[str, Any], *, spaced: bool) -> tuple[bytes, bytes]:
+    """(what a content chunk holds, what a chunk that may name a tool call holds) of the stream that began
+    with ``first``. A content chunk is one the model's text (or reasoning) comes in."""
     if isinstance(first.get("choices"), list):
-        return _COMPLETION_CONTENT if first.get("object") == "text_completion" else _CHAT_CONTENT
+        found = _COMPLETION if first.get("object") == "text_completion" else _CHAT
+        return found[0][spaced], found[1]
     kind = first.get("type")
     if isinstance(kind, str):
-        return _RESPONSES_CONTENT if kind.startswith("response.") else _ANTHROPIC_CONTENT
-    return _GEMINI_CONTENT
-
-
-def outcome_markers(first: dict[str, Any]) -> tuple[bytes, ...]:
-    """What the events that may say how the answer ended, or name a tool call, hold."""
-    if isinstance(first.get("choices"), list):
-        return _CHAT_MARKS
-    kind = first.get("type")
-    if isinstance(kind, str):
-        return _RESPONSES_MARKS if kind.startswith("response.") else _ANTHROPIC_MARKS
-    return _GEMINI_MARKS
+        return _RESPONSES if kind.startswith("response.") else _ANTHROPIC
+    return _GEMINI
 
 
 def model_of(obj: dict[str, Any]) -> str | None:

@@ -94,12 +94,12 @@ def test_one_track_request_of_10000_llm_events_stays_within_the_budget(registry:
     assert counts["llm_requests"] == 1250 * 2  # _total and _created per child
     assert counts["llm_tokens"] == 1250 * 2
     assert counts["gen_ai_client_token_usage"] == 138 * 18  # 14 buckets, +Inf, count, sum, created
-    assert counts["gen_ai_client_operation_duration_seconds"] == 131 * 19
+    assert counts["gen_ai_client_operation_duration_seconds"] == 119 * 21  # 17 buckets
     # Every one of the 10,000 (provider, model) pairs is new: past the first 1249, each is folded and counted.
     assert folded(registry, "llm_requests_total") == 10_000 - 1249
     assert folded(registry, "llm_tokens_total") == 20_000 - 1249  # one pair per token type
     assert folded(registry, "gen_ai_client_token_usage") == 20_000 - 137
-    assert folded(registry, "gen_ai_client_operation_duration_seconds") == 10_000 - 130
+    assert folded(registry, "gen_ai_client_operation_duration_seconds") == 10_000 - 118
     overflow = {"gen_ai_provider_name": OVERFLOW, "gen_ai_request_model": OVERFLOW, "http_route": OVERFLOW}
     assert value(registry, "llm_requests_total", **overflow, outcome=OVERFLOW) == 10_000 - 1249
     tokens = [
