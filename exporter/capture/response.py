@@ -5,8 +5,9 @@ The middleware calls :func:`start_capture` with the first body chunk of a stream
 and :meth:`ResponseCapture.finish` at the end, which returns what was read: the :class:`LLMCall` to
 record, an :class:`Unreadable` to count, or None. The caller records it. Capture only reads: chunks
 are never held back or changed. Memory is bounded: a JSON body is kept up to ``max_json_bytes``; an SSE
-stream keeps only its current partial line (same cap) and references to the last events that carry
-usage, which are parsed once, at the end. Results do not depend on where chunk boundaries fall.
+stream keeps only its current partial line (same cap), references to the last events that carry
+usage or may say how the answer ended, to at most 64 that may name a tool call, and a dozen gap counts;
+they are parsed once, at the end. Results do not depend on where chunk boundaries fall.
 """
 
 from __future__ import annotations
@@ -341,10 +342,11 @@ class SseCapture(ResponseCapture):
     chunk costs a few substring checks; events that may carry usage or an error are kept by reference
     (the first and the last) and parsed in :meth:`finish`. How the answer ended and the tools it asks
     for are read there too, from the last content chunk, the last few other chunks and those that may
-    name a tool call (one more substring check, :func:`~.usage.stream_markers`). A content chunk after
-    the first token adds its gap since the previous one to the stream's binned gaps (a substring check,
-    a subtraction and a bisect). A line longer than the cap is dropped, and the stream is counted as
-    unreadable if no usage could be read.
+    name a tool call (:func:`~.usage.stream_markers`). A chunk that is one content event, the common
+    case, costs a prefix check where the stream's content events have their marker, and adds its gap
+    since the previous one to the stream's binned gaps (a subtraction and a bisect); other chunks are
+    searched whole. A line longer than the cap is dropped, and the stream is counted as unreadable if
+    no usage could be read.
     """
 
     __slots__ = (
