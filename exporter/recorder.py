@@ -305,7 +305,9 @@ class Recorder:
             self._observe(m.llm_ttft, provider, model, response)(call.ttft)
         outcome = "error" if call.error_type else "ok"
         self._add(m.llm_requests, provider, model, response, outcome, route, *tenant)(1)
-        if call.finish_reasons or call.tool_calls or call.chunk_gaps is not None or call.ttft is not None:
+        for reason in call.finish_reasons:
+            self._add(m.llm_finish_reasons, provider, model, reason)(1)
+        if call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
             self._stream_and_tools(call, provider, model, response)
 
         cost: Cost | None = None
@@ -340,10 +342,8 @@ class Recorder:
         return cost
 
     def _stream_and_tools(self, call: LLMCall, provider: str, model: str, response: str) -> None:
-        """How a call's answer ended, the tools it asked for, and how fast its stream came."""
+        """The tools a call's answer asked for, and how fast its stream came."""
         m = self.metrics
-        for reason in call.finish_reasons:
-            self._add(m.llm_finish_reasons, provider, model, reason)(1)
         for name in call.tool_calls:
             self._add(m.llm_tool_calls, provider, model, self.guard("gen_ai_tool_name", name))(1)
         # Time per output token, where the output tokens are known: a stream's first token and end (a failed

@@ -323,23 +323,26 @@ def _openai_choices(r: Reading, choices: list[Any]) -> None:
     finish: list[str] = []
     tools: list[tuple[Any, str | None]] = []
     for i, choice in enumerate(choices):
-        reason = get(choice, "finish_reason")
-        if isinstance(reason, str) and reason:
+        if type(choice) is dict:  # parsed JSON (the capture path): read directly, the SDK objects through get()
+            reason, message, index = choice.get("finish_reason"), choice.get("message"), choice.get("index")
+        else:
+            reason, message, index = get(choice, "finish_reason"), get(choice, "message"), get(choice, "index")
+        if reason is not None and type(reason) is str and reason:
             finish.append(finish_reason(reason))
-        message = get(choice, "message")
         delta = message is None
         if delta:
             message = get(choice, "delta")
-        calls = get(message, "tool_calls")
-        if isinstance(calls, list):
-            index = get(choice, "index")
+        if type(message) is dict:
+            calls, function = message.get("tool_calls"), message.get("function_call")
+        else:
+            calls, function = get(message, "tool_calls"), get(message, "function_call")
+        if calls and isinstance(calls, list):
             for j, call in enumerate(calls):
                 name = _str(get(get(call, "function"), "name"))
                 at = get(call, "index")
                 key = (i if index is None else index, j if at is None else at) if delta else None
                 tools.append((key, name))
-        function = get(message, "function_call")  # the older functions API: one call, named in its first delta
-        if function is not None:
+        if function is not None:  # the older functions API: one call, named in its first delta
             tools.append(((i, "function_call") if delta else None, _str(get(function, "name"))))
     if finish:
         r.finish = tuple(finish)
