@@ -107,7 +107,9 @@ class Reading:
             self.tools = _add_tools(self.tools or (), later.tools)
 
     def tool_names(self) -> tuple[str, ...]:
-        return tuple(name or "unknown" for _, name in self.tools or ())
+        if not self.tools:  # the common answer: no tool call
+            return ()
+        return tuple(name or "unknown" for _, name in self.tools)
 
     @property
     def has_usage(self) -> bool:
