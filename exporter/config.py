@@ -35,18 +35,26 @@ HTTP_DURATION_BUCKETS = (
     15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0,
 )  # fmt: skip
 BODY_SIZE_BUCKETS = (0.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0)
-# OTel gen_ai.client.operation.duration boundaries, plus one more doubling for slow reasoning models.
+# OTel gen_ai.client.operation.duration boundaries (to 81.92 s), doubled on to 655.36 s: reasoning models
+# and long streams run 60-600 s, which a top bucket of 81.92 s would hide in +Inf.
 LLM_DURATION_BUCKETS = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84,
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92, 163.84, 327.68, 655.36,
 )  # fmt: skip
 # OTel gen_ai.client.token.usage boundaries.
 TOKEN_BUCKETS = (
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
     16777216.0, 67108864.0,
 )  # fmt: skip
-# OTel gen_ai.server.time_to_first_token boundaries, extended to 60 s.
+# OTel gen_ai.server.time_to_first_token boundaries (to 10 s), then 7.5 s doubled on to 120 s: a reasoning
+# model may think for minutes before its first visible token.
 TTFT_BUCKETS = (
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0,
+    120.0,
+)  # fmt: skip
+# Time per output token, 1 ms to 1 s: OTel gen_ai.server.time_per_output_token's boundaries below 1 s, with
+# the millisecond steps of fast models (a small model streams a token every 2-5 ms).
+TPOT_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
 )  # fmt: skip
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 RATING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0)
@@ -64,7 +72,7 @@ MAX_BASELINE_SIZE = 100_000  # values held per feature until its baseline is bui
 MAX_DRIFT_CATEGORIES = 1_000
 MAX_DRIFT_USER_FEATURES = 500
 MIN_SECONDS = 0.001  # the shortest window or interval
-# Series per metric family. 18 families of 2500 keep the whole exposition of one process under ~43k series
+# Series per metric family. 26 families of 2500 keep the whole exposition of one process under ~64k series
 # (README, "Series budget"), which renders in well under a second.
 SERIES_BUDGET = 2500
 
@@ -90,6 +98,8 @@ class Buckets:
     llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_client_operation_duration_seconds (or _inference_)
     llm_tokens: tuple[float, ...] = TOKEN_BUCKETS  # gen_ai_client_token_usage
     llm_ttft: tuple[float, ...] = TTFT_BUCKETS  # gen_ai_client_operation_time_to_first_chunk_seconds
+    llm_tpot: tuple[float, ...] = TPOT_BUCKETS  # llm_time_per_output_token_seconds
+    tool_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_execute_tool_duration_seconds
     confidence: tuple[float, ...] = SCORE_BUCKETS  # llm_confidence
     evaluation_score: tuple[float, ...] = SCORE_BUCKETS  # llm_evaluation_score
     feedback_rating: tuple[float, ...] = RATING_BUCKETS  # llm_feedback_rating

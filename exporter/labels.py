@@ -27,12 +27,27 @@ TOKEN_TYPE = "gen_ai_token_type"
 COST_SOURCE = "cost_source"  # provider (given by the payload) or estimated (from the price data)
 TENANT = "tenant"
 RESOURCE = "resource"  # what a provider's rate limit counts: requests, tokens, input_tokens, output_tokens
+TOOL_NAME = "gen_ai_tool_name"  # a tool an answer asks for, or one executed (capped)
+FINISH_REASON = "reason"  # why an answer ended, normalised (observations.FINISH_REASONS)
 
 HTTP = (METHOD, ROUTE, STATUS)
 # Every dynamic label name below: static labels from config may not reuse one.
 LABEL_NAMES = frozenset(
     {METHOD, ROUTE, STATUS, ERROR_TYPE, OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE, COST_SOURCE, TENANT}
-    | {RESOURCE, "outcome", "label", "evaluation", "event", "feature", "method", "format", "result", "reason", "source"}
+    | {
+        RESOURCE,
+        TOOL_NAME,
+        "outcome",
+        "label",
+        "evaluation",
+        "event",
+        "feature",
+        "method",
+        "format",
+        "result",
+        "reason",
+        "source",
+    }
 )
 
 # OTel semconv: methods outside this set are recorded as _OTHER, so a client can't create series at will.

@@ -2,7 +2,12 @@
 
     with llm.call("gpt-4o", provider="openai") as c:        # or ``async with``
         response = client.chat.completions.create(...)
-        c.usage(response)                                   # tokens from an OpenAI / Anthropic / Gemini response
+        c.usage(response)                                   # tokens, finish reason and tool calls of a response
+
+    with llm.call("gpt-4o", provider="openai") as c:        # a stream
+        for event in client.chat.completions.create(..., stream=True):
+            c.chunk()                                       # first token, then the gaps between chunks
+            c.usage(event)
 
     @llm.track(model="claude-sonnet-4-5", provider="anthropic")
     async def answer(question: str) -> Message: ...
@@ -24,6 +29,7 @@ import functools
 import inspect
 import threading
 import time
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -33,7 +39,19 @@ from typing import Any, TypeVar
 from .capture.usage import Reading, read
 from .checks import OPTIONAL_TEXT, Wrong
 from .context import block_var, current_recorder, current_route
-from .observations import MISSING, Confidence, Cost, Evaluation, Event, Feature, Feedback, LLMCall, from_fields
+from .observations import (
+    CHUNK_GAP_BUCKETS,
+    MISSING,
+    ChunkGaps,
+    Confidence,
+    Cost,
+    Evaluation,
+    Event,
+    Feature,
+    Feedback,
+    LLMCall,
+    from_fields,
+)
 from .recorder import Recorder
 
 __all__ = [
@@ -160,6 +178,9 @@ def record(
     tenant: str | None = None,
     timestamp: float | datetime | None = None,
     response_model: str | None = None,
+    finish_reasons: str | list[str] | None = None,
+    tool_calls: list[str] | None = None,
+    chunk_gaps: list[float] | None = None,
     request_id: str | None = None,
     recorder: Recorder | None = None,
 ) -> Cost | None:
@@ -168,6 +189,10 @@ def record(
     ``input_tokens`` and ``output_tokens`` are totals; the other counts are the parts of them the provider
     reported (see :class:`~exporter.observations.LLMCall`). ``cost_usd`` is a cost the provider billed, used
     as is (``cost_source="provider"``); without it the cost is estimated from the price data.
+    ``finish_reasons``: how the answer ended (one, or one per choice: ``stop``, ``length``... or the
+    provider's own value, ``end_turn``, ``MAX_TOKENS``); ``tool_calls``: the name of each tool call it asks
+    for; ``chunk_gaps``: a stream's seconds between content chunks. A stream's ``ttft`` with its
+    ``duration`` and ``output_tokens`` gives its time per output token.
     """
     call = _checked(
         LLMCall,
@@ -193,6 +218,9 @@ def record(
         tenant=tenant,
         timestamp=timestamp,
         response_model=response_model,
+        finish_reasons=finish_reasons,
+        tool_calls=tool_calls,
+        chunk_gaps=chunk_gaps,
     )
     request_id = _request_id(request_id)
     call.route = current_route()  # the endpoint whose handler made the call, as outbound capture has it
@@ -207,7 +235,7 @@ def _emit(rec: Recorder, call: LLMCall, request_id: str | None) -> Cost | None:
 
 # The fields of the LLM call that a Call takes as attributes: its token counts, a given cost, the response model.
 _TOKENS = tuple(name for name in LLMCall.FIELDS if name.endswith("_tokens"))
-_VALUES = (*_TOKENS, "cost_usd", "response_model")
+_VALUES = (*_TOKENS, "cost_usd", "response_model", "finish_reasons", "tool_calls")
 
 
 class _Checked:
@@ -237,6 +265,8 @@ class Call:
         "_values",
         "_start",
         "_ttft",
+        "_seen",
+        "_gaps",
         "_reading",
         "_outer",
         "_read",
@@ -264,6 +294,8 @@ class Call:
         self._values: dict[str, Any] = {name: LLMCall.FIELDS[name].default for name in _VALUES}
         self._start: float | None = None
         self._ttft: float | None = None
+        self._seen = 0.0  # when the last chunk came (perf_counter)
+        self._gaps: ChunkGaps | None = None
         self._reading: Reading | None = None
         self._outer = False  # whether an enclosing block was open when this one began
         self._read = 0  # provider payloads given to usage()
@@ -283,13 +315,31 @@ class Call:
     output_image_tokens = _Checked()
     cost_usd = _Checked()
     response_model = _Checked()
+    finish_reasons = _Checked()  # one or a list (per choice); the provider's values are normalised
+    tool_calls = _Checked()  # the names of the tool calls the answer asks for
 
     def first_token(self) -> None:
         """Mark the arrival of the first output token (streams); later calls are ignored."""
         if self._start is None:
             raise RuntimeError("first_token() is for inside `with llm.call(...)`")
         if self._ttft is None:
-            self._ttft = time.perf_counter() - self._start
+            self._seen = now = time.perf_counter()
+            self._ttft = now - self._start
+
+    def chunk(self) -> None:
+        """Mark the arrival of a content chunk of a stream: the first marks the first token, each later one
+        adds its gap since the previous one (one clock read and a bisect, recorded at the end)."""
+        if self._ttft is None:
+            self.first_token()
+            return
+        now = time.perf_counter()
+        gap = now - self._seen
+        self._seen = now
+        gaps = self._gaps
+        if gaps is None:
+            gaps = self._gaps = ChunkGaps()
+        gaps.counts[bisect_left(CHUNK_GAP_BUCKETS, gap)] += 1
+        gaps.total += gap
 
     def usage(self, response: Any) -> bool:
         """Take token counts from a response (or a stream event) of OpenAI, Anthropic or Gemini, as a dict
@@ -339,6 +389,11 @@ class Call:
         if r is not None:
             if values["response_model"] is None:
                 values["response_model"] = r.model
+            # What the caller set wins over what the provider's payloads said.
+            if not values["finish_reasons"] and r.finish:
+                values["finish_reasons"] = r.finish
+            if not values["tool_calls"] and r.tools:
+                values["tool_calls"] = r.tool_names()
             # A provider's answer was read, it ended well, and no count came from it or from the caller.
             if self.error_type is None and not r.has_usage and not any(values[n] for n in _TOKENS):
                 missing = "stream_without_usage" if self._read > 1 else "response_without_usage"
@@ -349,6 +404,7 @@ class Call:
             operation=self.operation,
             duration=duration,
             ttft=self._ttft,
+            chunk_gaps=self._gaps,
             error_type=self.error_type,
             tenant=self.tenant,
             route=current_route(),  # in place of the outbound calls it stands for, with their route
@@ -400,8 +456,9 @@ def track(
     """Decorator: each call of the function is one LLM call, timed, with usage from what it returns.
 
     Works on functions, coroutines, generators and async generators; for the generators the call lasts
-    until the generator is exhausted, the first yielded item marks the first token, and usage is read
-    from the yielded items (stream events).
+    until the generator is exhausted, each yielded item is a chunk (the first marks the first token, the
+    later ones' gaps are observed), and usage, finish reasons and tool calls are read from the yielded
+    items (stream events).
     """
     _check(LLMCall, "model", model)
     if provider is not None:
@@ -419,7 +476,7 @@ def track(
             async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
                 async with new_call() as c:
                     async for item in fn(*args, **kwargs):
-                        c.first_token()
+                        c.chunk()
                         c.usage(item)
                         yield item
 
@@ -430,7 +487,7 @@ def track(
             def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
                 with new_call() as c:
                     for item in fn(*args, **kwargs):
-                        c.first_token()
+                        c.chunk()
                         c.usage(item)
                         yield item
 

@@ -9,8 +9,9 @@ token counts whole tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from .checks import NAME, OPTIONAL_TEXT, TEXT, Rule, Wrong, category_or_number, count, number, timestamp
@@ -107,6 +108,122 @@ _TOKEN_PARTS = (
 )
 
 
+# -- how an answer ended, what it asked for, how its chunks came ------------------------------------------
+
+# Why an answer ended, normalised across providers (the ``reason`` of llm_finish_reasons_total).
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "error", "other")
+# Each provider's values (OpenAI chat and Responses, Anthropic, Gemini, Bedrock Converse; the OTel
+# conventions' gen_ai.response.finish_reasons carry these as the provider said them). Compared lowercased.
+_FINISH = {
+    "stop": "stop",
+    "end_turn": "stop",  # Anthropic, Bedrock
+    "stop_sequence": "stop",
+    "completed": "stop",  # OpenAI Responses: status
+    "finish_reason_unspecified": "other",  # Gemini
+    "length": "length",
+    "max_tokens": "length",  # Anthropic, Gemini, Bedrock
+    "max_output_tokens": "length",  # OpenAI Responses: incomplete_details.reason
+    "model_context_window_exceeded": "length",  # Anthropic, Bedrock
+    "continuation": "length",  # Gemini: the per-request token limit, to be continued
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",  # OpenAI's older functions
+    "tool_use": "tool_calls",  # Anthropic, Bedrock
+    "pause_turn": "other",  # Anthropic: a server tool paused the turn
+    "content_filter": "content_filter",
+    "content_filtered": "content_filter",  # Bedrock
+    "guardrail_intervened": "content_filter",  # Bedrock
+    "refusal": "content_filter",  # Anthropic
+    "safety": "content_filter",  # Gemini
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "spii": "content_filter",
+    "image_safety": "content_filter",
+    "image_prohibited_content": "content_filter",
+    "image_recitation": "content_filter",
+    "escalation": "content_filter",
+    "model_armor": "content_filter",
+    "pup_limited_disabled": "content_filter",  # an account limited for policy violations
+    "malformed_function_call": "error",  # Gemini
+    "unexpected_tool_call": "error",
+    "too_many_tool_calls": "error",
+    "malformed_response": "error",
+    "missing_thought_signature": "error",
+    "failed": "error",  # OpenAI Responses: status
+    "error": "error",
+    "language": "other",  # Gemini: an unsupported language
+    "other": "other",
+    "no_image": "other",
+    "image_other": "other",
+}
+
+
+def finish_reason(value: str) -> str:
+    """The normalised finish reason of a provider's value (``end_turn``, ``MAX_TOKENS``...); ``other`` for a
+    value no provider documents (providers add values; they are counted, not lost)."""
+    return _FINISH.get(value.lower(), "other")
+
+
+def _finish_reasons(value: Any) -> tuple[str, ...]:
+    """The rule of a caller's finish reason: one value or a list (one per choice), each one of
+    ``FINISH_REASONS`` or a provider's value that maps to one; an unknown value is refused."""
+    values = value if isinstance(value, list | tuple) else [value]
+    found = []
+    for item in values:
+        if not isinstance(item, str) or item.lower() not in _FINISH:
+            raise Wrong(f"expected one of {', '.join(FINISH_REASONS)} (or a provider's value such as end_turn)")
+        found.append(_FINISH[item.lower()])
+    return tuple(found)
+
+
+def _tool_names(value: Any) -> tuple[str, ...]:
+    """The rule of a caller's tool calls: the list of the tools' names, one per call asked for."""
+    if not isinstance(value, list | tuple):
+        raise Wrong("expected a list of tool names, one per tool call")
+    try:
+        return tuple(NAME(item) for item in value)
+    except Wrong as exc:
+        raise Wrong(f"expected a list of tool names: {exc.message}") from None
+
+
+# The boundaries of gen_ai_client_operation_time_per_output_chunk_seconds: fixed (not in the buckets
+# config) because response capture bins each gap as it comes, before it knows which recorder it feeds.
+CHUNK_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)
+
+
+@dataclass(slots=True)
+class ChunkGaps:
+    """The gaps between a stream's content chunks, binned by ``CHUNK_GAP_BUCKETS`` (a count per bound,
+    then +Inf) with their sum in seconds: a stream of any length is a few numbers, recorded at its end."""
+
+    counts: list[int] = field(default_factory=lambda: [0] * (len(CHUNK_GAP_BUCKETS) + 1))
+    total: float = 0.0
+
+    @classmethod
+    def of(cls, gaps: Iterable[float]) -> ChunkGaps:
+        binned = cls()
+        for gap in gaps:
+            binned.counts[bisect_left(CHUNK_GAP_BUCKETS, gap)] += 1
+            binned.total += gap
+        return binned
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+
+_GAP = number()
+
+
+def _chunk_gaps(value: Any) -> ChunkGaps:
+    """The rule of a caller's chunk gaps: a list of seconds (each a number >= 0)."""
+    if not isinstance(value, list | tuple):
+        raise Wrong("expected a list of seconds between content chunks")
+    try:
+        return ChunkGaps.of(_GAP(gap) for gap in value)
+    except Wrong as exc:
+        raise Wrong(f"expected a list of seconds between content chunks: {exc.message}") from None
+
+
 @dataclass(slots=True)
 class LLMCall:
     """One LLM operation. ``input_tokens`` and ``output_tokens`` are totals; the other counts are parts of
@@ -146,6 +263,9 @@ class LLMCall:
     # Why the answer has no usage (e.g. ``stream_without_usage``): set by the readers of provider answers, which
     # then book no tokens and no cost. Not an input field: a caller who knows no counts gives none.
     missing_usage: str | None = None
+    finish_reasons: tuple[str, ...] = ()  # normalised (FINISH_REASONS), one per choice; () when none was said
+    tool_calls: tuple[str, ...] = ()  # the name of each tool call the answer asks for
+    chunk_gaps: ChunkGaps | None = None  # streams: the gaps between content chunks after the first
 
     FIELDS: ClassVar[dict[str, Field]] = {
         "model": REQUIRED_NAME,
@@ -170,6 +290,9 @@ class LLMCall:
         "tenant": OPTIONAL,
         "timestamp": WHEN,
         "response_model": OPTIONAL,
+        "finish_reasons": Field(_finish_reasons, default=()),
+        "tool_calls": Field(_tool_names, default=()),
+        "chunk_gaps": Field(_chunk_gaps),
     }
 
     def kinds(self) -> tuple[int, ...] | None:
@@ -287,6 +410,21 @@ class HttpRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolExecution:
+    """One run of a tool an agent called (an ``execute_tool`` span): its name, seconds, and error class."""
+
+    name: str
+    duration: float
+    error_type: str | None = None
+
+    FIELDS: ClassVar[dict[str, Field]] = {
+        "name": REQUIRED_NAME,
+        "duration": Field(number(), required=True, seconds=True),
+        "error_type": OPTIONAL,
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class Feature:
     """A value of a drift feature: a number or a category."""
 
@@ -296,8 +434,8 @@ class Feature:
     FIELDS: ClassVar[dict[str, Field]] = {"name": REQUIRED_NAME, "value": Field(category_or_number, required=True)}
 
 
-Observation = LLMCall | Confidence | Prediction | Evaluation | Feedback | Event | HttpRequest | Feature
-_O = TypeVar("_O", LLMCall, Confidence, Prediction, Evaluation, Feedback, Event, HttpRequest, Feature)
+Observation = LLMCall | Confidence | Prediction | Evaluation | Feedback | Event | HttpRequest | ToolExecution | Feature
+_O = TypeVar("_O", LLMCall, Confidence, Prediction, Evaluation, Feedback, Event, HttpRequest, ToolExecution, Feature)
 
 MISSING = "required field is missing"
 

@@ -34,12 +34,13 @@ from .observations import (
     Observation,
     Prediction,
     RateLimit,
+    ToolExecution,
     Unreadable,
 )
 from .pricing import KINDS, PricingTable
 from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
-from .prometheus.fastpath import adder, http_observer, observer, unlocked
+from .prometheus.fastpath import adder, binned_observer, http_observer, observer, unlocked
 from .prometheus.multiprocess import multiprocess_dir
 from .sinks import BridgeOutput, DriftOutput, Sink
 
@@ -85,6 +86,7 @@ class Recorder:
         self._http_overflow: tuple[Any, Any, Any, Any] | None = None
         self._ttfb_overflow: Callable[[float], None] | None = None
         self._rows: dict[tuple[str, ...], _ByKind] = {}
+        self._binned: dict[tuple[str, ...], Callable[[list[int], float], None]] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -304,6 +306,10 @@ class Recorder:
             self._observe(m.llm_ttft, provider, model, response)(call.ttft)
         outcome = "error" if call.error_type else "ok"
         self._add(m.llm_requests, provider, model, response, outcome, route, *tenant)(1)
+        for reason in call.finish_reasons:
+            self._add(m.llm_finish_reasons, provider, model, reason)(1)
+        if call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
+            self._stream_and_tools(call, provider, model, response)
 
         cost: Cost | None = None
         kinds = None if call.missing_usage else call.kinds()
@@ -338,6 +344,39 @@ class Recorder:
             for sink in self.sinks:
                 sink.on_llm(call, cost, ts)
         return cost
+
+    def _stream_and_tools(self, call: LLMCall, provider: str, model: str, response: str) -> None:
+        """The tools a call's answer asked for, and how fast its stream came."""
+        m = self.metrics
+        for name in call.tool_calls:
+            self._add(m.llm_tool_calls, provider, model, self.guard("gen_ai_tool_name", name))(1)
+        # Time per output token, where the output tokens are known: a stream's first token and end (a failed
+        # call's count is partial, one without usage has none: neither is observed, rather than guessed).
+        n = call.output_tokens
+        if (
+            call.ttft is not None
+            and call.duration is not None
+            and n > 1
+            and not call.error_type
+            and not call.missing_usage
+        ):
+            self._observe(m.llm_tpot, provider, model, response)(max(call.duration - call.ttft, 0.0) / (n - 1))
+        gaps = call.chunk_gaps
+        if gaps is not None and len(gaps):
+            values = (provider, model, response)
+            add = self._binned.get(values)
+            if add is None:
+                admitted = m.admit(m.llm_chunk_gap, values)
+                add = self._binned.get(admitted)
+                if add is None:
+                    add = self._binned[admitted] = binned_observer(m.llm_chunk_gap.labels(*admitted, *m.static))
+            add(gaps.counts, gaps.total)
+
+    def tool(self, execution: ToolExecution) -> None:
+        """One run of a tool (an ``execute_tool`` span): its duration, by tool name and error type."""
+        name = self.guard("gen_ai_tool_name", execution.name)
+        error = self.guard("error_type", execution.error_type) if execution.error_type else ""
+        self._observe(self.metrics.tool_duration, name, error)(execution.duration)
 
     def _book(self, call: LLMCall, kinds: tuple[int, ...], key: tuple[str, ...]) -> Cost | None:
         """Book the call's tokens by kind and its cost: the provider's figure as given, else priced from the
@@ -425,6 +464,8 @@ class Recorder:
         elif isinstance(o, HttpRequest):
             route = self.route(o.route)
             self.http(o.method, route, o.status, o.duration, o.request_bytes, o.response_bytes)
+        elif isinstance(o, ToolExecution):
+            self.tool(o)
         else:
             self.feature(o.name, o.value)
 

@@ -5,8 +5,9 @@ The middleware calls :func:`start_capture` with the first body chunk of a stream
 and :meth:`ResponseCapture.finish` at the end, which returns what was read: the :class:`LLMCall` to
 record, an :class:`Unreadable` to count, or None. The caller records it. Capture only reads: chunks
 are never held back or changed. Memory is bounded: a JSON body is kept up to ``max_json_bytes``; an SSE
-stream keeps only its current partial line (same cap) and references to the last events that carry
-usage, which are parsed once, at the end. Results do not depend on where chunk boundaries fall.
+stream keeps only its current partial line (same cap), references to the last events that carry
+usage or may say how the answer ended, to at most 64 that may name a tool call, and a dozen gap counts;
+they are parsed once, at the end. Results do not depend on where chunk boundaries fall.
 """
 
 from __future__ import annotations
@@ -14,12 +15,23 @@ from __future__ import annotations
 import json
 import logging
 import re
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from ..checks import MAX_INT
-from ..observations import Captured, LLMCall, Unreadable
+from ..observations import CHUNK_GAP_BUCKETS, Captured, ChunkGaps, LLMCall, Unreadable, finish_reason
 from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
-from .usage import ANTHROPIC, NAMELESS, Reading, error_type, has_output, model_of, read, stream_kind
+from .usage import (
+    ANTHROPIC,
+    NAMELESS,
+    Reading,
+    error_type,
+    has_output,
+    model_of,
+    read,
+    stream_kind,
+    stream_markers,
+)
 
 if TYPE_CHECKING:
     from ..config import CaptureConfig
@@ -141,7 +153,15 @@ _JSON, _SSE = Unreadable("json"), Unreadable("sse")
 
 
 def _call(
-    reading: Reading, start: float, end: float, ttft: float | None, status: int, fmt: Unreadable, *, stream: bool
+    reading: Reading,
+    start: float,
+    end: float,
+    ttft: float | None,
+    status: int,
+    fmt: Unreadable,
+    *,
+    stream: bool,
+    gaps: ChunkGaps | None = None,
 ) -> Captured:
     """The call a reading describes, or ``fmt`` (unreadable) when its token counts break the rule for them:
     counts past 2**53 would swamp every later increment, and a call recorded without them would be wrong."""
@@ -167,6 +187,9 @@ def _call(
         cost_usd=reading.cost,
         response_model=reading.model,
         missing_usage=missing,
+        finish_reasons=reading.finish or (),
+        tool_calls=reading.tool_names(),
+        chunk_gaps=gaps,
         **counts,
     )
 
@@ -273,6 +296,9 @@ class JsonCapture(ResponseCapture):
         model = models[-1] if models else None
         # A stand-in for the last item: what read() needs to see a Gemini response.
         reading = read({"candidates": [], "usageMetadata": meta, "modelVersion": model})
+        finish = _GEMINI_FINISH.findall(text)  # the last item says how the answer ended
+        if reading is not None and finish:
+            reading.finish = (finish_reason(finish[-1]),)
         if reading is not None and reading.has_usage:
             return _call(reading, start, end, self._ttft, status, _JSON, stream=True)
         return None
@@ -293,18 +319,33 @@ def _cut_off_llm_json(body: bytes) -> bool:
 _ARRAY_TAIL = 65_536  # bytes of a JSON-array stream kept: the last item's usage is in its last few hundred
 _GEMINI_USAGE = re.compile(r'"(?:usageMetadata|usage_metadata)"\s*:\s*(?=\{)')
 _GEMINI_MODEL = re.compile(r'"(?:modelVersion|model_version)"\s*:\s*"([^"\\]{1,200})"')
+_GEMINI_FINISH = re.compile(r'"finishReason"\s*:\s*"([A-Z_]{1,64})"')
 _DECODER = json.JSONDecoder()
 
 _UNDECIDED, _LLM, _IGNORE = 0, 1, 2
+_NO_MARK = b"\x00no content marker\x00"  # before the provider is known: in no chunk
+_N_GAP_COUNTS = len(CHUNK_GAP_BUCKETS) + 1
+_NOWHERE = 1 << 62  # an offset past the end of any chunk (startswith() there is False)
+_NO_GAPS: list[int] = []  # shared, and never written to: nothing is binned before a stream's own list is made
+_MAX_MARKED = 64  # blocks kept that may name a tool call (one per call, in practice)
+_OTHERS = 6  # blocks without content kept: the finish, usage, [DONE] and a provider's own last events
+# What the events that say how an answer ended hold: finish_reason, stop_reason, finishReason, stopReason;
+# the Responses API's response objects.
+_OUTCOME = (b'eason"', b'"incomplete_details"')
 
 
 class SseCapture(ResponseCapture):
     """A ``text/event-stream`` body: OpenAI chat / completions / Responses, Anthropic or Gemini events.
 
     Until the first output token, every ``data:`` line is parsed (a handful of events). After that a
-    chunk costs two substring checks; events that may carry usage or an error are kept by reference
-    (the first and the last) and parsed in :meth:`finish`. A line longer than the cap is dropped,
-    and the stream is counted as unreadable if no usage could be read.
+    chunk costs a few substring checks; events that may carry usage or an error are kept by reference
+    (the first and the last) and parsed in :meth:`finish`. How the answer ended and the tools it asks
+    for are read there too, from the last content chunk, the last few other chunks and those that may
+    name a tool call (:func:`~.usage.stream_markers`). A chunk that is one content event, the common
+    case, costs a prefix check where the stream's content events have their marker, and adds its gap
+    since the previous one to the stream's binned gaps (a subtraction and a bisect); other chunks are
+    searched whole. A line longer than the cap is dropped, and the stream is counted as unreadable if
+    no usage could be read.
     """
 
     __slots__ = (
@@ -321,6 +362,14 @@ class SseCapture(ResponseCapture):
         "_last",
         "_error",
         "_over",
+        "_content",
+        "_mark",
+        "_marked",
+        "_others",
+        "_last_content",
+        "_at",
+        "_gaps",
+        "_seen",
     )
 
     def __init__(self, cap: int) -> None:
@@ -338,6 +387,16 @@ class SseCapture(ResponseCapture):
         self._last: bytes | None = None
         self._error: bytes | None = None
         self._over = False
+        self._content = _NO_MARK  # what a chunk with content holds (set once the provider is known)
+        self._mark = _NO_MARK  # what a chunk that may name a tool call holds
+        self._marked: list[bytes] = []  # blocks that may name a tool call
+        self._others: list[bytes] = []  # the last few blocks without content (how the answer ended is there)
+        self._last_content = b""
+        self._at = _NOWHERE  # the offset of the content marker in the stream's content events, once seen
+        # Counts by CHUNK_GAP_BUCKETS (then +Inf), made when the stream is known to be an LLM's: none is
+        # binned before (no chunk holds the content marker until then).
+        self._gaps: list[int] = _NO_GAPS
+        self._seen = 0.0  # when the last content chunk came
 
     def feed(self, chunk: bytes, now: float) -> None:
         if self._state == _IGNORE or not chunk:
@@ -359,6 +418,18 @@ class SseCapture(ResponseCapture):
                 self._parse_lines(chunk, now)
                 if self._state == _IGNORE:
                     return
+                self._seen = now
+                self._last_content = chunk
+                self._if_marked(chunk)
+            elif chunk.startswith(self._content, self._at) and chunk.find(b"\n", self._at) >= len(chunk) - 2:
+                # The common chunk: one content event, its marker where the stream's content events have it
+                # (their prefix, id and model, is the same length in every event), so neither a search of
+                # the chunk nor a tool call in it. The gap is binned here and recorded once, at the end.
+                self._gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
+                self._seen = now
+                self._last_content = chunk
+            else:
+                self._other_chunk(chunk, now)
             if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
                 kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
                 if self._first is None:
@@ -420,6 +491,25 @@ class SseCapture(ResponseCapture):
         self._over = True
         return b"\n".join(kept)
 
+    def _other_chunk(self, chunk: bytes, now: float) -> None:
+        """A chunk after the first token that is not one plain content event: searched whole."""
+        at = chunk.find(self._content)
+        if at >= 0:
+            self._at = at  # where the next content events should have it
+            self._gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
+            self._seen = now
+            self._last_content = chunk
+        else:
+            others = self._others
+            others.append(chunk)
+            if len(others) > _OTHERS:
+                del others[0]
+        self._if_marked(chunk)
+
+    def _if_marked(self, chunk: bytes) -> None:
+        if self._mark in chunk and len(self._marked) < _MAX_MARKED:
+            self._marked.append(chunk)
+
     def _keep(self, block: bytes, marker: bytes) -> bytes:
         # A block normally holds one event; a big one (many events in one write) keeps only what is needed.
         if len(block) <= self._cap:
@@ -445,6 +535,9 @@ class SseCapture(ResponseCapture):
                     return
                 self._state = _LLM
                 self._provider, self._operation = kind
+                if isinstance(obj, dict):
+                    self._content, self._mark = stream_markers(obj, spaced=b'": ' in payload)
+                    self._gaps = [0] * _N_GAP_COUNTS
             if not isinstance(obj, dict):
                 continue
             if self._model is None:
@@ -469,7 +562,23 @@ class SseCapture(ResponseCapture):
             except (ValueError, RecursionError):
                 return None
             if r is not None:
+                r.finish = r.tools = None  # taken from the marked events alone, so none counts twice
                 reading = reading.merge(r)
+        blocks = [*self._marked]
+        for block in (self._last_content, *self._others):
+            if not any(block is b for b in blocks):  # a block read twice would count its tool calls twice
+                blocks.append(block)
+        marks = (self._mark, *_OUTCOME)
+        for block in blocks:
+            for line in block.split(b"\n"):
+                if line[:5] != b"data:" or not any(mark in line for mark in marks):
+                    continue
+                try:
+                    r = read(json.loads(line[5:]))
+                except (ValueError, RecursionError):
+                    continue  # an unreadable event says nothing of the outcome; usage decides the rest
+                if r is not None:
+                    reading.take_outcome(r)
         if self._error is not None:
             for line in reversed(self._error.split(b"\n")):
                 if _ERROR in line and line[:5] == b"data:":
@@ -495,7 +604,11 @@ class SseCapture(ResponseCapture):
                 return _SSE
             if reading.model is None and self._provider not in NAMELESS and not reading.has_usage:
                 return None  # never saw anything identifying a model call
-            return _call(reading, start, end, self._ttft, status, _SSE, stream=True)
+            gaps = None
+            if any(self._gaps):
+                first = self._ttft if self._ttft is not None else start
+                gaps = ChunkGaps(self._gaps, max(self._seen - first, 0.0))  # the gaps add up to this span
+            return _call(reading, start, end, self._ttft, status, _SSE, stream=True, gaps=gaps)
         except Exception:
             log.exception("llm-exporter: reading an SSE response failed")
             return _SSE

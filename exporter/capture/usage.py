@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from ..checks import MAX_INT, Wrong, count
+from ..observations import finish_reason
 
 OPENAI = "openai"
 AZURE = "azure.ai.openai"  # the OpenTelemetry gen_ai.provider.name values
@@ -76,6 +77,10 @@ class Reading:
     # What made a token count unusable (``prompt_tokens: integer too large...``): such a reading is an
     # unreadable response, never a call with made-up or missing tokens.
     wrong: str | None = None
+    finish: tuple[str, ...] | None = None  # normalised finish reasons, one per choice that said one
+    # The tool calls asked for, as (key, name): a stream's OpenAI deltas repeat a call's (choice, index) key,
+    # and a call counts once per key (its name comes with its first delta); whole calls have no key (None).
+    tools: tuple[tuple[Any, str | None], ...] | None = None
 
     def merge(self, later: Reading) -> Reading:
         """This reading updated by a later one of the same stream (the later one's values win)."""
@@ -87,10 +92,24 @@ class Reading:
             error_type=later.error_type or self.error_type,
             wrong=later.wrong or self.wrong,
         )
+        merged.take_outcome(self)
+        merged.take_outcome(later)
         for name in _MERGED:
             value = getattr(later, name)
             setattr(merged, name, getattr(self, name) if value is None else value)
         return merged
+
+    def take_outcome(self, later: Reading) -> None:
+        """Take a later event's finish reasons (the latest said win) and add its tool calls."""
+        if later.finish is not None:
+            self.finish = later.finish
+        if later.tools:
+            self.tools = _add_tools(self.tools or (), later.tools)
+
+    def tool_names(self) -> tuple[str, ...]:
+        if not self.tools:  # the common answer: no tool call
+            return ()
+        return tuple(name or "unknown" for _, name in self.tools)
 
     @property
     def has_usage(self) -> bool:
@@ -118,6 +137,23 @@ class Reading:
             output_audio_tokens=self.output_audio or 0,
             output_image_tokens=self.output_image or 0,
         )
+
+
+def _add_tools(
+    known: tuple[tuple[Any, str | None], ...], more: tuple[tuple[Any, str | None], ...]
+) -> tuple[tuple[Any, str | None], ...]:
+    """``known`` plus the calls of ``more``; a keyed call already known only lends its name if it had none."""
+    found = list(known)
+    at = {key: i for i, (key, _) in enumerate(found) if key is not None}
+    for key, name in more:
+        i = at.get(key) if key is not None else None
+        if i is None:
+            if key is not None:
+                at[key] = len(found)
+            found.append((key, name))
+        elif found[i][1] is None and name is not None:
+            found[i] = (key, name)
+    return tuple(found)
 
 
 _MERGED = (
@@ -201,6 +237,8 @@ def read(obj: Any) -> Reading | None:
             return _anthropic(get(obj, "message"))
         if kind in ("message", "message_delta"):
             return _anthropic(obj)
+        if kind == "content_block_start":
+            return Reading(ANTHROPIC, tools=_anthropic_tools([get(obj, "content_block")]))
         if kind.startswith("response."):  # OpenAI Responses API stream event
             inner = get(obj, "response")
             return _openai(inner) if inner is not None else Reading(OPENAI)
@@ -224,6 +262,12 @@ def read(obj: Any) -> Reading | None:
     stream_meta = get(obj, "metadata")  # a ConverseStream metadata event, as boto3 yields it
     if stream_meta is not None and get(get(stream_meta, "usage"), "inputTokens") is not None:
         return _bedrock(obj, get(stream_meta, "usage"))
+    stop = get(get(obj, "messageStop"), "stopReason")  # ConverseStream's last events, as boto3 yields them
+    if isinstance(stop, str):
+        return Reading(BEDROCK, finish=(finish_reason(stop),))
+    started = get(get(get(obj, "contentBlockStart"), "start"), "toolUse")
+    if started is not None:
+        return Reading(BEDROCK, tools=((None, _str(get(started, "name"))),))
     return None
 
 
@@ -237,6 +281,11 @@ def _openai(obj: Any) -> Reading:
     # Azure OpenAI answers in OpenAI's shape, with its content filter's results beside the choices.
     provider = AZURE if get(obj, "prompt_filter_results") is not None else OPENAI
     r = Reading(provider, model=_str(get(obj, "model")), operation=operation, error_type=error_type(obj))
+    choices = get(obj, "choices")
+    if isinstance(choices, list):
+        _openai_choices(r, choices)
+    elif kind == "response":
+        _openai_response(r, obj)
     usage = get(obj, "usage")
     if usage is None:
         return r
@@ -271,10 +320,79 @@ def _openai(obj: Any) -> Reading:
     return r
 
 
+def _openai_choices(r: Reading, choices: list[Any]) -> None:
+    """Finish reasons and tool calls of chat (and completions) choices: whole messages or stream deltas."""
+    finish: list[str] = []
+    tools: list[tuple[Any, str | None]] = []
+    for i, choice in enumerate(choices):
+        if type(choice) is dict:  # parsed JSON (the capture path): read directly, the SDK objects through get()
+            reason, message, index = choice.get("finish_reason"), choice.get("message"), choice.get("index")
+        else:
+            reason, message, index = get(choice, "finish_reason"), get(choice, "message"), get(choice, "index")
+        if reason is not None and type(reason) is str and reason:
+            finish.append(finish_reason(reason))
+        delta = message is None
+        if delta:
+            message = get(choice, "delta")
+        if type(message) is dict:
+            calls, function = message.get("tool_calls"), message.get("function_call")
+        else:
+            calls, function = get(message, "tool_calls"), get(message, "function_call")
+        if calls and isinstance(calls, list):
+            for j, call in enumerate(calls):
+                name = _str(get(get(call, "function"), "name"))
+                at = get(call, "index")
+                key = (i if index is None else index, j if at is None else at) if delta else None
+                tools.append((key, name))
+        if function is not None:  # the older functions API: one call, named in its first delta
+            tools.append(((i, "function_call") if delta else None, _str(get(function, "name"))))
+    if finish:
+        r.finish = tuple(finish)
+    if tools:
+        r.tools = _add_tools((), tuple(tools))
+
+
+# A Responses object's status, as a finish reason: completed is stop (or tool_calls when it asks for some).
+_RESPONSE_STATUS = {"completed": "stop", "failed": "error", "cancelled": "other"}
+_RESPONSE_TOOLS = frozenset({"function_call", "custom_tool_call", "mcp_call"})
+
+
+def _openai_response(r: Reading, obj: Any) -> None:
+    output = get(obj, "output")
+    if isinstance(output, list):
+        calls = [(None, _str(get(item, "name"))) for item in output if get(item, "type") in _RESPONSE_TOOLS]
+        if calls:
+            r.tools = tuple(calls)
+    status = get(obj, "status")
+    if status == "incomplete":
+        reason = _str(get(get(obj, "incomplete_details"), "reason"))
+        r.finish = (finish_reason(reason) if reason else "other",)
+    elif status in _RESPONSE_STATUS:
+        r.finish = ("tool_calls" if r.tools and status == "completed" else _RESPONSE_STATUS[status],)
+
+
+# Anthropic content blocks that are a tool call the answer asks for (client, server and MCP tools).
+_ANTHROPIC_TOOLS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+
+
+def _anthropic_tools(blocks: Any) -> tuple[tuple[Any, str | None], ...] | None:
+    if not isinstance(blocks, list):
+        return None
+    calls = tuple((None, _str(get(b, "name"))) for b in blocks if get(b, "type") in _ANTHROPIC_TOOLS)
+    return calls or None
+
+
+def _stop(value: Any) -> tuple[str, ...] | None:
+    return (finish_reason(value),) if isinstance(value, str) and value else None
+
+
 def _anthropic(obj: Any) -> Reading | None:
     if obj is None:
         return None
     r = Reading(ANTHROPIC, model=_str(get(obj, "model")), error_type=error_type(obj))
+    # A message says how it ended; a stream says it in message_delta's delta.
+    r.finish = _stop(get(obj, "stop_reason")) or _stop(get(get(obj, "delta"), "stop_reason"))
+    r.tools = _anthropic_tools(get(obj, "content"))
     usage = get(obj, "usage")
     if usage is not None:
         # input_tokens leaves out the cache reads and writes, which are billed at their own prices.
@@ -298,6 +416,11 @@ def _bedrock(obj: Any, usage: Any) -> Reading:
     # The Converse API names no model in its answer (it is in the request's path), and its inputTokens leave
     # out the cache reads and writes, as Anthropic's do.
     r = Reading(BEDROCK, error_type=error_type(obj))
+    r.finish = _stop(get(obj, "stopReason"))
+    content = get(get(get(obj, "output"), "message"), "content")
+    if isinstance(content, list):
+        calls = tuple((None, _str(get(get(b, "toolUse"), "name"))) for b in content if get(b, "toolUse") is not None)
+        r.tools = calls or None
     r.fresh_input = _int(get(usage, "inputTokens"))
     r.output = _int(get(usage, "outputTokens"))
     r.cache_read = _int(get(usage, "cacheReadInputTokens"))
@@ -336,6 +459,7 @@ def _gemini(obj: Any, meta: Any) -> Reading:
         operation="generate_content",
         error_type=error_type(obj),
     )
+    _gemini_outcome(r, get(obj, "candidates"))
     if meta is not None:
         n = _Counts()
         prompt = n(_get2(meta, "promptTokenCount", "prompt_token_count"), "promptTokenCount")  # cached included
@@ -362,6 +486,29 @@ def _gemini(obj: Any, meta: Any) -> Reading:
         r.output_audio = _modality(output_parts, of=_AUDIO)
         r.output_image = _modality(output_parts, of=_IMAGE)
     return r
+
+
+def _gemini_outcome(r: Reading, candidates: Any) -> None:
+    if not isinstance(candidates, list):
+        return
+    finish: list[str] = []
+    tools: list[tuple[Any, str | None]] = []
+    for candidate in candidates:
+        reason = _get2(candidate, "finishReason", "finish_reason")
+        if reason is not None and not isinstance(reason, str):
+            reason = getattr(reason, "name", None)  # the SDK's FinishReason enum
+        if isinstance(reason, str) and reason:
+            finish.append(finish_reason(reason))
+        parts = get(get(candidate, "content"), "parts")
+        if isinstance(parts, list):
+            for part in parts:
+                call = _get2(part, "functionCall", "function_call")
+                if call is not None:
+                    tools.append((None, _str(get(call, "name"))))
+    if finish:
+        r.finish = tuple(finish)
+    if tools:
+        r.tools = tuple(tools)
 
 
 def error_type(obj: Any) -> str | None:
@@ -397,6 +544,29 @@ def stream_kind(obj: Any) -> tuple[str, str] | None:
     if "candidates" in obj or "usageMetadata" in obj:
         return VERTEX if "createTime" in obj else GEMINI, "generate_content"
     return None
+
+
+# What marks a stream chunk with content (its gap since the previous one is observed), and what marks the
+# chunks that may name a tool call (kept, and parsed at the end), by the shape of the stream's first event;
+# a producer that writes JSON with spaces (json.dumps' default) writes them in every event.
+_NONE = b"\x00none\x00"  # in no chunk: the Responses API names its tool calls in its last event
+_CHAT = ((b'content":"', b'content": "'), b'"name"')  # "content" and "reasoning_content" with text
+_COMPLETION = ((b'"text":"', b'"text": "'), _NONE)
+_RESPONSES = (b'.delta"', _NONE)  # output_text, reasoning and function-call arguments deltas
+_ANTHROPIC = (b'"content_block_delta"', b'tool_use"')
+_GEMINI = (b'"text"', b'"functionCall"')
+
+
+def stream_markers(first: dict[str, Any], *, spaced: bool) -> tuple[bytes, bytes]:
+    """(what a content chunk holds, what a chunk that may name a tool call holds) of the stream that began
+    with ``first``. A content chunk is one the model's text (or reasoning) comes in."""
+    if isinstance(first.get("choices"), list):
+        found = _COMPLETION if first.get("object") == "text_completion" else _CHAT
+        return found[0][spaced], found[1]
+    kind = first.get("type")
+    if isinstance(kind, str):
+        return _RESPONSES if kind.startswith("response.") else _ANTHROPIC
+    return _GEMINI
 
 
 def model_of(obj: dict[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ from ..observations import (
     LLMCall,
     Observation,
     Prediction,
+    ToolExecution,
     from_fields,
 )
 
@@ -136,6 +137,7 @@ TYPES: dict[str, Callable[[_Fields], list[Observation]]] = {
     "feedback": _one(Feedback),
     "event": _one(Event),
     "http": _http,
+    "tool": _one(ToolExecution),
     "feature": _one(Feature),
 }
 

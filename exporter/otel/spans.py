@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..capture.claims import CLAIMS
 from ..context import default_recorder
-from ..observations import LLMCall
+from ..observations import LLMCall, ToolExecution, finish_reason
 from ..recorder import Recorder
 from .metrics import MISSING_EXTRA
 
@@ -23,9 +23,11 @@ except ImportError:  # the extra is absent: the rest of this module still import
 
 log = logging.getLogger("exporter")
 
-# Operations that are one model call. Agent, workflow and tool spans are left out on purpose: an
-# ``invoke_agent`` span may report the summed usage of the model calls under it, which would count twice.
+# Operations that are one model call. Agent and workflow spans are left out on purpose: an ``invoke_agent``
+# span may report the summed usage of the model calls under it, which would count twice. Tool spans
+# (``execute_tool``) are recorded as tool executions, not calls.
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+EXECUTE_TOOL = "execute_tool"
 
 # OpenLLMetry-style spans predate gen_ai.operation.name and say ``llm.request.type`` instead.
 _LEGACY_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
@@ -87,10 +89,14 @@ def llm_call_from_span(span: ReadableSpan, operation: str) -> LLMCall:
     response_model = _text(attrs.get("gen_ai.response.model"))
     model = _text(attrs.get("gen_ai.request.model")) or response_model or "unknown"
     provider = _text(attrs.get("gen_ai.provider.name")) or _text(attrs.get("gen_ai.system")) or "unknown"
-    start, end = span.start_time, span.end_time
+    end = span.end_time
     input_tokens = _tokens(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
     output_tokens = _tokens(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
     error = _error_type(span, attrs)
+    reasons = attrs.get("gen_ai.response.finish_reasons")  # a sequence of the provider's own values
+    if isinstance(reasons, str):
+        reasons = (reasons,)
+    finish = tuple(finish_reason(r) for r in reasons or () if isinstance(r, str) and r)
     missing = None
     if input_tokens is None and output_tokens is None and error is None:
         missing = "span_without_usage"  # an instrumentation that did not get usage (a stream without it...)
@@ -103,12 +109,28 @@ def llm_call_from_span(span: ReadableSpan, operation: str) -> LLMCall:
         cached_input_tokens=_tokens(attrs, *_CACHE_READ) or 0,
         cache_write_tokens=_tokens(attrs, *_CACHE_WRITE) or 0,
         output_reasoning_tokens=_tokens(attrs, *_REASONING) or 0,
-        duration=(end - start) / 1e9 if start is not None and end is not None and end >= start else None,
+        duration=_seconds(span),
         error_type=error,
         timestamp=end / 1e9 if end is not None else None,
         response_model=response_model,
         missing_usage=missing,
+        finish_reasons=finish,
     )
+
+
+def _seconds(span: ReadableSpan) -> float | None:
+    start, end = span.start_time, span.end_time
+    return (end - start) / 1e9 if start is not None and end is not None and end >= start else None
+
+
+def tool_execution_from_span(span: ReadableSpan) -> ToolExecution | None:
+    """The :class:`ToolExecution` an ``execute_tool`` span describes; None without a duration."""
+    attrs: Mapping[str, Any] = span.attributes or {}
+    duration = _seconds(span)
+    if duration is None:
+        return None
+    name = _text(attrs.get("gen_ai.tool.name")) or "unknown"
+    return ToolExecution(name=name, duration=duration, error_type=_error_type(span, attrs))
 
 
 class GenAISpanProcessor(_SpanProcessorBase):
@@ -120,7 +142,8 @@ class GenAISpanProcessor(_SpanProcessorBase):
 
     ``recorder`` defaults to the default registry's (looked up on the first GenAI span, not per
     request: spans end on arbitrary threads). ``operations`` are the ``gen_ai.operation.name`` values
-    counted. A span under which outbound capture saw the provider's answer is skipped: the call is counted
+    counted as calls; ``execute_tool`` spans are recorded as tool executions (duration and errors by
+    gen_ai.tool.name). A span under which outbound capture saw the provider's answer is skipped: the call is counted
     once, from the answer. Do not also record the same calls with the ``llm`` API, or they count twice.
     """
 
@@ -148,6 +171,11 @@ class GenAISpanProcessor(_SpanProcessorBase):
             if operation is None:
                 legacy = attrs.get("llm.request.type")
                 operation = "chat" if legacy is None else _LEGACY_OPERATIONS.get(str(legacy), str(legacy))
+            if operation == EXECUTE_TOOL:
+                execution = tool_execution_from_span(span)
+                if execution is not None:
+                    self.recorder.tool(execution)
+                return
             if operation not in self.operations:
                 return
             ctx = span.context

@@ -18,6 +18,7 @@ from ..conventions import DEFAULT, Conventions, prometheus_name
 from ..labels import (
     COST_SOURCE,
     ERROR_TYPE,
+    FINISH_REASON,
     HTTP,
     LABEL_NAMES,
     METHOD,
@@ -29,9 +30,11 @@ from ..labels import (
     ROUTE,
     TENANT,
     TOKEN_TYPE,
+    TOOL_NAME,
     LabelGuard,
     SeriesBudget,
 )
+from ..observations import CHUNK_GAP_BUCKETS
 from .aliases import aliases
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
@@ -164,6 +167,37 @@ class Metrics:
             "mostrecent",
         )
 
+        # Streaming and agent signals: how fast a stream's tokens come, how answers end, the tools they ask
+        # for, and the tools an agent ran (from execute_tool spans).
+        self.llm_tpot = histogram(
+            "llm_time_per_output_token_seconds",
+            "Time per output token after the first of streamed LLM answers: (end - first token) / (output tokens - 1).",
+            (PROVIDER, MODEL, RESPONSE_MODEL),
+            b.llm_tpot,
+        )
+        self.llm_chunk_gap = histogram(
+            prometheus_name("llm_chunk_gap", conventions),
+            "Time between consecutive content chunks of streamed LLM answers, after the first.",
+            (PROVIDER, MODEL, RESPONSE_MODEL),
+            CHUNK_GAP_BUCKETS,
+        )
+        self.llm_finish_reasons = counter(
+            "llm_finish_reasons",
+            "LLM answers by why they ended (reason: stop, length, tool_calls, content_filter, error, other).",
+            (PROVIDER, MODEL, FINISH_REASON),
+        )
+        self.llm_tool_calls = counter(
+            "llm_tool_calls",
+            "Tool calls LLM answers asked for, by tool name.",
+            (PROVIDER, MODEL, TOOL_NAME),
+        )
+        self.tool_duration = histogram(
+            "gen_ai_execute_tool_duration_seconds",
+            "Duration of tool executions (execute_tool spans), by tool name and error type.",
+            (TOOL_NAME, ERROR_TYPE),
+            b.tool_duration,
+        )
+
         # Quality and business signals.
         self.confidence = histogram(
             "llm_confidence", "Confidence of model predictions (0..1).", (MODEL, "label"), b.confidence
@@ -247,6 +281,11 @@ class Metrics:
             self.missing_usage,
             self.rate_limit_remaining,
             self.rate_limit_limit,
+            self.llm_tpot,
+            self.llm_chunk_gap,
+            self.llm_finish_reasons,
+            self.llm_tool_calls,
+            self.tool_duration,
         )
         for family in self.budgeted:
             name, per_child = self.series_per_child[family]

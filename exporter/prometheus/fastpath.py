@@ -139,3 +139,28 @@ def adder(child: Gauge | Counter) -> Callable[[float], None]:
     """``child.inc`` without the per-call mode checks (livesum gauges in multiprocess mode included)."""
     value: Any = getattr(child, "_value", None)
     return value.inc if value is not None and hasattr(value, "inc") else child.inc
+
+
+def binned_observer(child: Histogram) -> Callable[[list[int], float], None]:
+    """Adds observations binned elsewhere to ``child``: ``counts`` by the child's own bounds (+Inf last) and
+    their ``total``. A stream's chunk gaps are binned as they come and added once, at its end. Falls back
+    to observing the mean that many times (the sum exact, the buckets not) if the client's internals change
+    shape."""
+    parts = _parts(child)
+    if parts is None:
+
+        def observe_mean(counts: list[int], total: float) -> None:
+            n = sum(counts)
+            for _ in range(n):
+                child.observe(total / n)
+
+        return observe_mean
+    _, buckets, total_value = parts
+
+    def add(counts: list[int], total: float) -> None:
+        total_value.inc(total)
+        for bucket, n in zip(buckets, counts, strict=False):
+            if n:
+                bucket.inc(n)
+
+    return add

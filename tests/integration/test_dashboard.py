@@ -35,7 +35,7 @@ DASHBOARD = ROOT / "grafana" / "dashboards" / "llm-exporter.json"
 TEMPLATES = ROOT / "monitoring-templates"
 DS = "${datasource}"
 VARIABLES = ("job", "instance", "model", "route")
-ROWS = ["Traffic and errors", "Latency", "LLM", "Quality", "Drift", "Exporter health"]
+ROWS = ["Traffic and errors", "Latency", "LLM", "Streaming and agents", "Quality", "Drift", "Exporter health"]
 # Series Prometheus makes itself for every target.
 SYNTHETIC = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 JOB = "llm-app"
@@ -286,6 +286,11 @@ def _burst(client: httpx.Client, start: int, n: int, **body: Any) -> None:
     client.post("/v1/chat/completions", json={"model": "gpt-4o", "upstream_error": True})
     # A stream without usage: counted in llm_exporter_missing_usage_total, not as zero tokens.
     _chat(client, start, stream=True, include_usage=False)
+    # Answers cut at the token limit, stopped by a filter, asking for tools (run once well, once failing).
+    _chat(client, start, stream=True, finish="length")
+    _chat(client, start, finish="content_filter")
+    _chat(client, start, tools=["search", "book"], stream=False)
+    _chat(client, start, tools=["search"], tool_error="TimeoutError", stream=False)
     # Raised in the app: Starlette answers 500 and uvicorn closes the connection.
     assert client.get("/boom", headers={"Connection": "close"}).status_code == 500
 

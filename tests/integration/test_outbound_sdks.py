@@ -21,7 +21,7 @@ import pytest
 from ..support import REPO
 from ..support.cli import exporter_cmd, exporter_env, scrape
 from ..support.metrics import Samples, text_samples
-from ..support.providers import RATE_LIMITED, provider_app, sdk_env
+from ..support.providers import RATE_LIMITED, TOOL_CALLS, TOOLS, TRUNCATED, provider_app, sdk_env
 from ..support.servers import HOST, ThreadServer, free_port, process
 
 PROVIDERS = ("openai", "anthropic", "gcp.gemini")
@@ -140,6 +140,46 @@ def test_a_proxy_counts_each_forwarded_answer_once(starlette_url: str) -> None:
     assert got[key("llm_tokens_total", **llm, gen_ai_token_type="input", http_route=route)] == n_in
     n_out = answer["usage"]["completion_tokens"] + streamed["completion_tokens"]
     assert got[key("llm_tokens_total", **llm, gen_ai_token_type="output", http_route=route)] == n_out
+
+
+def test_tool_calls_and_finish_reasons_of_each_sdks_answers(starlette_url: str) -> None:
+    # Each SDK asks the fake provider for an answer with tool calls and one cut at the token limit, whole
+    # and streamed: outbound capture reads both from the provider's JSON and its SSE.
+    with httpx.Client(base_url=starlette_url, timeout=30) as client:
+        for name in PROVIDERS:
+            for model in (TOOL_CALLS, TRUNCATED):
+                for stream in (False, True):
+                    body = {"prompt": "the weather in Paris", "stream": stream, "model": model}
+                    assert client.post(f"/chat/{name}", json=body).status_code == 200
+    want: Samples = {}
+    # Gemini says STOP for an answer that asks for functions.
+    asking = {"openai": "tool_calls", "anthropic": "tool_calls", "gcp.gemini": "stop"}
+    for name in PROVIDERS:
+        for tool in TOOLS:
+            labels = {"gen_ai_provider_name": name, "gen_ai_request_model": TOOL_CALLS, "gen_ai_tool_name": tool}
+            want[key("llm_tool_calls_total", **labels)] = 2.0
+        for model, reason in ((TOOL_CALLS, asking[name]), (TRUNCATED, "length")):
+            labels = {"gen_ai_provider_name": name, "gen_ai_request_model": model, "reason": reason}
+            want[key("llm_finish_reasons_total", **labels)] = 2.0
+
+    def outcome(samples: Samples) -> Samples:
+        names = ("llm_tool_calls_total", "llm_finish_reasons_total")
+        return {
+            k: v
+            for k, v in samples.items()
+            if k[0] in names and dict(k[1])["gen_ai_request_model"] in (TOOL_CALLS, TRUNCATED)
+        }
+
+    got = scrape(starlette_url, lambda s: outcome(s) == want)
+    assert outcome(got) == want
+    # The streams' time per output token and gaps between chunks: one observation of the first per stream.
+    tpot = [
+        v
+        for k, v in got.items()
+        if k[0] == "llm_time_per_output_token_seconds_count"
+        and dict(k[1])["gen_ai_request_model"] in (TOOL_CALLS, TRUNCATED)
+    ]
+    assert sum(tpot) == 2 * len(PROVIDERS)
 
 
 @pytest.mark.parametrize(("name", "attempts"), [("openai", 3), ("anthropic", 3), ("gcp.gemini", 1)])

@@ -178,7 +178,7 @@ def test_the_collector_answers_the_readmes_event_as_shown(tmp_path: Path) -> Non
 
 def test_every_python_example_says_where_each_name_comes_from(tmp_path: Path) -> None:
     examples = blocks("python")
-    assert len(examples) == 9
+    assert len(examples) == 10
     for i, example in enumerate(examples):
         (tmp_path / f"example_{i}.py").write_text(example)
     result = subprocess.run(

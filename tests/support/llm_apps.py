@@ -28,7 +28,9 @@ from .providers import RATE_LIMITED
 
 async def chat(request: Request) -> JSONResponse:
     body = await request.json()
-    usage = await sdks.ASYNC[request.path_params["provider"]](body["prompt"], body.get("stream", False))
+    ask = sdks.ASYNC[request.path_params["provider"]]
+    model = {"model": body["model"]} if "model" in body else {}  # the fake provider's magic models
+    usage = await ask(body["prompt"], body.get("stream", False), **model)
     return JSONResponse({"reported": usage.as_dict()})
 
 

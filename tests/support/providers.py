@@ -8,7 +8,9 @@ are gzip-compressed when the client accepts it, as Google's are.
 Usage is a pure function of the request (:func:`words`), so a test can tell what each SDK will report:
 input tokens are the words of the prompt plus ``PROMPT_OVERHEAD``; output tokens the words answered.
 A model named ``rate-limited`` gets a 429 in the provider's error format; ``broken-model`` a 500;
-``long-answer`` (OpenAI) an answer of ``LONG_WORDS`` words.
+``long-answer`` (OpenAI) an answer of ``LONG_WORDS`` words. ``tool-calls`` answers (same usage) by asking
+for the tools of ``TOOLS``, in each provider's shape; ``truncated`` and ``filtered`` end the answer as cut
+at the token limit and as stopped by a content filter (:data:`FINISH` has each provider's words for them).
 """
 
 from __future__ import annotations
@@ -30,8 +32,25 @@ BROKEN = "broken-model"
 LONG, LONG_WORDS = "long-answer", 50_000
 OPENAI_SNAPSHOT = "-2024-07-18"  # OpenAI answers with the dated snapshot of the model asked for
 REQUEST_LIMIT, TOKEN_LIMIT = 500, 30_000
+TOOL_CALLS, TRUNCATED, FILTERED = "tool-calls", "truncated", "filtered"
+TOOLS = ("get_weather", "get_time")  # the tool calls a ``tool-calls`` answer asks for, in order
+# How each provider says an answer ended, by magic model (any other model: the first value).
+FINISH = {
+    "openai": {TOOL_CALLS: "tool_calls", TRUNCATED: "length", FILTERED: "content_filter"},
+    "anthropic": {TOOL_CALLS: "tool_use", TRUNCATED: "max_tokens", FILTERED: "refusal"},
+    "gemini": {TOOL_CALLS: "STOP", TRUNCATED: "MAX_TOKENS", FILTERED: "SAFETY"},
+}
+DEFAULT_FINISH = {"openai": "stop", "anthropic": "end_turn", "gemini": "STOP"}
 PIECE_PAUSE = 0.002  # seconds between the first pieces of a stream
 PAUSED_PIECES = 40
+
+
+def finish_of(provider: str, model: str) -> str:
+    return FINISH[provider].get(model, DEFAULT_FINISH[provider])
+
+
+def _arguments(i: int) -> str:
+    return json.dumps({"city": "Paris"} if i == 0 else {})
 
 
 def words(text: str) -> list[str]:
@@ -129,22 +148,29 @@ async def openai_chat(request: Request) -> Response:
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     }
     name = model + OPENAI_SNAPSHOT
+    finish = finish_of("openai", model)
     if not body.get("stream"):
-        message = {"role": "assistant", "content": " ".join(answer), "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": " ".join(answer), "refusal": None}
+        if model == TOOL_CALLS:
+            message["content"] = None
+            message["tool_calls"] = [
+                {"id": f"call_{i}", "type": "function", "function": {"name": tool, "arguments": _arguments(i)}}
+                for i, tool in enumerate(TOOLS)
+            ]
         completion = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": 1_700_000_000,
             "model": name,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": usage,
             "system_fingerprint": "fp_fake",
         }
         return JSONResponse(completion, headers=headers)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if delta or finish else []
+    def chunk(delta: dict[str, Any], reason: str | None = None, **extra: Any) -> bytes:
+        choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}] if delta or reason else []
         obj = {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
@@ -159,8 +185,17 @@ async def openai_chat(request: Request) -> Response:
         return _data(obj)
 
     events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": (" " if i else "") + w}) for i, w in enumerate(answer)]
-    events.append(chunk({}, "stop"))
+    if model == TOOL_CALLS:
+        # A call's id and name come in its first delta, its arguments in pieces in the later ones.
+        for i, tool in enumerate(TOOLS):
+            first = {"index": i, "id": f"call_{i}", "type": "function", "function": {"name": tool, "arguments": ""}}
+            events.append(chunk({"tool_calls": [first]}))
+            arguments = _arguments(i)
+            for a in range(0, len(arguments), 5):
+                events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": arguments[a : a + 5]}}]}))
+    else:
+        events += [chunk({"content": (" " if i else "") + w}) for i, w in enumerate(answer)]
+    events.append(chunk({}, finish))
     if include_usage:
         events.append(chunk({}, None, usage=usage))
     events.append(b"data: [DONE]\n\n")
@@ -196,13 +231,18 @@ async def anthropic_messages(request: Request) -> Response:
     n_in = prompt_tokens(prompt)
     usage = {"input_tokens": n_in, "output_tokens": len(answer), "cache_creation_input_tokens": 0}
     usage["cache_read_input_tokens"] = 0
+    finish = finish_of("anthropic", model)
+    tool_blocks = [
+        {"type": "tool_use", "id": f"toolu_{i}", "name": tool, "input": json.loads(_arguments(i))}
+        for i, tool in enumerate(TOOLS)
+    ]
     message = {
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": " ".join(answer)}],
-        "stop_reason": "end_turn",
+        "content": [{"type": "text", "text": " ".join(answer)}, *(tool_blocks if model == TOOL_CALLS else [])],
+        "stop_reason": finish,
         "stop_sequence": None,
         "usage": usage,
     }
@@ -221,13 +261,22 @@ async def anthropic_messages(request: Request) -> Response:
     for i, w in enumerate(answer):
         delta = {"type": "text_delta", "text": (" " if i else "") + w}
         events.append(event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+    events.append(event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    if model == TOOL_CALLS:
+        for i, block in enumerate(tool_blocks, 1):
+            start_block = {"type": "content_block_start", "index": i, "content_block": {**block, "input": {}}}
+            partial = {"type": "input_json_delta", "partial_json": _arguments(i - 1)}
+            events += [
+                event("content_block_start", start_block),
+                event("content_block_delta", {"type": "content_block_delta", "index": i, "delta": partial}),
+                event("content_block_stop", {"type": "content_block_stop", "index": i}),
+            ]
     events += [
-        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
         event(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": finish, "stop_sequence": None},
                 "usage": {"output_tokens": len(answer)},
             },
         ),
@@ -263,10 +312,15 @@ async def gemini(request: Request) -> Response:
     answer = answer_for(prompt)
     n_in = prompt_tokens(prompt)
 
+    tools = model == TOOL_CALLS
+
     def response(text: str, n_out: int, finish: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+        parts: list[dict[str, Any]] = [{"text": text}]
+        if finish and tools:  # Gemini sends each function call whole, here in the last event
+            parts += [{"functionCall": {"name": t, "args": json.loads(_arguments(i))}} for i, t in enumerate(TOOLS)]
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish:
-            candidate["finishReason"] = "STOP"
+            candidate["finishReason"] = finish_of("gemini", model)
         return {
             "candidates": [candidate],
             "usageMetadata": {"promptTokenCount": n_in, "candidatesTokenCount": n_out, "totalTokenCount": n_in + n_out},

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from exporter import LLMCall, PrometheusMiddleware, Recorder
 from exporter.context import current_recorder
-from exporter.observations import RateLimit
+from exporter.observations import RateLimit, ToolExecution
 
 from . import DEBIAN_PACKAGES, in_ci
 
@@ -261,6 +261,8 @@ def llm_app(recorder: Recorder) -> PrometheusMiddleware:
     ``POST /v1/chat/completions`` answers OpenAI-shaped JSON or SSE (the middleware's capture reads the
     usage; ``"include_usage": false`` streams without it) and records what only a handler knows through
     ``current_recorder()``: confidence, an evaluation, feedback, an event, or a failed upstream LLM call.
+    ``"finish"`` sets the answer's finish reason; ``"tools"`` (names) makes it ask for those tools, each also
+    recorded as run (``"tool_error"``: the runs failed with that error).
     ``/fail`` answers 503, ``/boom`` raises, ``/broken`` sends JSON that looks like LLM output but cannot be
     parsed.
     """
@@ -293,19 +295,31 @@ def llm_app(recorder: Recorder) -> PrometheusMiddleware:
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         head = {"id": "chatcmpl-1", "created": 0, "model": model}
+        tools = [str(t) for t in body.get("tools", [])]
+        finish = str(body.get("finish", "tool_calls" if tools else "stop"))
+        for tool in tools:  # as the span processor records an agent's execute_tool spans
+            rec.tool(ToolExecution(tool, 0.05, body.get("tool_error")))
         if body.get("stream"):
 
             async def events() -> AsyncIterator[bytes]:
-                delta = {"role": "assistant", "content": "Hello"}
-                yield sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
-                done = {"index": 0, "delta": {}, "finish_reason": "stop"}
+                for text in ("Hello", " there"):  # two content chunks: one gap between them
+                    delta = {"role": "assistant", "content": text}
+                    yield sse({**head, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
+                done = {"index": 0, "delta": {}, "finish_reason": finish}
                 yield sse({**head, "object": "chat.completion.chunk", "choices": [done]})
                 if body.get("include_usage", True):  # OpenAI's stream_options.include_usage
                     yield sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
                 yield b"data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
-        message = {"index": 0, "message": {"role": "assistant", "content": "Hello"}, "finish_reason": "stop"}
+        answer: dict[str, Any] = {"role": "assistant", "content": "Hello"}
+        if tools:
+            calls = [
+                {"id": f"call_{i}", "type": "function", "function": {"name": t, "arguments": "{}"}}
+                for i, t in enumerate(tools)
+            ]
+            answer = {"role": "assistant", "content": None, "tool_calls": calls}
+        message = {"index": 0, "message": answer, "finish_reason": finish}
         return JSONResponse({**head, "object": "chat.completion", "choices": [message], "usage": usage})
 
     async def ok(request: Request) -> Response:

@@ -120,10 +120,10 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
             {**LLM, "input_token": 3},
             "input_token",
             "unknown field; expected one of: cache_audio_read_tokens, cache_image_read_tokens, "
-            "cache_write_1h_tokens, cache_write_tokens, cached_input_tokens, cost_usd, duration, duration_ms, "
-            "error_type, input_audio_tokens, input_image_tokens, input_tokens, model, operation, "
-            "output_audio_tokens, output_image_tokens, output_reasoning_tokens, output_tokens, provider, "
-            "response_model, tenant, timestamp, ttft, ttft_ms, type",
+            "cache_write_1h_tokens, cache_write_tokens, cached_input_tokens, chunk_gaps, cost_usd, duration, "
+            "duration_ms, error_type, finish_reasons, input_audio_tokens, input_image_tokens, input_tokens, model, "
+            "operation, output_audio_tokens, output_image_tokens, output_reasoning_tokens, output_tokens, provider, "
+            "response_model, tenant, timestamp, tool_calls, ttft, ttft_ms, type",
         ),
         ({"type": "confidence"}, "value", "required field is missing"),
         ({"type": "confidence", "value": 1.2}, "value", "expected a number between 0 and 1"),
@@ -152,11 +152,16 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
         ({"type": "feature", "name": "f", "value": [1]}, "value", "expected a finite number or a string"),
         ({"type": "feature", "name": "f", "value": True}, "value", "expected a finite number or a string"),
         ({"type": "feature", "name": "f"}, "value", "required field is missing"),
-        ({"type": "nope"}, "type", "expected one of: llm, confidence, evaluation, feedback, event, http, feature"),
+        (
+            {"type": "nope"},
+            "type",
+            "expected one of: llm, confidence, evaluation, feedback, event, http, tool, feature",
+        ),
         (
             {"model": "gpt-4o"},
             "type",
-            "required field is missing; expected one of: llm, confidence, evaluation, feedback, event, http, feature",
+            "required field is missing; expected one of: llm, confidence, evaluation, feedback, event, http, tool, "
+            "feature",
         ),
         ({**SEED, "response_time_ms": -5}, "response_time_ms", "expected a number >= 0"),
         ({**SEED, "tokens_used": "150"}, "tokens_used", "expected an integer >= 0"),
@@ -168,6 +173,26 @@ def track_events(registry: CollectorRegistry) -> tuple[float | None, float | Non
         ({**LLM, "input_tokens": HUGE}, "input_tokens", TOO_LARGE),
         ({**LLM, "output_tokens": 2**53 + 1}, "output_tokens", TOO_LARGE),
         ({**LLM, "cost_usd": HUGE}, "cost_usd", TOO_LARGE),
+        (
+            {**LLM, "finish_reasons": "finished"},
+            "finish_reasons",
+            "expected one of stop, length, tool_calls, content_filter, error, other (or a provider's value such as "
+            "end_turn)",
+        ),
+        ({**LLM, "tool_calls": "search"}, "tool_calls", "expected a list of tool names, one per tool call"),
+        ({**LLM, "tool_calls": [3]}, "tool_calls", "expected a list of tool names: expected a non-empty string"),
+        ({**LLM, "chunk_gaps": 0.1}, "chunk_gaps", "expected a list of seconds between content chunks"),
+        (
+            {**LLM, "chunk_gaps": [0.1, "x"]},
+            "chunk_gaps",
+            "expected a list of seconds between content chunks: expected a number >= 0",
+        ),
+        (
+            {"type": "tool", "name": "search"},
+            "duration",
+            "required field is missing (give duration in seconds or duration_ms in milliseconds)",
+        ),
+        ({"type": "tool", "name": "", "duration": 1}, "name", "expected a non-empty string"),
         ({"type": "event", "name": "x", "count": HUGE}, "count", TOO_LARGE),
         ({"type": "feature", "name": "f", "value": HUGE}, "value", TOO_LARGE),
         ({"type": "feature", "name": "f", "value": -HUGE}, "value", TOO_LARGE),
@@ -749,3 +774,26 @@ def test_wait_http_takes_a_503_as_not_ready_yet() -> None:
         app.busy = 10**9
         with pytest.raises(TimeoutError, match=r"was not ready within 0\.2s \(last answer 503\)"):
             wait_http(f"{server.url}/-/ready", timeout=0.2)
+
+
+def test_track_takes_finish_reasons_tool_calls_chunk_gaps_and_tool_runs() -> None:
+    app, registry, _ = make()
+    stream = {**LLM, "output_tokens": 11, "duration": 2.5, "ttft_ms": 500, "finish_reasons": ["end_turn", "length"]}
+    events = [
+        {**stream, "tool_calls": ["search", "search", "book"], "chunk_gaps": [0.001, 0.03, 0.03]},
+        {"type": "tool", "name": "search", "duration_ms": 250},
+        {"type": "tool", "name": "book", "duration": 1.5, "error_type": "TimeoutError"},
+    ]
+    response = call(app, "POST", "/track", json=events)
+    assert response.status_code == 202 and response.json() == {"accepted": 3}
+    assert value(registry, "llm_finish_reasons_total", reason="stop") == 1
+    assert value(registry, "llm_finish_reasons_total", reason="length") == 1
+    assert value(registry, "llm_tool_calls_total", gen_ai_tool_name="search") == 2
+    assert value(registry, "llm_tool_calls_total", gen_ai_tool_name="book") == 1
+    assert value(registry, "llm_time_per_output_token_seconds_sum") == 0.2  # (2.5 - 0.5) / 10
+    gap = "gen_ai_client_operation_time_per_output_chunk_seconds"
+    assert value(registry, f"{gap}_count") == 3 and value(registry, f"{gap}_bucket", le="0.04") == 3
+    assert value(registry, f"{gap}_bucket", le="0.001") == 1
+    tool = "gen_ai_execute_tool_duration_seconds"
+    assert value(registry, f"{tool}_sum", gen_ai_tool_name="search", error_type="") == 0.25
+    assert value(registry, f"{tool}_count", gen_ai_tool_name="book", error_type="TimeoutError") == 1

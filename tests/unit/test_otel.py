@@ -332,10 +332,9 @@ def test_non_genai_and_agent_spans_change_nothing(rec: Recorder, registry: Colle
     before = all_samples(registry)
     end_span(provider, {}, name="empty")
     end_span(provider, {"http.request.method": "GET", "http.route": "/chat"}, name="GET /chat")
-    # Agent and tool spans may sum the usage of the model calls under them: counting them would count twice.
+    # Agent spans may sum the usage of the model calls under them: counting them would count twice.
     agent = {**CURRENT, "gen_ai.operation.name": "invoke_agent"}
     end_span(provider, agent, name="invoke_agent helper")
-    end_span(provider, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, name="tool")
     end_span(provider, {**OLDER, "llm.request.type": "rerank"}, name="rerank")  # not a model-call operation
     assert all_samples(registry) == before
     provider.shutdown()
@@ -584,3 +583,54 @@ def test_otel_metrics_without_the_extra_is_a_config_error(rec: Recorder, monkeyp
     with pytest.raises(ConfigError, match="otel.*metrics.*pip install"):
         enable_otel_metrics(rec)
     assert not any(isinstance(s, OtelMetricsSink) for s in rec.sinks)
+
+
+# -- finish reasons and tool executions from spans ----------------------------------------------------------
+
+
+def test_a_spans_finish_reasons_are_counted_normalised(rec: Recorder, registry: CollectorRegistry) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    end_span(provider, {**CURRENT, "gen_ai.response.finish_reasons": ("stop", "length")})
+    end_span(provider, {**CACHED, "gen_ai.response.finish_reasons": ("max_tokens",)})
+    end_span(provider, CURRENT)  # none said: none counted
+    provider.shutdown()
+    reasons = {
+        (dict(k)["gen_ai_provider_name"], dict(k)["reason"]): v
+        for k, v in series(registry, "llm_finish_reasons_total").items()
+    }
+    assert reasons == {("openai", "stop"): 1, ("openai", "length"): 1, ("anthropic", "length"): 1}
+
+
+def test_execute_tool_spans_give_tool_duration_and_errors_by_tool(rec: Recorder, registry: CollectorRegistry) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}
+    end_span(provider, tool, seconds=0.25, name="execute_tool search")
+    end_span(provider, tool, seconds=2.0, name="execute_tool search")
+    end_span(provider, tool, seconds=0.5, error=TimeoutError("slow"), name="execute_tool search")
+    end_span(provider, {**tool, "gen_ai.tool.name": "lookup", "error.type": "not_found"}, seconds=0.125)
+    provider.shutdown()
+    get = selector(registry)
+    name = "gen_ai_execute_tool_duration_seconds"
+    assert get(f"{name}_count", {"gen_ai_tool_name": "search", "error_type": ""}) == 2
+    assert get(f"{name}_sum", {"gen_ai_tool_name": "search", "error_type": ""}) == 2.25
+    assert get(f"{name}_bucket", {"gen_ai_tool_name": "search", "error_type": "", "le": "0.32"}) == 1
+    assert get(f"{name}_count", {"gen_ai_tool_name": "search", "error_type": "TimeoutError"}) == 1
+    assert get(f"{name}_count", {"gen_ai_tool_name": "lookup", "error_type": "not_found"}) == 1
+    # A tool run is no model call: no LLM call is counted for it.
+    assert series(registry, "llm_requests_total") == {}
+
+
+def test_tool_names_from_spans_are_capped(registry: CollectorRegistry) -> None:
+    rec = Recorder(Config(label_cap=2), registry)
+    provider = TracerProvider()
+    provider.add_span_processor(GenAISpanProcessor(rec))
+    for i in range(4):
+        end_span(provider, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": f"t{i}"}, seconds=0.1)
+    provider.shutdown()
+    counts = {
+        dict(k)["gen_ai_tool_name"]: v
+        for k, v in series(registry, "gen_ai_execute_tool_duration_seconds_count").items()
+    }
+    assert counts == {"t0": 1, "t1": 1, "__overflow__": 2}

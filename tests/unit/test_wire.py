@@ -287,6 +287,15 @@ def test_the_cost_is_genai_prices_price_of_the_usage_it_reads_itself(sample: Sam
     assert sum(series(rec, "llm_cost_usd_total").values()) == pytest.approx(reference, abs=1e-12)
 
 
+@pytest.mark.parametrize("sample", SAMPLES, ids=IDS)
+def test_every_sample_says_how_it_ended(sample: Sample) -> None:
+    # Every sample is an answer that ended normally: OpenAI's "stop", Anthropic's and Bedrock's "end_turn",
+    # Gemini's "STOP", the Responses API's status "completed".
+    reasons = series(serve(sample), "llm_finish_reasons_total")
+    expected = {"gen_ai_provider_name": sample.provider, "gen_ai_request_model": sample.model, "reason": "stop"}
+    assert reasons == {tuple(sorted(expected.items())): 1}
+
+
 # -- the same answers in other encodings ------------------------------------------------------------------------
 
 BY_FILE = {s.file: s for s in SAMPLES}
