@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -21,7 +22,6 @@ from .labels import NO_ROUTE
 from .observations import (
     ESTIMATED,
     PROVIDER_COST,
-    TOKEN_KINDS,
     UNSPLIT,
     Captured,
     Confidence,
@@ -39,8 +39,9 @@ from .observations import (
 from .pricing import KINDS, PricingTable
 from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
-from .prometheus.fastpath import adder, http_observer, observer, unlocked
+from .prometheus.fastpath import adder, http_observer, observer, shared, unlocked
 from .prometheus.multiprocess import multiprocess_dir
+from .rows import DURATION, INPUT_USAGE, OUTPUT_USAGE, REQUESTS, TTFT, ByKind, LLMRow
 from .sinks import BridgeOutput, DriftOutput, Sink
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,16 @@ class Recorder:
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
         self._http_overflow: tuple[Any, Any, Any, Any] | None = None
         self._ttfb_overflow: Callable[[float], None] | None = None
-        self._rows: dict[tuple[str, ...], _ByKind] = {}
+        # Token and cost adders by (provider, model, response model, route[, tenant]): the owner thread's
+        # lock-free ones, and the locked ones of every other thread.
+        self._rows: dict[tuple[str, ...], ByKind] = {}
+        self._locked_rows: dict[tuple[str, ...], ByKind] = {}
+        # Rows of an LLM call's children by its raw label values (see rows.py), for the owner thread only.
+        self._llm_rows: dict[tuple[str | None, ...], LLMRow] = {}
+        # The thread whose updates of the LLM and quality series take no lock (the event loop's, where the
+        # middleware starts the recorder): see fastpath.SharedValue. Set once, never changed.
+        self._owner: int | None = None
+        self._owner_lock = threading.Lock()
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -128,9 +138,17 @@ class Recorder:
         if self._started:
             return
         self._started = True
+        self._claim_owner()
         self.pricing.start()
         for sink in self.sinks:
             sink.start()
+
+    def _claim_owner(self) -> int:
+        # The first thread to start the recorder or record an LLM call owns the lock-free path for good.
+        with self._owner_lock:
+            if self._owner is None:
+                self._owner = threading.get_ident()
+            return self._owner
 
     def close(self) -> None:
         if self._pricing is not None:
@@ -282,6 +300,45 @@ class Recorder:
 
     def llm(self, call: LLMCall) -> Cost | None:
         """Record one LLM call; returns its cost, or None when it has none (no usage, or no known price)."""
+        row = self._llm_rows.get(
+            (call.provider, call.model, call.response_model, call.operation, call.error_type, call.route, call.tenant)
+        )
+        if row is None or call.missing_usage or threading.get_ident() != self._owner:
+            return self._llm(call)
+        return self._through(row, call)
+
+    def _through(self, row: LLMRow, call: LLMCall) -> Cost | None:
+        """Record a call through its row, on the owner thread: its names need no capping (they were kept as
+        given), its children no look-up, and its updates no lock."""
+        exemplar = self.exemplar() if self.exemplar is not None else None
+        updates = row.updates
+        if call.duration is not None:
+            if exemplar:
+                row.child(DURATION).observe(call.duration, exemplar)
+            else:
+                (updates[DURATION] or row.update(DURATION))(call.duration)
+        if call.ttft is not None:
+            (updates[TTFT] or row.update(TTFT))(call.ttft)
+        (updates[REQUESTS] or row.update(REQUESTS))(1)
+        kinds = call.kinds()
+        cost: Cost | None = None
+        if kinds is None:
+            self._add(self.metrics.missing_usage, call.provider, call.model, "usage_inconsistent")(1)
+        else:
+            for slot, tokens in ((INPUT_USAGE, call.input_tokens), (OUTPUT_USAGE, call.output_tokens)):
+                if tokens:
+                    if exemplar:
+                        row.child(slot).observe(tokens, exemplar)
+                    else:
+                        (updates[slot] or row.update(slot))(tokens)
+            cost = self._book(call, kinds, row.by_kind)
+        if self.sinks:
+            self._tell_sinks(call, cost)
+        return cost
+
+    def _llm(self, call: LLMCall) -> Cost | None:
+        """:meth:`llm` for a call not seen before, one from a thread other than the owner, or one without usage:
+        names capped, children looked up; for the owner, the row of a call whose names were kept as given."""
         m = self.metrics
         g = self.guard
         provider = g("gen_ai_provider_name", call.provider or "unknown")
@@ -289,8 +346,30 @@ class Recorder:
         response = g("gen_ai_response_model", call.response_model) if call.response_model else ""
         operation = g("gen_ai_operation_name", call.operation or "chat")
         error = g("error_type", call.error_type) if call.error_type else ""
-        tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
+        tenant_in = call.tenant or ""
+        tenant = (g("tenant", tenant_in),) if m.tenant else ()
         route = g("http_route", call.route) if call.route else NO_ROUTE  # capped as the HTTP metrics' routes
+        owned = threading.get_ident() == (self._owner or self._claim_owner())
+        key = (provider, model, response, route, *tenant)
+        # The guard returns the very object it was given unless it folded or repaired the value: a call whose
+        # names all came back so is recorded through its row, now and from now on (the owner thread's only).
+        kept = (
+            provider is call.provider
+            and model is call.model
+            and operation is call.operation
+            and (response is call.response_model or call.response_model is None)
+            and (error is call.error_type or call.error_type is None)
+            and (not tenant or tenant[0] is tenant_in)
+            and (route is call.route or call.route is None)
+        )
+        if kept and owned and call.missing_usage is None:
+            if len(self._llm_rows) >= _MAX_CACHED_ROWS:
+                self._llm_rows.clear()
+            labels = (provider, model, response, operation, error, route, tenant)
+            row = LLMRow(m, labels, self._by_kind(key, owned))
+            row_key = (call.provider, call.model, call.response_model, call.operation, call.error_type, call.route)
+            self._llm_rows[(*row_key, call.tenant)] = row
+            return self._through(row, call)
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             if exemplar:
@@ -318,11 +397,9 @@ class Recorder:
                         usage.observe(tokens, exemplar)
                     else:
                         self._observe(m.llm_token_usage, operation, provider, model, response, token_type)(tokens)
-            cost = self._book(call, kinds, (provider, model, response, route, *tenant))
+            cost = self._book(call, kinds, self._by_kind(key, owned))
         if self.sinks:
-            ts = call.timestamp if call.timestamp is not None else time.time()
-            # Sinks see the names the metrics have. The guard returns the very object it was given unless
-            # it folded or repaired the value, so the copy is made only then.
+            # Sinks see the names the metrics have: a copy is made when the guard changed one.
             answered = response or None
             if (
                 provider is not call.provider
@@ -331,15 +408,29 @@ class Recorder:
                 or answered is not call.response_model
             ):
                 call = replace(call, provider=provider, model=model, operation=operation, response_model=answered)
-            for sink in self.sinks:
-                sink.on_llm(call, cost, ts)
+            self._tell_sinks(call, cost)
         return cost
 
-    def _book(self, call: LLMCall, kinds: tuple[int, ...], key: tuple[str, ...]) -> Cost | None:
+    def _tell_sinks(self, call: LLMCall, cost: Cost | None) -> None:
+        ts = call.timestamp if call.timestamp is not None else time.time()
+        for sink in self.sinks:
+            sink.on_llm(call, cost, ts)
+
+    def _by_kind(self, key: tuple[str, ...], owned: bool) -> ByKind:
+        rows = self._rows if owned else self._locked_rows
+        row = rows.get(key)
+        if row is None:
+            if len(rows) >= _MAX_CACHED_ROWS:  # bounded by the caps already; this is the last resort
+                rows.clear()
+            row = rows[key] = ByKind(self.metrics, key, owned)
+        return row
+
+    def _book(self, call: LLMCall, kinds: tuple[int, ...], row: ByKind) -> Cost | None:
         """Book the call's tokens by kind and its cost: the provider's figure as given, else priced from the
-        price data kind by kind; returns the cost. ``key``: (provider, model, response model, route, *tenant)."""
+        price data kind by kind; returns the cost. ``row``: the adders of (provider, model, response model,
+        route, *tenant)."""
         m = self.metrics
-        provider, model, response, route, *tenant = key
+        provider, model, response, route, *tenant = row.labels
         parts: tuple[float, ...] = ()
         if call.cost_usd is None and (call.input_tokens or call.output_tokens):
             # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
@@ -348,11 +439,6 @@ class Recorder:
                 self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
             else:
                 parts = entry.amounts(kinds)
-        row = self._rows.get(key)
-        if row is None:
-            if len(self._rows) >= _MAX_CACHED_ROWS:  # bounded by the caps already; this is the last resort
-                self._rows.clear()
-            row = self._rows[key] = _ByKind(m, key)
         # One pass over the kinds for tokens and costs, through the row's adders (no key to hash per kind);
         # parts has one more item than kinds, the fee per call, booked after the loop.
         i = 0
@@ -394,12 +480,13 @@ class Recorder:
         key = (family, self.metrics.admit(family, values))
         fn = self._children.get(key)
         if fn is None:
-            fn = self._children[key] = make(family.labels(*key[1], *self.metrics.static))
+            # SharedValue values from the start, before any update holds them (see fastpath.shared).
+            fn = self._children[key] = make(shared(family.labels(*key[1], *self.metrics.static)))
         return fn
 
     def _labels(self, family: Histogram, values: tuple[str, ...]) -> Histogram:
         """The child of ``values`` within the family's budget (the exemplar paths, which are not cached)."""
-        return family.labels(*self.metrics.admit(family, values), *self.metrics.static)
+        return shared(family.labels(*self.metrics.admit(family, values), *self.metrics.static))
 
     # -- any observation of the vocabulary ---------------------------------------------------------------
 
@@ -542,34 +629,6 @@ class _BridgeCounters:
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-class _ByKind:
-    """The token and estimated-cost adders of one (provider, model, response model, route[, tenant]), by kind:
-    made when a kind is first booked (within the family's series budget), so a kind never seen exports no
-    series."""
-
-    __slots__ = ("_metrics", "_labels", "tokens", "costs")
-
-    def __init__(self, metrics: Metrics, labels: tuple[str, ...]) -> None:
-        self._metrics = metrics
-        self._labels = labels
-        self.tokens: list[Callable[[float], None] | None] = [None] * len(TOKEN_KINDS)
-        self.costs: list[Callable[[float], None] | None] = [None] * len(KINDS)
-
-    def token(self, i: int) -> Callable[[float], None]:
-        m = self._metrics
-        provider, model, response, route, *tenant = self._labels
-        values = m.admit(m.llm_tokens, (provider, model, response, TOKEN_KINDS[i], route, *tenant))
-        add = self.tokens[i] = adder(m.llm_tokens.labels(*values, *m.static))
-        return add
-
-    def cost(self, i: int) -> Callable[[float], None]:
-        m = self._metrics
-        provider, model, response, route, *tenant = self._labels
-        values = m.admit(m.llm_cost, (provider, model, response, KINDS[i], ESTIMATED, route, *tenant))
-        add = self.costs[i] = adder(m.llm_cost.labels(*values, *m.static))
-        return add
 
 
 def _telling(
