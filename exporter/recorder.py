@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
+from .handoff import Handoff
 from .labels import NO_ROUTE
 from .observations import (
     ESTIMATED,
@@ -94,6 +95,8 @@ class Recorder:
         # middleware starts the recorder): see fastpath.SharedValue. Set once, never changed.
         self._owner: int | None = None
         self._owner_lock = threading.Lock()
+        # Once started, LLM calls reach the sinks through one bounded queue and its thread (see handoff.py).
+        self._handoff: Handoff | None = None
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -111,6 +114,9 @@ class Recorder:
         self._on_http, self._on_duration = tuple(on_http), tuple(on_duration)
         self._on_active = tuple(s.on_active for s in self.sinks if type(s).on_active is not Sink.on_active)
         self._active_children.clear()  # the in-flight adders call the sinks that want them
+        if self._handoff is not None:
+            self._handoff.sinks = self.sinks
+            sink.handed_off(self._handoff.drain)
 
     @property
     def pricing(self) -> PricingTable:
@@ -142,6 +148,11 @@ class Recorder:
         self.pricing.start()
         for sink in self.sinks:
             sink.start()
+        if self.sinks:
+            handoff = self._handoff = Handoff(self.sinks, self.metrics.child(self.metrics.sink_dropped).inc)
+            for sink in self.sinks:
+                sink.handed_off(handoff.drain)
+            handoff.start()
 
     def _claim_owner(self) -> int:
         # The first thread to start the recorder or record an LLM call owns the lock-free path for good.
@@ -153,6 +164,9 @@ class Recorder:
     def close(self) -> None:
         if self._pricing is not None:
             self._pricing.stop()
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            handoff.close()  # the sinks see every call before they flush
         for sink in self.sinks:
             sink.close()
 
@@ -413,7 +427,11 @@ class Recorder:
 
     def _tell_sinks(self, call: LLMCall, cost: Cost | None) -> None:
         ts = call.timestamp if call.timestamp is not None else time.time()
-        for sink in self.sinks:
+        handoff = self._handoff
+        if handoff is not None:
+            handoff.put(call, cost, ts)
+            return
+        for sink in self.sinks:  # not started (a script, a test): directly
             sink.on_llm(call, cost, ts)
 
     def _by_kind(self, key: tuple[str, ...], owned: bool) -> ByKind:
