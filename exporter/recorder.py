@@ -40,7 +40,7 @@ from .observations import (
 from .pricing import KINDS, PricingTable
 from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
-from .prometheus.fastpath import adder, http_observer, observer, shared, unlocked
+from .prometheus.fastpath import adder, exemplar_ok, http_observer, observer, shared, unlocked
 from .prometheus.multiprocess import multiprocess_dir
 from .rows import DURATION, INPUT_USAGE, OUTPUT_USAGE, REQUESTS, TTFT, ByKind, LLMRow
 from .sinks import BridgeOutput, DriftOutput, Sink
@@ -325,10 +325,12 @@ class Recorder:
         """Record a call through its row, on the owner thread: its names need no capping (they were kept as
         given), its children no look-up, and its updates no lock."""
         exemplar = self.exemplar() if self.exemplar is not None else None
-        updates = row.updates
+        if exemplar and not exemplar_ok(exemplar):
+            exemplar = None  # one prometheus_client would refuse (a source's bad labels): recorded without it
+        updates, with_exemplar = row.updates, row.with_exemplar
         if call.duration is not None:
             if exemplar:
-                row.child(DURATION).observe(call.duration, exemplar)
+                (with_exemplar[DURATION] or row.exemplar_update(DURATION))(call.duration, exemplar)
             else:
                 (updates[DURATION] or row.update(DURATION))(call.duration)
         if call.ttft is not None:
@@ -342,7 +344,7 @@ class Recorder:
             for slot, tokens in ((INPUT_USAGE, call.input_tokens), (OUTPUT_USAGE, call.output_tokens)):
                 if tokens:
                     if exemplar:
-                        row.child(slot).observe(tokens, exemplar)
+                        (with_exemplar[slot] or row.exemplar_update(slot))(tokens, exemplar)
                     else:
                         (updates[slot] or row.update(slot))(tokens)
             cost = self._book(call, kinds, row.by_kind)

@@ -18,7 +18,7 @@ from typing import Any
 from .observations import ESTIMATED, TOKEN_KINDS
 from .pricing import KINDS
 from .prometheus.families import Metrics
-from .prometheus.fastpath import adder, observer, owned_adder, owned_observer, shared
+from .prometheus.fastpath import adder, observer, owned_adder, owned_exemplar_observer, owned_observer, shared
 
 Add = Callable[[float], None]
 
@@ -84,7 +84,7 @@ class LLMRow:
     token and cost adders by kind.
     """
 
-    __slots__ = ("_metrics", "_slots", "updates", "by_kind")
+    __slots__ = ("_metrics", "_slots", "updates", "with_exemplar", "by_kind")
 
     def __init__(
         self, metrics: Metrics, labels: tuple[str, str, str, str, str, str, tuple[str, ...]], by_kind: ByKind
@@ -100,6 +100,7 @@ class LLMRow:
             (m.llm_token_usage, (operation, provider, model, response, "output")),
         )
         self.updates: list[Add | None] = [None] * len(self._slots)
+        self.with_exemplar: list[Callable[[float, dict[str, str]], None] | None] = [None] * len(self._slots)
         self.by_kind = by_kind
 
     def update(self, slot: int) -> Add:
@@ -110,8 +111,15 @@ class LLMRow:
             self.updates[slot] = add
         return add
 
-    def child(self, slot: int) -> Any:
-        """The slot's child itself, for an observation with an exemplar (the public, locked call)."""
+    def exemplar_update(self, slot: int) -> Callable[[float, dict[str, str]], None]:
+        """The slot's update with an exemplar (a histogram's), made now (kept when the budget admitted it)."""
         family, values = self._slots[slot]
         m = self._metrics
-        return shared(family.labels(*m.admit(family, values), *m.static))
+        admitted = m.admit(family, values)
+        child = shared(family.labels(*admitted, *m.static))
+        observe = owned_exemplar_observer(child)
+        if observe is None:
+            return child.observe  # type: ignore[no-any-return]
+        if admitted is values:
+            self.with_exemplar[slot] = observe
+        return observe

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.samples import Exemplar
+from prometheus_client.validation import _validate_labelname
 from prometheus_client.values import MutexValue
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
@@ -131,6 +134,44 @@ def owned_observer(child: Histogram) -> Callable[[float], None] | None:
         owned[bisect_left(bounds, value)]._value += 1
 
     return observe
+
+
+def owned_exemplar_observer(child: Histogram) -> Callable[[float, dict[str, str]], None] | None:
+    """As :func:`owned_observer`, with an exemplar (see :func:`exemplar_ok`) on the bucket observed, as
+    ``child.observe(value, exemplar)`` stores it."""
+    observe = owned_observer(child)
+    if observe is None:
+        return None
+    bounds, buckets, total = _parts(child)  # type: ignore[misc]
+    owned: list[Any] = buckets
+    whole: Any = total
+
+    def observe_with(value: float, exemplar: dict[str, str]) -> None:
+        whole._value += value
+        bucket = owned[bisect_left(bounds, value)]
+        bucket._value += 1
+        bucket._exemplar = Exemplar(exemplar, value, time.time())
+
+    return observe_with
+
+
+_GOOD_NAMES: set[str] = set()  # exemplar label names already checked (a few: trace_id, span_id)
+
+
+def exemplar_ok(exemplar: dict[str, str]) -> bool:
+    """Whether prometheus_client would take ``exemplar`` (label names, at most 128 characters in all): its
+    check, with the names remembered once checked. One that fails goes through the public call, which says why."""
+    runes = 0
+    for name, value in exemplar.items():
+        if name not in _GOOD_NAMES:
+            try:
+                _validate_labelname(name)
+            except ValueError:
+                return False
+            if len(_GOOD_NAMES) < 100:
+                _GOOD_NAMES.add(name)
+        runes += len(name) + len(value)
+    return runes <= 128
 
 
 def unlocked(child: _Metric) -> _Metric:
