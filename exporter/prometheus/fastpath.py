@@ -100,7 +100,13 @@ def shared(child: _Metric) -> _Metric:
     Multiprocess mode's values (files) are left as they are: they take their own lock, and
     :func:`owned_adder` / :func:`owned_observer` then fall back to the public calls.
     """
-    return _replace_values(child, SharedValue)
+    if type(getattr(child, "_value", getattr(child, "_sum", None))) is not MutexValue:
+        return child  # converted already (or not prometheus_client's in-process values)
+    with _converting:  # two threads making the same child: one converts, the other sees it done
+        return _replace_values(child, SharedValue)
+
+
+_converting = threading.Lock()
 
 
 def owned_adder(child: Counter) -> Callable[[float], None] | None:
