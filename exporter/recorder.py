@@ -42,7 +42,7 @@ from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
 from .prometheus.fastpath import adder, exemplar_ok, http_observer, observer, shared, unlocked
 from .prometheus.multiprocess import multiprocess_dir
-from .rows import DURATION, INPUT_USAGE, OUTPUT_USAGE, REQUESTS, TTFT, ByKind, LLMRow
+from .rows import DURATION, INPUT_USAGE, OUTPUT_USAGE, REQUESTS, TTFT, ByKind, LLMRow, owned_or_locked
 from .sinks import BridgeOutput, DriftOutput, Sink
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class Recorder:
         self._ttfb_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
+        self._owned_children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}  # the owner's
         self._http_overflow: tuple[Any, Any, Any, Any] | None = None
         self._ttfb_overflow: Callable[[float], None] | None = None
         # Token and cost adders by (provider, model, response model, route[, tenant]): the owner thread's
@@ -482,26 +483,24 @@ class Recorder:
     # series budget is asked only on a miss, so an existing series costs no more than before.
 
     def _observe(self, family: Histogram, *values: str) -> Callable[[float], None]:
-        fn = self._children.get((family, values))
-        if fn is None:
-            fn = self._new_child(family, values, observer)
-        return fn
+        return self._child(family, values)
 
     def _add(self, family: Counter, *values: str) -> Callable[[float], None]:
-        fn = self._children.get((family, values))
-        if fn is None:
-            fn = self._new_child(family, values, adder)
-        return fn
+        return self._child(family, values)
 
-    def _new_child(
-        self, family: Any, values: tuple[str, ...], make: Callable[[Any], Callable[[float], None]]
-    ) -> Callable[[float], None]:
-        # Cached under the values the budget admitted: a combination past it shares the overflow entry.
-        key = (family, self.metrics.admit(family, values))
-        fn = self._children.get(key)
+    def _child(self, family: Any, values: tuple[str, ...]) -> Callable[[float], None]:
+        # The owner thread's updates take no lock; every other thread's do (see fastpath.SharedValue).
+        owned = threading.get_ident() == self._owner
+        children = self._owned_children if owned else self._children
+        fn = children.get((family, values))
         if fn is None:
-            # SharedValue values from the start, before any update holds them (see fastpath.shared).
-            fn = self._children[key] = make(shared(family.labels(*key[1], *self.metrics.static)))
+            # Cached under the values the budget admitted: a combination past it shares the overflow entry.
+            key = (family, self.metrics.admit(family, values))
+            fn = children.get(key)
+            if fn is None:
+                # SharedValue values from the start, before any update holds them (see fastpath.shared).
+                child = shared(family.labels(*key[1], *self.metrics.static))
+                fn = children[key] = owned_or_locked(child, owned)
         return fn
 
     def _labels(self, family: Histogram, values: tuple[str, ...]) -> Histogram:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
@@ -125,6 +126,16 @@ def test_shared_values_take_the_owner_lock_free_and_every_other_thread_locked() 
     assert shared(child) is child and type(child._sum) is SharedValue  # idempotent: the values are kept
 
 
+def alongside_threads(record: Callable[[int], None], here: int) -> None:
+    """``record(here)`` in this thread while four others each run ``record(10_000)``."""
+    threads = [threading.Thread(target=record, args=(10_000,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    record(here)
+    for t in threads:
+        t.join()
+
+
 def test_llm_calls_from_the_owner_and_from_threads_are_all_counted() -> None:
     # The owner (the first thread to record) goes through its rows without locks; sync handlers' threads
     # take the locked path to the same series.
@@ -136,14 +147,26 @@ def test_llm_calls_from_the_owner_and_from_threads_are_all_counted() -> None:
             rec.llm(LLMCall("gpt-4o", "openai", input_tokens=3, output_tokens=4, duration=0.5, route="/chat"))
 
     record(1)  # this thread owns the lock-free path
-    threads = [threading.Thread(target=record, args=(10_000,)) for _ in range(4)]
-    for t in threads:
-        t.start()
-    record(19_999)
-    for t in threads:
-        t.join()
+    alongside_threads(record, 19_999)
     assert value(registry, "llm_requests_total", gen_ai_request_model="gpt-4o") == 60_000
     assert value(registry, "llm_tokens_total", gen_ai_token_type="input") == 180_000
     assert value(registry, "llm_tokens_total", gen_ai_token_type="output") == 240_000
     assert value(registry, "gen_ai_client_operation_duration_seconds_count", gen_ai_request_model="gpt-4o") == 60_000
     assert value(registry, "gen_ai_client_token_usage_sum", gen_ai_token_type="output") == 240_000
+
+
+def test_quality_signals_from_the_owner_and_from_threads_are_all_counted() -> None:
+    registry = CollectorRegistry()
+    rec = Recorder(Config.from_mapping({"drift": {"enabled": False}}), registry)
+    rec.start()  # this thread owns the lock-free path
+
+    def record(n: int) -> None:
+        for _ in range(n):
+            rec.confidence(0.5, "booking", "gpt-4o")
+            rec.event("handoff")
+
+    alongside_threads(record, 20_000)
+    rec.close()
+    assert value(registry, "llm_confidence_count", label="booking") == 60_000
+    assert value(registry, "llm_predictions_total", label="booking") == 60_000
+    assert value(registry, "llm_events_total", event="handoff") == 60_000
