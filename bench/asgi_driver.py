@@ -6,12 +6,39 @@ import asyncio
 import time
 from typing import Any
 
+from payloads import openai_json, openai_sse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+CHAT = openai_json(2048)
+STREAM = openai_sse(200)  # 200 events (the last with usage) and the [DONE] line
+
+
+async def chat(request: Request) -> Response:
+    return Response(CHAT, media_type="application/json")
+
+
+async def stream(request: Request) -> StreamingResponse:
+    async def events() -> Any:
+        for chunk in STREAM:
+            yield chunk
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+def llm_routes() -> list[Route]:
+    """``/chat/{item_id}`` answers a 2 KB OpenAI chat completion, ``/stream/{item_id}`` a 200-chunk SSE stream."""
+    return [Route("/chat/{item_id}", chat), Route("/stream/{item_id}", stream)]
+
 
 def scope_for(i: int, prefix: str = "/items") -> dict[str, Any]:
     path = f"{prefix}/{i % 50}"
     return {
         "type": "http",
-        "asgi": {"version": "3.0"},
+        # spec 2.4: a streamed response then does not poll receive() for a disconnect, which this driver
+        # would answer at once, forever.
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
@@ -52,14 +79,14 @@ def compare(apps: dict[str, Any], requests: int, rounds: int) -> dict[str, float
     return {name: min(values) for name, values in rounds_of(apps, requests, rounds).items()}
 
 
-def rounds_of(apps: dict[str, Any], requests: int, rounds: int) -> dict[str, list[float]]:
-    """Every round's µs per request, per app."""
+def rounds_of(apps: dict[str, Any], requests: int, rounds: int, prefix: str = "/items") -> dict[str, list[float]]:
+    """Every round's µs per request to ``prefix/<i>``, per app."""
     samples: dict[str, list[float]] = {name: [] for name in apps}
     loop = asyncio.new_event_loop()
     for app in apps.values():  # warm-up: builds middleware stacks and label children
-        loop.run_until_complete(drive(app, 500))
+        loop.run_until_complete(drive(app, min(500, requests), prefix))
     for _ in range(rounds):
         for name, app in apps.items():
-            samples[name].append(loop.run_until_complete(drive(app, requests)))
+            samples[name].append(loop.run_until_complete(drive(app, requests, prefix)))
     loop.close()
     return samples

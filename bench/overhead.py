@@ -2,11 +2,15 @@
 
 The same Starlette app, in one process, called through ASGI directly: bare, with llm-exporter, with
 starlette-exporter, with prometheus-fastapi-instrumentator and with OpenTelemetry's ASGI middleware.
-Rounds are interleaved so drift in machine speed hits every variant alike; each figure is the best
-round (the median is printed too). Then: ``/metrics`` render time at 1,000 and 10,000 series, and
-requests/s under uvicorn + wrk, bare vs ours (``--wrk``): five alternating pairs of runs.
+Three workloads: a small JSON answer (HTTP-only), an endpoint answering a 2 KB OpenAI chat completion
+(HTTP metrics + capture + tokens and cost), and a 200-chunk OpenAI SSE stream with its final usage chunk
+(also with llm-exporter's capture off, to tell the capture's share per chunk). Rounds are interleaved so
+drift in machine speed hits every variant alike; each figure is the best round (the median is printed
+too), and the ratios the performance issue sets targets for are printed from both. Then: ``/metrics``
+render time at 1,000 and 10,000 series, and requests/s under uvicorn + wrk, bare vs ours (``--wrk``):
+alternating pairs of runs, server and wrk pinned to separate cores.
 
-    python bench/overhead.py [--requests 1000] [--rounds 25] [--wrk]
+    python bench/overhead.py [--requests 1000] [--rounds 25] [--wrk] [--pairs 7]
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from asgi_driver import rounds_of  # noqa: E402
+from asgi_driver import STREAM, llm_routes, rounds_of  # noqa: E402
 
 from exporter import Config, PrometheusMiddleware, Recorder  # noqa: E402
 from exporter.prometheus.exposition import render
+from exporter.wiring import build
 
 
 async def item(request: Request) -> JSONResponse:
@@ -48,7 +53,12 @@ async def health(request: Request) -> JSONResponse:
 
 def make_app() -> Starlette:
     return Starlette(
-        routes=[Route("/items/{item_id}", item), Route("/users/{user_id}/orders", item), Route("/health", health)]
+        routes=[
+            Route("/items/{item_id}", item),
+            Route("/users/{user_id}/orders", item),
+            Route("/health", health),
+            *llm_routes(),
+        ]
     )
 
 
@@ -62,6 +72,12 @@ def ours() -> Any:
     app = make_app()
     app.add_middleware(PrometheusMiddleware)
     return app
+
+
+def ours_without_capture() -> Any:
+    # The default config but capture: the SSE workload's HTTP cost per chunk, without reading the chunks.
+    config = Config.from_mapping({"capture": {"enabled": False}})
+    return PrometheusMiddleware(make_app(), recorder=build(config, CollectorRegistry()))
 
 
 def starlette_exporter() -> Any:
@@ -96,10 +112,54 @@ VARIANTS: dict[str, Callable[[], Any]] = {
     "prometheus-fastapi-instrumentator": instrumentator,
     "opentelemetry-asgi": opentelemetry,
 }
+PEERS = ("starlette-exporter", "prometheus-fastapi-instrumentator", "opentelemetry-asgi")
+NO_CAPTURE = "llm-exporter (capture off)"
+# name -> (path prefix, requests per round as a share of --requests)
+WORKLOADS = {
+    "HTTP-only": ("/items", 1.0),
+    "LLM answer (2 KB JSON)": ("/chat", 1.0),
+    "SSE (200 chunks)": ("/stream", 0.2),
+}
 
 
-def overhead(requests: int, rounds: int, names: list[str]) -> dict[str, list[float]]:
-    return rounds_of({name: VARIANTS[name]() for name in names}, requests, rounds)
+def overhead(requests: int, rounds: int, names: list[str]) -> dict[str, dict[str, list[float]]]:
+    """Every round's µs per request, by workload and variant."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for workload, (prefix, share) in WORKLOADS.items():
+        apps = {name: VARIANTS[name]() for name in names}
+        if workload.startswith("SSE") and "llm-exporter" in names:
+            apps[NO_CAPTURE] = ours_without_capture()
+        out[workload] = rounds_of(apps, max(int(requests * share), 20), rounds, prefix)
+    return out
+
+
+def report(samples: dict[str, dict[str, list[float]]]) -> None:
+    """The table of each workload, then the ratios of the issue's targets, from best and from median rounds."""
+    for workload, runs in samples.items():
+        best = {name: min(values) for name, values in runs.items()}
+        median = {name: statistics.median(values) for name, values in runs.items()}
+        print(f"\n{workload:36} {'µs/request':>11} {'overhead µs':>12} {'median overhead':>16}")
+        for name in runs:
+            over, over_median = best[name] - best["bare"], median[name] - median["bare"]
+            print(f"{name:36} {best[name]:11.1f} {over:12.1f} {over_median:16.1f}")
+    if "llm-exporter" not in samples["HTTP-only"]:
+        return
+    chunks = len(STREAM)
+    for label, pick in (("best", min), ("median", statistics.median)):
+        over = {w: {n: pick(v) - pick(runs["bare"]) for n, v in runs.items()} for w, runs in samples.items()}
+        http, answer, sse = over["HTTP-only"], over["LLM answer (2 KB JSON)"], over["SSE (200 chunks)"]
+        peers = [http[n] for n in PEERS if n in http]
+        print(f"\nratios ({label} rounds)")
+        if peers:
+            best_peer = min(peers)
+            print(f"  HTTP-only overhead / best peer's HTTP-only overhead:   {http['llm-exporter'] / best_peer:.3f}"
+                  "  (target <= 0.15)")  # fmt: skip
+            print(f"  LLM answer overhead / best peer's HTTP-only overhead:  {answer['llm-exporter'] / best_peer:.3f}"
+                  "  (target <= 0.3)")  # fmt: skip
+        beyond = (sse["llm-exporter"] - http["llm-exporter"]) / chunks
+        capture = (sse["llm-exporter"] - sse[NO_CAPTURE]) / chunks
+        print(f"  SSE µs per chunk beyond the HTTP-only overhead:        {beyond:.3f}  (target <= 0.3)")
+        print(f"  SSE µs per chunk of capture (capture on minus off):    {capture:.3f}")
 
 
 def render_times() -> dict[int, float]:
@@ -124,7 +184,7 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def wrk_throughput(seconds: int = 4, pairs: int = 5) -> dict[str, list[float]]:
+def wrk_throughput(seconds: int = 4, pairs: int = 7) -> dict[str, list[float]]:
     """Requests/s of ``pairs`` alternating bare / ours uvicorn runs, per variant.
 
     On a 2-core machine wrk and the server fight for the CPUs: each gets its own core (taskset) when
@@ -176,26 +236,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--wrk", action="store_true", help="also measure requests/s under uvicorn with wrk")
     parser.add_argument("--no-render", action="store_true")
+    parser.add_argument("--pairs", type=int, default=7, help="alternating bare / ours uvicorn runs (--wrk)")
     args = parser.parse_args()
     names = ["bare", *[n for n in args.only if n != "bare"]]
-    samples = overhead(args.requests, args.rounds, names)
-    # The best round is the figure (as timeit reports it: slower rounds measure the machine's other load);
-    # the median is shown too, for a sense of the noise.
-    best = {name: min(values) for name, values in samples.items()}
-    median = {name: statistics.median(values) for name, values in samples.items()}
-    print(f"{'variant':36} {'µs/request':>11} {'overhead µs':>12} {'median overhead':>16}")
-    for name in names:
-        print(f"{name:36} {best[name]:11.1f} {best[name] - best['bare']:12.1f} {median[name] - median['bare']:16.1f}")
-    for label, figures in (("best", best), ("median", median)):
-        peers = [figures[n] - figures["bare"] for n in names if n not in ("bare", "llm-exporter")]
-        if "llm-exporter" in figures and peers:
-            ratio = (figures["llm-exporter"] - figures["bare"]) / min(peers)
-            print(f"llm-exporter overhead / best peer overhead ({label} rounds): {ratio:.3f}")
+    report(overhead(args.requests, args.rounds, names))
     if not args.no_render:
         for series, ms in render_times().items():
             print(f"/metrics render, {series} samples: {ms:.1f} ms")
     if args.wrk:
-        runs = wrk_throughput()
+        runs = wrk_throughput(pairs=args.pairs)
         for label, pick in (("best", max), ("median", statistics.median)):
             bare_rps, ours_rps = pick(runs["bare"]), pick(runs["llm-exporter"])
             print(

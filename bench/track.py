@@ -29,7 +29,7 @@ from exporter.collector import create_app
 from exporter.collector.events import parse_events
 from exporter.config import Config
 from exporter.recorder import Recorder
-from exporter.sinks import attach_default_sinks
+from exporter.wiring import build
 
 CONFIG = {"drift": {"enabled": False}, "otel": {"exemplars": False}}
 
@@ -55,8 +55,7 @@ def batch(size: int) -> list[dict[str, Any]]:
 def in_process(posts: int, size: int, drift: bool = False) -> float:
     """Events per second through the ASGI app (client and app in one event loop); ``drift``: with the
     drift detector attached as a sink, as ``llm-exporter collector`` runs by default."""
-    recorder = Recorder(Config.from_mapping({**CONFIG, "drift": {"enabled": drift}}), CollectorRegistry())
-    attach_default_sinks(recorder)
+    recorder = build(Config.from_mapping({**CONFIG, "drift": {"enabled": drift}}), CollectorRegistry())
     app = create_app(recorder=recorder)
     body = json.dumps(batch(size)).encode()
     headers = {"content-type": "application/json"}
@@ -81,7 +80,7 @@ def stages(size: int, repeat: int = 300) -> dict[str, float]:
     decoded = json.loads(body)
     _, observations, _ = parse_events(decoded)
     for o in observations:
-        o.record(recorder)
+        recorder.record(o)
 
     def per_event(fn: Any) -> float:
         start = time.perf_counter()
@@ -91,7 +90,7 @@ def stages(size: int, repeat: int = 300) -> dict[str, float]:
 
     def record() -> None:
         for o in observations:
-            o.record(recorder)
+            recorder.record(o)
 
     return {
         "json decode": per_event(lambda: json.loads(body)),

@@ -32,38 +32,44 @@ from typing import Any
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))  # the drivers and payloads of this checkout's bench/
 
-from asgi_driver import drive  # noqa: E402
-from payloads import openai_json  # noqa: E402
+from asgi_driver import drive, llm_routes  # noqa: E402
 
-CASES = {"bare-json": "/items", "bare-llm": "/chat", "http-only": "/items", "llm-answer": "/chat"}
-FIGURES = (("http-only", "bare-json", "HTTP-only overhead"), ("llm-answer", "bare-llm", "LLM answer overhead"))
+CASES = {
+    "bare-json": "/items",
+    "bare-llm": "/chat",
+    "bare-sse": "/stream",
+    "http-only": "/items",
+    "llm-answer": "/chat",
+    "sse": "/stream",
+}
+FIGURES = (
+    ("http-only", "bare-json", "HTTP-only overhead"),
+    ("llm-answer", "bare-llm", "LLM answer overhead"),
+    ("sse", "bare-sse", "SSE (200 chunks) overhead"),
+)
 
 
 def apps() -> dict[str, Any]:
     """The four cases' apps, built from the ``exporter`` first on sys.path."""
     from prometheus_client import CollectorRegistry
     from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse
     from starlette.routing import Route
 
     from exporter import Config, PrometheusMiddleware, Recorder
 
-    body = openai_json(2048)
-
     async def item(request: Any) -> JSONResponse:
         return JSONResponse({"id": request.path_params["item_id"], "name": "widget", "tags": ["a", "b"]})
 
-    async def chat(request: Any) -> Response:
-        return Response(body, media_type="application/json")
-
     def app() -> Starlette:
-        return Starlette(routes=[Route("/items/{item_id}", item), Route("/chat/{item_id}", chat)])
+        return Starlette(routes=[Route("/items/{item_id}", item), *llm_routes()])
 
     def wrapped() -> Any:
         # As most apps use it: a recorder of the default config (capture, drift and exemplars on).
         return PrometheusMiddleware(app(), recorder=Recorder(Config(), CollectorRegistry()))
 
-    return {"bare-json": app(), "bare-llm": app(), "http-only": wrapped(), "llm-answer": wrapped()}
+    bare = ("bare-json", "bare-llm", "bare-sse")
+    return {name: app() if name in bare else wrapped() for name in CASES}
 
 
 def render_ms() -> float:

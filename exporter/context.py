@@ -23,23 +23,23 @@ from contextvars import ContextVar, Token
 
 from .recorder import Recorder
 
-# Public so that the middleware, on every request, calls its get/set/reset without a wrapper in between.
-request_var: ContextVar[Recorder | None] = ContextVar("llm_exporter_recorder", default=None)
-
 
 class Handling:
-    """The request being handled, as the calls its handler makes see it: its ``route`` (capped), and how
-    many LLM answers outbound capture saw while handling it. Copies of the context (tasks, Starlette's
-    thread pool for sync handlers) share this one mutable object, so a count made there is seen here."""
+    """The request being handled, as the calls its handler makes see it: its ``recorder``, its ``route``
+    (capped; None outside any request), and how many LLM answers outbound capture saw while handling it.
+    Copies of the context (tasks, Starlette's thread pool for sync handlers) share this one mutable object,
+    so a count made there is seen here."""
 
-    __slots__ = ("route", "outbound_calls")
+    __slots__ = ("recorder", "route", "outbound_calls")
 
-    def __init__(self, route: str) -> None:
+    def __init__(self, recorder: Recorder | None, route: str | None) -> None:
+        self.recorder = recorder
         self.route = route
         self.outbound_calls = 0
 
 
-# Set by the middleware for each request, reset when it ends.
+# Set by the middleware for each request, reset when it ends: one context variable for the recorder and the
+# route (public so that the middleware calls its set/reset without a wrapper in between).
 handling_var: ContextVar[Handling | None] = ContextVar("llm_exporter_handling", default=None)
 # True inside an ``llm.call()`` block (rule 1 above).
 block_var: ContextVar[bool] = ContextVar("llm_exporter_llm_block", default=False)
@@ -59,22 +59,26 @@ def default_recorder() -> Recorder:
 
 def current_recorder() -> Recorder:
     """The recorder of the request being handled, else the default registry's."""
-    rec = request_var.get()
+    handling = handling_var.get()
+    rec = handling.recorder if handling is not None else None
     return rec if rec is not None else default_recorder()
 
 
 def request_recorder() -> Recorder | None:
     """The recorder the middleware set for the request being handled, if any."""
-    return request_var.get()
+    handling = handling_var.get()
+    return handling.recorder if handling is not None else None
 
 
-def use_recorder(rec: Recorder) -> Token[Recorder | None]:
-    """Make ``rec`` current in this context; returns the token for :func:`reset_recorder`."""
-    return request_var.set(rec)
+def use_recorder(rec: Recorder) -> Token[Handling | None]:
+    """Make ``rec`` current in this context (the route stays the current one); returns the token for
+    :func:`reset_recorder`."""
+    handling = handling_var.get()
+    return handling_var.set(Handling(rec, handling.route if handling is not None else None))
 
 
-def reset_recorder(token: Token[Recorder | None]) -> None:
-    request_var.reset(token)
+def reset_recorder(token: Token[Handling | None]) -> None:
+    handling_var.reset(token)
 
 
 def current_route() -> str | None:

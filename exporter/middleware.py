@@ -18,7 +18,7 @@ from .capture.request import requested_model
 from .capture.response import capture_body, may_carry_usage, start_capture
 from .capture.transport import instrument
 from .config import Config, to_dict
-from .context import Handling, handling_var, request_var
+from .context import Handling, handling_var
 from .labels import KNOWN_METHODS, UNMATCHED
 from .observations import LLMCall
 from .prometheus.exposition import metrics_app
@@ -155,8 +155,6 @@ class PrometheusMiddleware:
             # Inline, not a method: this runs on every request.
             exchange.active(-1)
             handling_var.reset(exchange.handling)
-            if exchange.token is not None:
-                request_var.reset(exchange.token)
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         """Start before the app's own startup runs, so its startup code already records."""
@@ -199,7 +197,6 @@ class _Exchange(Handling):
         "_send",
         "method",
         "active",
-        "token",
         "handling",
         "capture_config",
         "start",
@@ -217,10 +214,12 @@ class _Exchange(Handling):
         "request_last",
     )
 
+    route: str  # a request's always has one
+
     def __init__(
         self, mw: PrometheusMiddleware, scope: Scope, receive: Receive, send: Send, method: str, route: str
     ) -> None:
-        rec = self.rec = mw.recorder
+        rec = self.rec = self.recorder = mw.recorder
         self.scope = scope
         self._receive = receive
         self._send = send
@@ -229,10 +228,8 @@ class _Exchange(Handling):
         self.outbound_calls = 0
         self.active = rec.active(method, route)
         self.active(1)
+        # Handlers' llm.* calls find this recorder and the route through one context variable.
         self.handling = handling_var.set(self)
-        # Handlers' llm.* calls find this recorder through a context variable. The default registry's
-        # recorder is what they fall back to anyway, so the common case skips the set and reset.
-        self.token = None if mw.is_default and request_var.get() is None else request_var.set(rec)
         self.capture_config = mw.capture_config  # None when capture is off
         self.status = 0
         self.received = 0

@@ -440,6 +440,10 @@ _O = TypeVar("_O", LLMCall, Confidence, Prediction, Evaluation, Feedback, Event,
 MISSING = "required field is missing"
 
 
+# Each signal's fields as (name, rule, default, required), in FIELDS order: read per field of every /track event.
+_SPECS: dict[type[Any], tuple[tuple[str, Rule, Any, bool], ...]] = {}
+
+
 def from_fields(signal: type[_O], get: Callable[[str], Any], wrong: Callable[[str, str], None]) -> _O | None:
     """The ``signal`` whose fields ``get(name)`` gives (None: absent), each checked by its rule.
 
@@ -448,16 +452,19 @@ def from_fields(signal: type[_O], get: Callable[[str], Any], wrong: Callable[[st
     """
     values: dict[str, Any] = {}
     ok = True
-    for name, spec in signal.FIELDS.items():
+    specs = _SPECS.get(signal)
+    if specs is None:
+        specs = _SPECS[signal] = tuple((n, f.rule, f.default, f.required) for n, f in signal.FIELDS.items())
+    for name, rule, default, required in specs:
         raw = get(name)
         if raw is None:
-            if spec.required:
+            if required:
                 wrong(name, MISSING)
                 ok = False
-            values[name] = spec.default
+            values[name] = default
             continue
         try:
-            values[name] = spec.rule(raw)
+            values[name] = rule(raw)
         except Wrong as exc:
             wrong(name, exc.message)
             ok = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -17,11 +18,11 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from .config import Config
+from .handoff import Handoff
 from .labels import NO_ROUTE
 from .observations import (
     ESTIMATED,
     PROVIDER_COST,
-    TOKEN_KINDS,
     UNSPLIT,
     Captured,
     Confidence,
@@ -40,8 +41,9 @@ from .observations import (
 from .pricing import KINDS, PricingTable
 from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
-from .prometheus.fastpath import adder, binned_observer, http_observer, observer, unlocked
+from .prometheus.fastpath import adder, binned_observer, exemplar_ok, http_observer, observer, shared, unlocked
 from .prometheus.multiprocess import multiprocess_dir
+from .rows import DURATION, INPUT_USAGE, OUTPUT_USAGE, REQUESTS, TTFT, ByKind, LLMRow, owned_or_locked
 from .sinks import BridgeOutput, DriftOutput, Sink
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,21 @@ class Recorder:
         self._ttfb_children: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self._active_children: dict[tuple[str, str], Callable[[float], None]] = {}
         self._children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}
+        self._owned_children: dict[tuple[Any, tuple[str, ...]], Callable[[float], None]] = {}  # the owner's
         self._http_overflow: tuple[Any, Any, Any, Any] | None = None
         self._ttfb_overflow: Callable[[float], None] | None = None
-        self._rows: dict[tuple[str, ...], _ByKind] = {}
+        # Token and cost adders by (provider, model, response model, route[, tenant]): the owner thread's
+        # lock-free ones, and the locked ones of every other thread.
+        self._rows: dict[tuple[str, ...], ByKind] = {}
+        self._locked_rows: dict[tuple[str, ...], ByKind] = {}
+        # Rows of an LLM call's children by its raw label values (see rows.py), for the owner thread only.
+        self._llm_rows: dict[tuple[str | None, ...], LLMRow] = {}
+        # The thread whose updates of the LLM and quality series take no lock (the event loop's, where the
+        # middleware starts the recorder): see fastpath.SharedValue. Set once, never changed.
+        self._owner: int | None = None
+        self._owner_lock = threading.Lock()
+        # Once started, LLM calls reach the sinks through one bounded queue and its thread (see handoff.py).
+        self._handoff: Handoff | None = None
         self._binned: dict[tuple[str, ...], Callable[[list[int], float], None]] = {}
 
     # -- wiring -----------------------------------------------------------------------------------
@@ -104,6 +118,9 @@ class Recorder:
         self._on_http, self._on_duration = tuple(on_http), tuple(on_duration)
         self._on_active = tuple(s.on_active for s in self.sinks if type(s).on_active is not Sink.on_active)
         self._active_children.clear()  # the in-flight adders call the sinks that want them
+        if self._handoff is not None:
+            self._handoff.sinks = self.sinks
+            sink.handed_off(self._handoff.drain)
 
     @property
     def pricing(self) -> PricingTable:
@@ -131,13 +148,29 @@ class Recorder:
         if self._started:
             return
         self._started = True
+        self._claim_owner()
         self.pricing.start()
         for sink in self.sinks:
             sink.start()
+        if self.sinks:
+            handoff = self._handoff = Handoff(self.sinks, self.metrics.child(self.metrics.sink_dropped).inc)
+            for sink in self.sinks:
+                sink.handed_off(handoff.drain)
+            handoff.start()
+
+    def _claim_owner(self) -> int:
+        # The first thread to start the recorder or record an LLM call owns the lock-free path for good.
+        with self._owner_lock:
+            if self._owner is None:
+                self._owner = threading.get_ident()
+            return self._owner
 
     def close(self) -> None:
         if self._pricing is not None:
             self._pricing.stop()
+        handoff, self._handoff = self._handoff, None
+        if handoff is not None:
+            handoff.close()  # the sinks see every call before they flush
         for sink in self.sinks:
             sink.close()
 
@@ -285,6 +318,50 @@ class Recorder:
 
     def llm(self, call: LLMCall) -> Cost | None:
         """Record one LLM call; returns its cost, or None when it has none (no usage, or no known price)."""
+        row = self._llm_rows.get(
+            (call.provider, call.model, call.response_model, call.operation, call.error_type, call.route, call.tenant)
+        )
+        if row is None or call.missing_usage or threading.get_ident() != self._owner:
+            return self._llm(call)
+        return self._through(row, call)
+
+    def _through(self, row: LLMRow, call: LLMCall) -> Cost | None:
+        """Record a call through its row, on the owner thread: its names need no capping (they were kept as
+        given), its children no look-up, and its updates no lock."""
+        exemplar = self.exemplar() if self.exemplar is not None else None
+        if exemplar and not exemplar_ok(exemplar):
+            exemplar = None  # one prometheus_client would refuse (a source's bad labels): recorded without it
+        updates, with_exemplar = row.updates, row.with_exemplar
+        if call.duration is not None:
+            if exemplar:
+                (with_exemplar[DURATION] or row.exemplar_update(DURATION))(call.duration, exemplar)
+            else:
+                (updates[DURATION] or row.update(DURATION))(call.duration)
+        if call.ttft is not None:
+            (updates[TTFT] or row.update(TTFT))(call.ttft)
+        (updates[REQUESTS] or row.update(REQUESTS))(1)
+        if call.finish_reasons or call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
+            provider, model, response = row.by_kind.labels[:3]  # as capped when the row was made
+            self._answer_signals(call, provider, model, response)
+        kinds = call.kinds()
+        cost: Cost | None = None
+        if kinds is None:
+            self._add(self.metrics.missing_usage, call.provider, call.model, "usage_inconsistent")(1)
+        else:
+            for slot, tokens in ((INPUT_USAGE, call.input_tokens), (OUTPUT_USAGE, call.output_tokens)):
+                if tokens:
+                    if exemplar:
+                        (with_exemplar[slot] or row.exemplar_update(slot))(tokens, exemplar)
+                    else:
+                        (updates[slot] or row.update(slot))(tokens)
+            cost = self._book(call, kinds, row.by_kind)
+        if self.sinks:
+            self._tell_sinks(call, cost)
+        return cost
+
+    def _llm(self, call: LLMCall) -> Cost | None:
+        """:meth:`llm` for a call not seen before, one from a thread other than the owner, or one without usage:
+        names capped, children looked up; for the owner, the row of a call whose names were kept as given."""
         m = self.metrics
         g = self.guard
         provider = g("gen_ai_provider_name", call.provider or "unknown")
@@ -292,8 +369,30 @@ class Recorder:
         response = g("gen_ai_response_model", call.response_model) if call.response_model else ""
         operation = g("gen_ai_operation_name", call.operation or "chat")
         error = g("error_type", call.error_type) if call.error_type else ""
-        tenant = (g("tenant", call.tenant or ""),) if m.tenant else ()
+        tenant_in = call.tenant or ""
+        tenant = (g("tenant", tenant_in),) if m.tenant else ()
         route = g("http_route", call.route) if call.route else NO_ROUTE  # capped as the HTTP metrics' routes
+        owned = threading.get_ident() == (self._owner or self._claim_owner())
+        key = (provider, model, response, route, *tenant)
+        # The guard returns the very object it was given unless it folded or repaired the value: a call whose
+        # names all came back so is recorded through its row, now and from now on (the owner thread's only).
+        kept = (
+            provider is call.provider
+            and model is call.model
+            and operation is call.operation
+            and (response is call.response_model or call.response_model is None)
+            and (error is call.error_type or call.error_type is None)
+            and (not tenant or tenant[0] is tenant_in)
+            and (route is call.route or call.route is None)
+        )
+        if kept and owned and call.missing_usage is None:
+            if len(self._llm_rows) >= _MAX_CACHED_ROWS:
+                self._llm_rows.clear()
+            labels = (provider, model, response, operation, error, route, tenant)
+            row = LLMRow(m, labels, self._by_kind(key, owned))
+            row_key = (call.provider, call.model, call.response_model, call.operation, call.error_type, call.route)
+            self._llm_rows[(*row_key, call.tenant)] = row
+            return self._through(row, call)
         exemplar = self.exemplar() if self.exemplar is not None else None
         if call.duration is not None:
             if exemplar:
@@ -306,10 +405,8 @@ class Recorder:
             self._observe(m.llm_ttft, provider, model, response)(call.ttft)
         outcome = "error" if call.error_type else "ok"
         self._add(m.llm_requests, provider, model, response, outcome, route, *tenant)(1)
-        for reason in call.finish_reasons:
-            self._add(m.llm_finish_reasons, provider, model, reason)(1)
-        if call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
-            self._stream_and_tools(call, provider, model, response)
+        if call.finish_reasons or call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
+            self._answer_signals(call, provider, model, response)
 
         cost: Cost | None = None
         kinds = None if call.missing_usage else call.kinds()
@@ -325,9 +422,8 @@ class Recorder:
                         usage.observe(tokens, exemplar)
                     else:
                         self._observe(m.llm_token_usage, operation, provider, model, response, token_type)(tokens)
-            cost = self._book(call, kinds, (provider, model, response, route, *tenant))
+            cost = self._book(call, kinds, self._by_kind(key, owned))
         if self.sinks:
-            ts = call.timestamp if call.timestamp is not None else time.time()
             # Sinks see the names the metrics have. The guard returns the very object it was given unless
             # it folded or repaired the value, so the copy is made only then.
             answered, routed = response or None, route if call.route else None
@@ -341,13 +437,14 @@ class Recorder:
                 call = replace(
                     call, provider=provider, model=model, operation=operation, response_model=answered, route=routed
                 )
-            for sink in self.sinks:
-                sink.on_llm(call, cost, ts)
+            self._tell_sinks(call, cost)
         return cost
 
-    def _stream_and_tools(self, call: LLMCall, provider: str, model: str, response: str) -> None:
-        """The tools a call's answer asked for, and how fast its stream came."""
+    def _answer_signals(self, call: LLMCall, provider: str, model: str, response: str) -> None:
+        """How a call's answer ended, the tools it asked for, and how fast its stream came (names capped)."""
         m = self.metrics
+        for reason in call.finish_reasons:
+            self._add(m.llm_finish_reasons, provider, model, reason)(1)
         for name in call.tool_calls:
             self._add(m.llm_tool_calls, provider, model, self.guard("gen_ai_tool_name", name))(1)
         # Time per output token, where the output tokens are known: a stream's first token and end (a failed
@@ -378,11 +475,30 @@ class Recorder:
         error = self.guard("error_type", execution.error_type) if execution.error_type else ""
         self._observe(self.metrics.tool_duration, name, error)(execution.duration)
 
-    def _book(self, call: LLMCall, kinds: tuple[int, ...], key: tuple[str, ...]) -> Cost | None:
+    def _tell_sinks(self, call: LLMCall, cost: Cost | None) -> None:
+        ts = call.timestamp if call.timestamp is not None else time.time()
+        handoff = self._handoff
+        if handoff is not None:
+            handoff.put(call, cost, ts)
+            return
+        for sink in self.sinks:  # not started (a script, a test): directly
+            sink.on_llm(call, cost, ts)
+
+    def _by_kind(self, key: tuple[str, ...], owned: bool) -> ByKind:
+        rows = self._rows if owned else self._locked_rows
+        row = rows.get(key)
+        if row is None:
+            if len(rows) >= _MAX_CACHED_ROWS:  # bounded by the caps already; this is the last resort
+                rows.clear()
+            row = rows[key] = ByKind(self.metrics, key, owned)
+        return row
+
+    def _book(self, call: LLMCall, kinds: tuple[int, ...], row: ByKind) -> Cost | None:
         """Book the call's tokens by kind and its cost: the provider's figure as given, else priced from the
-        price data kind by kind; returns the cost. ``key``: (provider, model, response model, route, *tenant)."""
+        price data kind by kind; returns the cost. ``row``: the adders of (provider, model, response model,
+        route, *tenant)."""
         m = self.metrics
-        provider, model, response, route, *tenant = key
+        provider, model, response, route, *tenant = row.labels
         parts: tuple[float, ...] = ()
         if call.cost_usd is None and (call.input_tokens or call.output_tokens):
             # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
@@ -391,11 +507,6 @@ class Recorder:
                 self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
             else:
                 parts = entry.amounts(kinds)
-        row = self._rows.get(key)
-        if row is None:
-            if len(self._rows) >= _MAX_CACHED_ROWS:  # bounded by the caps already; this is the last resort
-                self._rows.clear()
-            row = self._rows[key] = _ByKind(m, key)
         # One pass over the kinds for tokens and costs, through the row's adders (no key to hash per kind);
         # parts has one more item than kinds, the fee per call, booked after the loop.
         i = 0
@@ -419,30 +530,29 @@ class Recorder:
     # series budget is asked only on a miss, so an existing series costs no more than before.
 
     def _observe(self, family: Histogram, *values: str) -> Callable[[float], None]:
-        fn = self._children.get((family, values))
-        if fn is None:
-            fn = self._new_child(family, values, observer)
-        return fn
+        return self._child(family, values)
 
     def _add(self, family: Counter, *values: str) -> Callable[[float], None]:
-        fn = self._children.get((family, values))
-        if fn is None:
-            fn = self._new_child(family, values, adder)
-        return fn
+        return self._child(family, values)
 
-    def _new_child(
-        self, family: Any, values: tuple[str, ...], make: Callable[[Any], Callable[[float], None]]
-    ) -> Callable[[float], None]:
-        # Cached under the values the budget admitted: a combination past it shares the overflow entry.
-        key = (family, self.metrics.admit(family, values))
-        fn = self._children.get(key)
+    def _child(self, family: Any, values: tuple[str, ...]) -> Callable[[float], None]:
+        # The owner thread's updates take no lock; every other thread's do (see fastpath.SharedValue).
+        owned = threading.get_ident() == self._owner
+        children = self._owned_children if owned else self._children
+        fn = children.get((family, values))
         if fn is None:
-            fn = self._children[key] = make(family.labels(*key[1], *self.metrics.static))
+            # Cached under the values the budget admitted: a combination past it shares the overflow entry.
+            key = (family, self.metrics.admit(family, values))
+            fn = children.get(key)
+            if fn is None:
+                # SharedValue values from the start, before any update holds them (see fastpath.shared).
+                child = shared(family.labels(*key[1], *self.metrics.static))
+                fn = children[key] = owned_or_locked(child, owned)
         return fn
 
     def _labels(self, family: Histogram, values: tuple[str, ...]) -> Histogram:
         """The child of ``values`` within the family's budget (the exemplar paths, which are not cached)."""
-        return family.labels(*self.metrics.admit(family, values), *self.metrics.static)
+        return shared(family.labels(*self.metrics.admit(family, values), *self.metrics.static))
 
     # -- any observation of the vocabulary ---------------------------------------------------------------
 
@@ -587,34 +697,6 @@ class _BridgeCounters:
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-class _ByKind:
-    """The token and estimated-cost adders of one (provider, model, response model, route[, tenant]), by kind:
-    made when a kind is first booked (within the family's series budget), so a kind never seen exports no
-    series."""
-
-    __slots__ = ("_metrics", "_labels", "tokens", "costs")
-
-    def __init__(self, metrics: Metrics, labels: tuple[str, ...]) -> None:
-        self._metrics = metrics
-        self._labels = labels
-        self.tokens: list[Callable[[float], None] | None] = [None] * len(TOKEN_KINDS)
-        self.costs: list[Callable[[float], None] | None] = [None] * len(KINDS)
-
-    def token(self, i: int) -> Callable[[float], None]:
-        m = self._metrics
-        provider, model, response, route, *tenant = self._labels
-        values = m.admit(m.llm_tokens, (provider, model, response, TOKEN_KINDS[i], route, *tenant))
-        add = self.tokens[i] = adder(m.llm_tokens.labels(*values, *m.static))
-        return add
-
-    def cost(self, i: int) -> Callable[[float], None]:
-        m = self._metrics
-        provider, model, response, route, *tenant = self._labels
-        values = m.admit(m.llm_cost, (provider, model, response, KINDS[i], ESTIMATED, route, *tenant))
-        add = self.costs[i] = adder(m.llm_cost.labels(*values, *m.static))
-        return add
 
 
 def _telling(

@@ -45,6 +45,11 @@ class Sink:
     def on_llm(self, call: LLMCall, cost: Cost | None, ts: float) -> None:
         pass
 
+    def handed_off(self, drain: Callable[[], None]) -> None:
+        """Once the recorder starts, LLM calls reach :meth:`on_llm` through a queue and its thread (see
+        :mod:`exporter.handoff`): ``drain()`` delivers the queued ones now. A sink calls it before reading
+        state that must hold every call made so far (a score, a window it closes)."""
+
     def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
         pass
 

@@ -17,7 +17,6 @@ and the call left unrecorded. The rules of who records a call are in :mod:`expor
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import replace
@@ -29,6 +28,7 @@ from .claims import CLAIMS, current_spans
 from .encoding import Decoder, Reader, decoder_for
 from .hosts import HostTable, is_call_path, path_kind
 from .limits import Limits, rate_limits
+from .loads import loads
 from .request import requested_model
 from .response import JsonCapture, start_capture
 from .usage import error_type
@@ -156,7 +156,7 @@ class OutboundCall:
     def _error_type(self) -> str:
         if self._error:
             try:
-                obj = json.loads(b"".join(self._error))
+                obj = loads(b"".join(self._error))
             except ValueError:
                 obj = None
             if isinstance(obj, list) and obj:  # Gemini's streamed errors come as a JSON array

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ..checks import MAX_INT
 from ..observations import CHUNK_GAP_BUCKETS, Captured, ChunkGaps, LLMCall, Unreadable, finish_reason
 from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
+from .loads import loads
 from .usage import (
     ANTHROPIC,
     NAMELESS,
@@ -269,7 +270,7 @@ class JsonCapture(ResponseCapture):
             if body.rfind(_USAGE) < 0:
                 return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
             try:
-                obj = json.loads(body)
+                obj = loads(body)
             except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
                 return _JSON
             reading = read(obj)
@@ -310,7 +311,7 @@ def _cut_off_llm_json(body: bytes) -> bool:
     if body.rstrip()[-1:] in (b"}", b"]") or _LLM_SHAPE.search(body, 0, _HEAD) is None:
         return False
     try:
-        json.loads(body)
+        loads(body)
     except (ValueError, RecursionError):
         return True
     return False
@@ -525,7 +526,7 @@ class SseCapture(ResponseCapture):
             if not payload or payload == b"[DONE]":
                 continue
             try:
-                obj = json.loads(payload)
+                obj = loads(payload)
             except ValueError:
                 obj = None
             if self._state == _UNDECIDED:
@@ -558,7 +559,7 @@ class SseCapture(ResponseCapture):
             lines += _usage_lines(self._last)[-1:]
         for line in lines:
             try:
-                r = read(json.loads(line[5:]))
+                r = read(loads(line[5:]))
             except (ValueError, RecursionError):
                 return None
             if r is not None:
@@ -583,7 +584,7 @@ class SseCapture(ResponseCapture):
             for line in reversed(self._error.split(b"\n")):
                 if _ERROR in line and line[:5] == b"data:":
                     try:
-                        obj = json.loads(line[5:])
+                        obj = loads(line[5:])
                     except ValueError:
                         continue
                     found = error_type(obj) if isinstance(obj, dict) else None

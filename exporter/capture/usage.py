@@ -176,7 +176,7 @@ _MERGED = (
 
 def get(obj: Any, key: str) -> Any:
     """``obj[key]`` for a mapping, ``obj.key`` for an SDK object, ``None`` when absent."""
-    if isinstance(obj, dict):
+    if type(obj) is dict or isinstance(obj, dict):  # parsed JSON: the first test, the cheapest
         return obj.get(key)
     if obj is None or isinstance(obj, str | bytes | int | float | list | tuple):
         return None

@@ -42,6 +42,20 @@ class FieldError:
         return {"index": self.index, "field": self.field, "message": self.message}
 
 
+_Layout = tuple[frozenset[str], tuple[tuple[str, str, Any], ...]]
+_LAYOUTS: dict[type[Any], _Layout] = {}
+
+
+def _layout(kind: type[Any]) -> _Layout:
+    """The field names an event of ``kind`` may carry (``type``, the signal's fields, ``<name>_ms`` for its
+    durations), and its durations with their ``_ms`` names: worked out once per signal."""
+    layout = _LAYOUTS.get(kind)
+    if layout is None:
+        seconds = tuple((name, f"{name}_ms", spec) for name, spec in kind.FIELDS.items() if spec.seconds)
+        layout = _LAYOUTS[kind] = frozenset({"type", *kind.FIELDS, *(ms for _, ms, _ in seconds)}), seconds
+    return layout
+
+
 class _Fields:
     """One event's fields, read through the signal definitions, collecting an error per wrong field
     instead of stopping at the first. Nothing is recorded from a batch with errors."""
@@ -50,7 +64,8 @@ class _Fields:
         self.index = index
         self.data = data
         self.errors = errors
-        self.read: set[str] = {"type"}
+        self.read: set[str] = {"type"}  # the legacy payload's fields, as they are taken
+        self.known: frozenset[str] = frozenset()  # a signal's fields
 
     def error(self, name: str, message: str) -> None:
         self.errors.append(FieldError(self.index, name, message))
@@ -58,23 +73,20 @@ class _Fields:
     def signal(self, kind: type[Any]) -> Any:
         """The ``kind`` observation of this event (None when a field is wrong). A duration may also come
         in milliseconds, as ``<name>_ms``; one of the two, not both."""
-        values = dict(self.data)
+        self.known, seconds = _layout(kind)
+        data = self.data
+        in_seconds: dict[str, Any] = {}  # durations given in milliseconds, converted
         reported: set[str] = set()
-        for name, spec in kind.FIELDS.items():
-            self.read.add(name)
-            if not spec.seconds:
-                continue
-            millis = f"{name}_ms"
-            self.read.add(millis)
-            raw = values.pop(millis, None)
+        for name, millis, spec in seconds:
+            raw = data.get(millis)
             if raw is None:
                 continue
-            if values.get(name) is not None:
+            if data.get(name) is not None:
                 self.error(millis, f"give {name} (seconds) or {millis} (milliseconds), not both")
                 reported.add(name)
                 continue
             try:
-                values[name] = spec.rule(raw) / 1000.0
+                in_seconds[name] = spec.rule(raw) / 1000.0
             except Wrong as exc:
                 self.error(millis, exc.message)
                 reported.add(name)
@@ -86,7 +98,13 @@ class _Fields:
                 message += f" (give {name} in seconds or {name}_ms in milliseconds)"
             self.error(name, message)
 
-        found = from_fields(kind, values.get, wrong)
+        get: Callable[[str], Any] = data.get
+        if in_seconds:
+
+            def get(name: str) -> Any:
+                return in_seconds[name] if name in in_seconds else data.get(name)
+
+        found = from_fields(kind, get, wrong)
         return None if reported else found
 
     def take(self, name: str, rule: Rule, default: Any = None) -> Any:
@@ -102,9 +120,11 @@ class _Fields:
             return default
 
     def no_other_fields(self) -> None:
+        known = self.known
         for name in self.data:
-            if name not in self.read:
-                self.error(name, f"unknown field; expected one of: {', '.join(sorted(self.read))}")
+            if name not in known and name not in self.read:
+                expected = ", ".join(sorted(self.read | known))
+                self.error(name, f"unknown field; expected one of: {expected}")
 
 
 # -- event types: each is one signal of the vocabulary ----------------------------------------------------

@@ -72,6 +72,7 @@ class DriftSink(Sink):
         self._features: dict[str, _Feature] = {}
         self._user_features = 0
         self._lock = threading.Lock()  # feature creation, thread start
+        self._queued_calls: Callable[[], None] = _nothing  # the recorder's queue of LLM calls, once it starts
         self._score_lock = threading.Lock()
         self._scores: dict[str, dict[str, float]] = {}
         self._exported: dict[str, tuple[str, ...]] = {}
@@ -153,8 +154,13 @@ class DriftSink(Sink):
         # Request durations go through a queue the thread drains each second: the request path only appends.
         return self._durations.append if self._duration is not None else None
 
+    def handed_off(self, drain: Callable[[], None]) -> None:
+        self._queued_calls = drain
+
     def _drain(self) -> None:
-        """Feed the queued request durations to their feature, stamped now (the queue is a second deep)."""
+        """Feed the queued request durations to their feature, stamped now (the queue is a second deep), and
+        the LLM calls the recorder has queued (see :meth:`Sink.handed_off`)."""
+        self._queued_calls()
         f, queue = self._duration, self._durations
         if f is None or not queue:
             return
@@ -318,3 +324,7 @@ class DriftSink(Sink):
                 self._score_lock.release()
         for f in self._features.values():
             self._flush_unseen(f)
+
+
+def _nothing() -> None:
+    pass

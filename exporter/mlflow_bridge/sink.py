@@ -130,6 +130,7 @@ class MlflowSink(Sink):
             self.width, self._enqueue_window, max_keys=label_cap, late_windows=cfg.late_windows, clock=clock
         )
         self._late_warned = False
+        self._queued_calls: Callable[[], None] = lambda: None  # the recorder's queue of LLM calls, once it starts
         self._spool: Spool | None = None
         self._spools: list[Spool] = []
         self._writer = Writer(
@@ -228,6 +229,7 @@ class MlflowSink(Sink):
             if self._closed:
                 return
             started = self._thread is not None
+        self._queued_calls()
         window = self._agg.flush()
         if not started:
             if window is None and self._queue.empty():
@@ -319,8 +321,12 @@ class MlflowSink(Sink):
                     self._to_end.setdefault(self._current_run, None)
                 self._end_runs(keep=None)
 
+    def handed_off(self, drain: Callable[[], None]) -> None:
+        self._queued_calls = drain
+
     def _timers(self) -> None:
         now = self._clock()
+        self._queued_calls()  # the LLM calls the recorder has queued belong to the windows they happened in
         self._agg.roll(now)
         self._warn_late()
         index = int(now // self.width)

@@ -257,6 +257,11 @@ class Metrics:
         self.track_events = counter(
             "llm_exporter_track_events", "Events received by the /track collector, by result.", ("result",)
         )
+        self.sink_dropped = counter(
+            "llm_exporter_sink_dropped",
+            "LLM calls the sinks (drift, MLflow windows) did not see: their hand-off queue was full.",
+            (),
+        )
 
         overflow = self.label_overflow
         self.guard = LabelGuard(label_cap, lambda label: overflow.labels(label, *self.static).inc())

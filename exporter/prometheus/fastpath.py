@@ -1,18 +1,23 @@
 """The lock-free fast path: the only module that touches prometheus_client's internals.
 
-Values without a mutex for children written from the event loop's thread, and observe/add callables
-that skip prometheus_client's per-call checks. Each falls back to the public API when the client's
-internals are not the shape this module expects.
+Values without a mutex for children written from the event loop's thread, values with one lock-free
+writer for children any thread may write, and observe/add callables that skip prometheus_client's
+per-call checks. Each falls back to the public API when the client's internals are not the shape this
+module expects.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.samples import Exemplar
+from prometheus_client.validation import _validate_labelname
 from prometheus_client.values import MutexValue
 
 _Metric = TypeVar("_Metric", Counter, Gauge, Histogram)
@@ -53,17 +58,142 @@ class FastValue:
 _GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
+class SharedValue:
+    """A metric value with one lock-free writer, the owner thread, and locked writes from any other.
+
+    The LLM and quality series are written from the event loop (capture, async handlers) and from threads
+    (sync handlers in a thread pool, ``/track`` workers). The owner, and only the owner, adds to ``_value``
+    with a plain ``+=`` (see :func:`owned_adder`): a single writer loses nothing, with or without the GIL.
+    Every other thread goes through :meth:`inc`, which adds to a second float, ``_others``, under a lock, so
+    the two kinds of writer never touch the same attribute. A scrape reads the sum of both.
+    """
+
+    __slots__ = ("_value", "_others", "_lock", "_exemplar")
+
+    def __init__(self, value: float = 0.0) -> None:
+        self._value = value
+        self._others = 0.0
+        self._lock = threading.Lock()
+        self._exemplar: Any = None
+
+    def inc(self, amount: float) -> None:
+        with self._lock:
+            self._others += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        with self._lock:
+            self._others = value - self._value
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        self._exemplar = exemplar  # one reference stored: atomic
+
+    def get(self) -> float:
+        return self._value + self._others
+
+    def get_exemplar(self) -> Any:
+        return self._exemplar
+
+
+def shared(child: _Metric) -> _Metric:
+    """Give ``child`` :class:`SharedValue` values, once, before anything holds its values (idempotent).
+
+    Multiprocess mode's values (files) are left as they are: they take their own lock, and
+    :func:`owned_adder` / :func:`owned_observer` then fall back to the public calls.
+    """
+    if type(getattr(child, "_value", getattr(child, "_sum", None))) is not MutexValue:
+        return child  # converted already (or not prometheus_client's in-process values)
+    with _converting:  # two threads making the same child: one converts, the other sees it done
+        return _replace_values(child, SharedValue)
+
+
+_converting = threading.Lock()
+
+
+def owned_adder(child: Counter) -> Callable[[float], None] | None:
+    """For the owner thread of ``child``'s :class:`SharedValue`: an add without a lock; None when the child
+    is not of that shape (multiprocess mode), which then takes the public calls."""
+    value = getattr(child, "_value", None)
+    if type(value) is not SharedValue:
+        return None
+    shared_value: SharedValue = value
+
+    def add(amount: float) -> None:
+        shared_value._value += amount
+
+    return add
+
+
+def owned_observer(child: Histogram) -> Callable[[float], None] | None:
+    """For the owner thread of ``child``'s :class:`SharedValue` values: an observe without a lock; None
+    when the child is not of that shape."""
+    parts = _parts(child)
+    if parts is None:
+        return None
+    bounds, buckets, total = parts
+    if type(total) is not SharedValue or not all(type(b) is SharedValue for b in buckets):
+        return None
+    owned: list[Any] = buckets
+    whole: Any = total
+
+    def observe(value: float) -> None:
+        whole._value += value
+        owned[bisect_left(bounds, value)]._value += 1
+
+    return observe
+
+
+def owned_exemplar_observer(child: Histogram) -> Callable[[float, dict[str, str]], None] | None:
+    """As :func:`owned_observer`, with an exemplar (see :func:`exemplar_ok`) on the bucket observed, as
+    ``child.observe(value, exemplar)`` stores it."""
+    observe = owned_observer(child)
+    if observe is None:
+        return None
+    bounds, buckets, total = _parts(child)  # type: ignore[misc]
+    owned: list[Any] = buckets
+    whole: Any = total
+
+    def observe_with(value: float, exemplar: dict[str, str]) -> None:
+        whole._value += value
+        bucket = owned[bisect_left(bounds, value)]
+        bucket._value += 1
+        bucket._exemplar = Exemplar(exemplar, value, time.time())
+
+    return observe_with
+
+
+_GOOD_NAMES: set[str] = set()  # exemplar label names already checked (a few: trace_id, span_id)
+
+
+def exemplar_ok(exemplar: dict[str, str]) -> bool:
+    """Whether prometheus_client would take ``exemplar`` (label names, at most 128 characters in all): its
+    check, with the names remembered once checked. One that fails goes through the public call, which says why."""
+    runes = 0
+    for name, value in exemplar.items():
+        if name not in _GOOD_NAMES:
+            try:
+                _validate_labelname(name)
+            except ValueError:
+                return False
+            if len(_GOOD_NAMES) < 100:
+                _GOOD_NAMES.add(name)
+        runes += len(name) + len(value)
+    return runes <= 128
+
+
 def unlocked(child: _Metric) -> _Metric:
     """Give ``child`` lock-free values (see :class:`FastValue`) where that is safe; else leave it as it is."""
-    if not _GIL:
-        return child
+    return child if not _GIL else _replace_values(child, FastValue)
+
+
+def _replace_values(child: _Metric, make: Callable[[float], Any]) -> _Metric:
+    """``child`` with its prometheus_client values (``MutexValue``) replaced by ``make(value)``."""
     for name in ("_value", "_sum"):
         value = getattr(child, name, None)
         if type(value) is MutexValue:
-            setattr(child, name, FastValue(value.get()))
+            setattr(child, name, make(value.get()))
     buckets = getattr(child, "_buckets", None)
     if buckets and all(type(b) is MutexValue for b in buckets):
-        setattr(child, "_buckets", [FastValue(b.get()) for b in buckets])  # noqa: B010 - private, on purpose
+        setattr(child, "_buckets", [make(b.get()) for b in buckets])  # noqa: B010 - private, on purpose
     return child
 
 

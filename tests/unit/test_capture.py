@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.capture.encoding import PIECE, Decoded, decoder_for
+from exporter.capture.loads import loads
 from exporter.capture.request import requested_model
 from exporter.capture.response import JsonCapture, SseCapture, start_capture
 from exporter.config import CaptureConfig, Config
@@ -712,3 +713,26 @@ def test_only_the_ends_of_a_large_request_body_are_searched() -> None:
     assert requested_model("/v1/chat/completions", whole, whole) == "gpt-4.1"  # one chunk: its end is searched
     middle = b'{"a": 1, ' + b'"pad": "' + b"x" * 100_000 + b'", "model": "hidden", "b": "' + b"y" * 100_000 + b'"}'
     assert requested_model("/v1/chat/completions", middle, middle) is None  # neither end names it
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'{"usage": {"prompt_tokens": 512}, "model": "gpt-4o", "x": [1.5, -0.25e-3, true, null, "\\u00e9"]}',
+        b" [1, 2] \n",
+        b'{"a": NaN, "b": Infinity}',  # the standard library reads these; orjson refuses them
+        b'"\\ud800"',  # a lone surrogate: the same
+        b'{"a": 1e999}',
+    ],
+)
+def test_the_fast_parser_reads_what_the_standard_library_reads(doc: bytes) -> None:
+    got, expected = loads(doc), json.loads(doc)
+    assert json.dumps(got) == json.dumps(expected)  # NaN != NaN: compare their text
+
+
+@pytest.mark.parametrize("doc", [b'{"a": 1', b"", b"{'a': 1}", b"[" * 100_000])
+def test_the_fast_parser_refuses_what_the_standard_library_refuses(doc: bytes) -> None:
+    with pytest.raises((ValueError, RecursionError)):
+        json.loads(doc)
+    with pytest.raises((ValueError, RecursionError)):
+        loads(doc)

@@ -127,6 +127,8 @@ def test_the_default_set_and_the_deprecated_ttft_copy() -> None:
         "gen_ai_client_operation_duration_seconds",
         "gen_ai_client_token_usage",
         "gen_ai_client_operation_time_to_first_chunk_seconds",
+        "gen_ai_client_operation_time_per_output_chunk_seconds",
+        "gen_ai_execute_tool_duration_seconds",
         OLD_TTFT,
     }
     new = "gen_ai_client_operation_time_to_first_chunk_seconds"
@@ -147,6 +149,8 @@ def test_the_latest_set_has_the_v0_1_0_names_and_no_old_one() -> None:
         "gen_ai_client_inference_duration_seconds",
         "gen_ai_client_token_usage",
         "gen_ai_client_inference_time_to_first_chunk_seconds",
+        "gen_ai_client_inference_time_per_output_chunk_seconds",
+        "gen_ai_execute_tool_duration_seconds",
     }
     model = {"gen_ai_request_model": "gpt-4o", "gen_ai_operation_name": "chat", "error_type": ""}
     assert value(rec, "gen_ai_client_inference_duration_seconds_sum", **model) == 1.5
