@@ -241,7 +241,8 @@ def test_every_convention_name_is_read_under_both_name_sets() -> None:
                 pair = {family, per_set.get(family) or next(d for d, n in per_set.items() if n == family)}
                 assert alts == {f + suffix for f in pair}, expr
                 found += 1
-    assert found == 2 * 3  # the LLM latency panel, the two TTFT quantiles: each name of both sets
+    # The LLM latency panel, the two TTFT quantiles and the two chunk-gap quantiles: each name of both sets.
+    assert found == 2 * 5
 
 
 @pytest.mark.e2e
@@ -249,7 +250,9 @@ def test_the_deprecated_ttft_name_is_a_copy_in_the_default_set_only(stack: Stack
     old = f'sum(gen_ai_client_time_to_first_token_seconds_count{{job="{JOB}"}})'
     new = f'sum({prometheus_name("llm_ttft", stack.conventions)}_count{{job="{JOB}"}})'
     streams = _scalar(stack.prometheus, new)
-    assert streams == "19"  # every third of the 48 chats streams (16), plus a stream without usage per burst
+    # Every third of the 48 chats streams (16), plus in each of the 3 bursts (each starts at a multiple of 3,
+    # so its extra chats stream too) a stream without usage, one cut at the length limit and one filtered.
+    assert streams == "25"
     assert _scalar(stack.prometheus, old) == (streams if stack.conventions == DEFAULT else None)
 
 

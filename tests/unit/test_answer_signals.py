@@ -273,6 +273,24 @@ def test_a_stream_with_known_chunk_times_gives_exact_gaps_and_time_per_output_to
     assert _bucket(rec, TPOT, 0.05) == 1
 
 
+def test_a_call_seen_before_records_its_answer_signals_as_the_first_did() -> None:
+    # The first call of a kind makes its row; the next ones go through it (the recorder's fast path) and must
+    # record the finish reasons, tool calls, time per output token and gaps as the first one did.
+    rec = Recorder(Config(), CollectorRegistry())
+    times = [0.5 + k / 128 for k in range(9)] + [0.5 + 8 / 128 + 0.25]
+    for _ in range(3):
+        found = _stream(times, 33)
+        found.tool_calls = ["search", "search", "book"]
+        rec.llm(found)
+    assert len(rec._llm_rows) == 1
+    assert value(rec, "llm_finish_reasons_total", gen_ai_provider_name="openai", reason="stop") == 3
+    assert value(rec, "llm_tool_calls_total", gen_ai_tool_name="search") == 6
+    assert value(rec, "llm_tool_calls_total", gen_ai_tool_name="book") == 3
+    assert value(rec, f"{TPOT}_count", gen_ai_provider_name="openai") == 3
+    assert value(rec, f"{GAP}_count", gen_ai_provider_name="openai") == 27
+    assert _bucket(rec, GAP, 0.01) == 24
+
+
 def test_no_time_per_output_token_without_usage_or_with_one_token() -> None:
     rec = Recorder(Config(), CollectorRegistry())
     rec.llm(_stream([0.5, 0.75], 1))  # one token: no time between tokens
