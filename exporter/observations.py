@@ -312,6 +312,15 @@ class LLMCall:
             self.output_image_tokens,
         )
 
+    def time_per_output_token(self) -> float | None:
+        """Seconds per output token after the first, for a stream whose output tokens are known: (end - first
+        token) / (output tokens - 1). A failed call's count is partial and one without usage has none:
+        neither gives a figure, rather than a guessed one."""
+        n = self.output_tokens
+        if self.ttft is None or self.duration is None or n < 2 or self.error_type or self.missing_usage:
+            return None
+        return max(self.duration - self.ttft, 0.0) / (n - 1)
+
     @staticmethod
     def cross_check(values: Mapping[str, Any]) -> tuple[str, str] | None:
         """The count that is larger than what it is part of, and what was expected of it."""

@@ -447,17 +447,9 @@ class Recorder:
             self._add(m.llm_finish_reasons, provider, model, reason)(1)
         for name in call.tool_calls:
             self._add(m.llm_tool_calls, provider, model, self.guard("gen_ai_tool_name", name))(1)
-        # Time per output token, where the output tokens are known: a stream's first token and end (a failed
-        # call's count is partial, one without usage has none: neither is observed, rather than guessed).
-        n = call.output_tokens
-        if (
-            call.ttft is not None
-            and call.duration is not None
-            and n > 1
-            and not call.error_type
-            and not call.missing_usage
-        ):
-            self._observe(m.llm_tpot, provider, model, response)(max(call.duration - call.ttft, 0.0) / (n - 1))
+        tpot = call.time_per_output_token()
+        if tpot is not None:
+            self._observe(m.llm_tpot, provider, model, response)(tpot)
         gaps = call.chunk_gaps
         if gaps is not None and len(gaps):
             values = (provider, model, response)
@@ -474,6 +466,10 @@ class Recorder:
         name = self.guard("gen_ai_tool_name", execution.name)
         error = self.guard("error_type", execution.error_type) if execution.error_type else ""
         self._observe(self.metrics.tool_duration, name, error)(execution.duration)
+        if self.sinks:  # from the span processor, off the request path: told directly
+            ts = time.time()
+            for sink in self.sinks:
+                sink.on_tool(name, error, execution.duration, ts)
 
     def _tell_sinks(self, call: LLMCall, cost: Cost | None) -> None:
         ts = call.timestamp if call.timestamp is not None else time.time()

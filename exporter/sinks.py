@@ -50,6 +50,9 @@ class Sink:
         :mod:`exporter.handoff`): ``drain()`` delivers the queued ones now. A sink calls it before reading
         state that must hold every call made so far (a score, a window it closes)."""
 
+    def on_tool(self, name: str, error_type: str, duration: float, ts: float) -> None:
+        """One tool execution (an ``execute_tool`` span), its name and error type capped."""
+
     def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
         pass
 

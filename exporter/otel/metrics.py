@@ -65,6 +65,20 @@ class OtelMetricsSink(Sink):
             otel_name("llm_token_usage", names), "{token}", "Number of input and output tokens used.", b.llm_tokens
         )
         self.ttft = histogram(otel_name("llm_ttft", names), "s", "Time to the first streamed chunk.", b.llm_ttft)
+        # The streaming and agent signals, named as /metrics names them (the gaps between chunks are binned
+        # by capture for the Prometheus buckets, so they have no OTel instrument).
+        self.tpot = histogram(
+            "llm.time_per_output_token", "s", "Time per output token after the first of streams.", b.llm_tpot
+        )
+        self.finish_reasons = meter.create_counter(
+            "llm.finish_reasons", unit="{answer}", description="LLM answers by why they ended."
+        )
+        self.tool_calls = meter.create_counter(
+            "llm.tool_calls", unit="{call}", description="Tool calls LLM answers asked for, by tool name."
+        )
+        self.tool_duration = histogram(
+            "gen_ai.execute_tool.duration", "s", "Duration of tool executions.", b.tool_duration
+        )
         self.tokens = meter.create_counter("llm.tokens", unit="{token}", description="Tokens used, by token type.")
         self.cost = meter.create_counter("llm.cost.usd", unit="{USD}", description="Cost of LLM usage in US dollars.")
         self.requests = meter.create_counter("llm.requests", unit="{request}", description="LLM calls by outcome.")
@@ -112,6 +126,16 @@ class OtelMetricsSink(Sink):
             self.llm_duration.record(call.duration, attrs)
         if call.ttft is not None:
             self.ttft.record(call.ttft, op)  # gen_ai.operation.name is required on it, as on the duration
+        tpot = call.time_per_output_token()
+        if tpot is not None:
+            self.tpot.record(tpot, base)
+        if call.finish_reasons or call.tool_calls:
+            # By the request's model, as their /metrics families are (reasons come normalised, names raw).
+            named = {"gen_ai.provider.name": provider, "gen_ai.request.model": model, **self.static}
+            for reason in call.finish_reasons:
+                self.finish_reasons.add(1, {**named, "reason": reason})
+            for tool in call.tool_calls:
+                self.tool_calls.add(1, {**named, "gen_ai.tool.name": cap("gen_ai.tool.name", tool)})
         # The counters carry the route and tenant as /metrics does (the route arrives capped by the recorder).
         tenant = {"tenant": cap("tenant", call.tenant or "")} if self.tenant else {}
         if call.route:
@@ -137,7 +161,13 @@ class OtelMetricsSink(Sink):
             if usd:
                 self.cost.add(usd, {**billed, "gen_ai.token.type": kind})
 
-    # Model, label and evaluation names arrive already capped by the Recorder.
+    # Model, label, tool and evaluation names arrive already capped by the Recorder.
+
+    def on_tool(self, name: str, error_type: str, duration: float, ts: float) -> None:
+        attrs = {"gen_ai.tool.name": name, **self.static}
+        if error_type:
+            attrs["error.type"] = error_type
+        self.tool_duration.record(duration, attrs)
 
     def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
         attrs = {"gen_ai.request.model": model, "label": label, **self.static}

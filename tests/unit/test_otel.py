@@ -9,6 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from starlette.routing import Route
 from exporter.config import Config, ConfigError
 from exporter.labels import NO_ROUTE
 from exporter.middleware import PrometheusMiddleware
-from exporter.observations import LLMCall
+from exporter.observations import LLMCall, ToolExecution
 from exporter.otel import (
     GenAISpanProcessor,
     OtelMetricsSink,
@@ -444,6 +445,41 @@ def point(points: list[Any], **attrs: Any) -> Any:
     found = [p for p in points if dict(p.attributes) == attrs]
     assert len(found) == 1, [dict(p.attributes) for p in points]
     return found[0]
+
+
+def test_otel_metrics_carry_the_streaming_and_agent_signals(registry: CollectorRegistry) -> None:
+    rec = Recorder(Config(), registry)
+    reader = InMemoryMetricReader()
+    enable_otel_metrics(rec, MeterProvider(metric_readers=[reader]))
+    stream = LLMCall(
+        "gpt-4o", "openai", input_tokens=9, output_tokens=21, duration=2.5, ttft=0.5, finish_reasons=("tool_calls",)
+    )
+    for _ in range(2):
+        rec.llm(replace(stream, tool_calls=("search", "search", "book")))
+    rec.llm(LLMCall("gpt-4o", "openai", input_tokens=9, output_tokens=1, finish_reasons=("length",)))
+    rec.tool(ToolExecution("search", 0.25))
+    rec.tool(ToolExecution("search", 1.5, error_type="TimeoutError"))
+    points = otel_points(reader)
+    named = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+    tpot = point(points["llm.time_per_output_token"], **named)
+    assert (tpot.count, tpot.sum) == (2, 0.2)  # (2.5 - 0.5) / 20 each; the one-token answer has none
+    assert point(points["llm.finish_reasons"], **named, reason="tool_calls").value == 2
+    assert point(points["llm.finish_reasons"], **named, reason="length").value == 1
+    assert point(points["llm.tool_calls"], **named, **{"gen_ai.tool.name": "search"}).value == 4
+    assert point(points["llm.tool_calls"], **named, **{"gen_ai.tool.name": "book"}).value == 2
+    ok = point(points["gen_ai.execute_tool.duration"], **{"gen_ai.tool.name": "search"})
+    failed = point(
+        points["gen_ai.execute_tool.duration"], **{"gen_ai.tool.name": "search", "error.type": "TimeoutError"}
+    )
+    assert (ok.count, ok.sum, failed.count, failed.sum) == (1, 0.25, 1, 1.5)
+    # The same figures as /metrics.
+    prom = registry.get_sample_value
+    assert prom("llm_time_per_output_token_seconds_sum", {**PROM_NAMED, "gen_ai_response_model": ""}) == 0.2
+    assert prom("llm_tool_calls_total", {**PROM_NAMED, "gen_ai_tool_name": "search"}) == 4
+    assert prom("gen_ai_execute_tool_duration_seconds_count", {"gen_ai_tool_name": "search", "error_type": ""}) == 1
+
+
+PROM_NAMED = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
 
 
 def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None:
