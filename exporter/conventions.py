@@ -54,12 +54,13 @@ NAMES: Mapping[str, Row] = {
         "gen_ai.client.operation.time_per_output_chunk", "gen_ai.client.inference.time_per_output_chunk", "s"
     ),
     # Tokens per call, input and output totals. v1.41.0 has one histogram for both, told apart by
-    # gen_ai.token.type; semantic-conventions-genai (model/gen-ai/token-metrics.yaml, as of v0.1.0) has one
-    # histogram per kind, without that attribute: gen_ai.client.inference.operation.input_tokens and
-    # ...output_tokens, unit {token}, "per inference operation". Two signals that share a name in a set are
-    # one family there, labelled by token type (see per_token_type). The same file's counters
-    # (gen_ai.client.inference.usage.*) are not emitted: llm_tokens_total counts every kind already, and
-    # those ask for a 0 when usage is missing, which this exporter counts as missing instead.
+    # gen_ai.token.type; semantic-conventions-genai (model/gen-ai/token-metrics.yaml) has one histogram per
+    # kind, without that attribute: gen_ai.client.inference.operation.input_tokens and ...output_tokens,
+    # unit {token}, "per inference operation". Two signals that share a name in a set are one family there,
+    # labelled by token type (see per_token_type). The same file's counters (gen_ai.client.inference.usage.*)
+    # are not emitted: llm_tokens_total counts every kind already, and the file's later versions ask them (and
+    # the histograms) for a 0 when usage is missing, which this exporter counts as missing instead. Those
+    # versions also add error.type to the histograms; these keep the labels of gen_ai_client_token_usage.
     "llm_input_tokens": Row("gen_ai.client.token.usage", "gen_ai.client.inference.operation.input_tokens", "{token}"),
     "llm_output_tokens": Row("gen_ai.client.token.usage", "gen_ai.client.inference.operation.output_tokens", "{token}"),
 }
