@@ -96,7 +96,7 @@ class Buckets:
     http_request_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS  # http_server_request_body_size_bytes
     http_response_body_size: tuple[float, ...] = BODY_SIZE_BUCKETS  # http_server_response_body_size_bytes
     llm_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_client_operation_duration_seconds (or _inference_)
-    llm_tokens: tuple[float, ...] = TOKEN_BUCKETS  # gen_ai_client_token_usage
+    llm_tokens: tuple[float, ...] = TOKEN_BUCKETS  # gen_ai_client_token_usage (or the _inference_operation_ pair)
     llm_ttft: tuple[float, ...] = TTFT_BUCKETS  # gen_ai_client_operation_time_to_first_chunk_seconds
     llm_tpot: tuple[float, ...] = TPOT_BUCKETS  # llm_time_per_output_token_seconds
     tool_duration: tuple[float, ...] = LLM_DURATION_BUCKETS  # gen_ai_execute_tool_duration_seconds

@@ -53,11 +53,16 @@ NAMES: Mapping[str, Row] = {
     "llm_chunk_gap": Row(
         "gen_ai.client.operation.time_per_output_chunk", "gen_ai.client.inference.time_per_output_chunk", "s"
     ),
-    # v0.1.0 replaces this histogram with per-kind counters and per-kind histograms
-    # (gen_ai.client.inference.usage.input_tokens, gen_ai.client.inference.operation.input_tokens...), a
-    # family per token type where this one has a label: kept under its v1.41.0 name in both sets until the
-    # recorder writes those (llm_tokens_total already counts every kind).
-    "llm_token_usage": Row("gen_ai.client.token.usage", "gen_ai.client.token.usage", "{token}"),
+    # Tokens per call, input and output totals. v1.41.0 has one histogram for both, told apart by
+    # gen_ai.token.type; semantic-conventions-genai (model/gen-ai/token-metrics.yaml) has one histogram per
+    # kind, without that attribute: gen_ai.client.inference.operation.input_tokens and ...output_tokens,
+    # unit {token}, "per inference operation". Two signals that share a name in a set are one family there,
+    # labelled by token type (see per_token_type). The same file's counters (gen_ai.client.inference.usage.*)
+    # are not emitted: llm_tokens_total counts every kind already, and the file's later versions ask them (and
+    # the histograms) for a 0 when usage is missing, which this exporter counts as missing instead. Those
+    # versions also add error.type to the histograms; these keep the labels of gen_ai_client_token_usage.
+    "llm_input_tokens": Row("gen_ai.client.token.usage", "gen_ai.client.inference.operation.input_tokens", "{token}"),
+    "llm_output_tokens": Row("gen_ai.client.token.usage", "gen_ai.client.inference.operation.output_tokens", "{token}"),
 }
 
 # Deprecated Prometheus names still exposed, for one release, beside the family that replaces them:
@@ -77,6 +82,12 @@ def otel_name(signal: str, conventions: Conventions) -> str:
 def prometheus_name(signal: str, conventions: Conventions) -> str:
     """``otel_name`` as OTel's Prometheus exporter writes it."""
     return otel_name(signal, conventions).replace(".", "_") + _UNIT_SUFFIX.get(NAMES[signal].unit, "")
+
+
+def per_token_type(conventions: Conventions) -> bool:
+    """Whether ``conventions`` has a token histogram per token type (input, output) rather than one family
+    labelled ``gen_ai_token_type``."""
+    return otel_name("llm_input_tokens", conventions) != otel_name("llm_output_tokens", conventions)
 
 
 def opted_in(value: str) -> bool:

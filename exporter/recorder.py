@@ -415,13 +415,14 @@ class Recorder:
             # never as zero tokens, and nothing is priced.
             self._add(m.missing_usage, provider, model, call.missing_usage or "usage_inconsistent")(1)
         else:
-            for token_type, tokens in (("input", call.input_tokens), ("output", call.output_tokens)):
-                if tokens:  # the OTel histogram keeps the totals, as the conventions define it
+            # The OTel histograms keep the totals, as the conventions define them: input, then output.
+            for (usage, kind), tokens in zip(m.token_usage, (call.input_tokens, call.output_tokens), strict=True):
+                if tokens:
+                    values = (operation, provider, model, response, *kind)
                     if exemplar:
-                        usage = self._labels(m.llm_token_usage, (operation, provider, model, response, token_type))
-                        usage.observe(tokens, exemplar)
+                        self._labels(usage, values).observe(tokens, exemplar)
                     else:
-                        self._observe(m.llm_token_usage, operation, provider, model, response, token_type)(tokens)
+                        self._child(usage, values)(tokens)
             cost = self._book(call, kinds, self._by_kind(key, owned))
         if self.sinks:
             # Sinks see the names the metrics have. The guard returns the very object it was given unless

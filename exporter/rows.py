@@ -96,8 +96,7 @@ class LLMRow:
             (m.llm_duration, (operation, provider, model, response, error)),
             (m.llm_ttft, (provider, model, response)),
             (m.llm_requests, (provider, model, response, outcome, route, *tenant)),
-            (m.llm_token_usage, (operation, provider, model, response, "input")),
-            (m.llm_token_usage, (operation, provider, model, response, "output")),
+            *((family, (operation, provider, model, response, *kind)) for family, kind in m.token_usage),
         )
         self.updates: list[Add | None] = [None] * len(self._slots)
         self.with_exemplar: list[Callable[[float, dict[str, str]], None] | None] = [None] * len(self._slots)

@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config, ConfigError
-from ..conventions import otel_name
+from ..conventions import otel_name, per_token_type
 from ..labels import LabelGuard
 from ..observations import TOKEN_KINDS, UNSPLIT, Cost, LLMCall
 from ..pricing import KINDS
@@ -61,9 +61,17 @@ class OtelMetricsSink(Sink):
         self.llm_duration = histogram(
             otel_name("llm_duration", names), "s", "GenAI operation duration.", b.llm_duration
         )
-        self.token_usage = histogram(
-            otel_name("llm_token_usage", names), "{token}", "Number of input and output tokens used.", b.llm_tokens
-        )
+        # Input and output totals: one instrument with gen_ai.token.type, or one per type (as /metrics has them).
+        if per_token_type(names):
+            self.token_usage: tuple[tuple[Any, dict[str, str]], ...] = tuple(
+                (histogram(otel_name(signal, names), "{token}", f"Number of {kind} tokens used.", b.llm_tokens), {})
+                for signal, kind in (("llm_input_tokens", "input"), ("llm_output_tokens", "output"))
+            )
+        else:
+            usage = histogram(
+                otel_name("llm_input_tokens", names), "{token}", "Number of input and output tokens used.", b.llm_tokens
+            )
+            self.token_usage = tuple((usage, {"gen_ai.token.type": kind}) for kind in ("input", "output"))
         self.ttft = histogram(otel_name("llm_ttft", names), "s", "Time to the first streamed chunk.", b.llm_ttft)
         # The streaming and agent signals, named as /metrics names them (the gaps between chunks are binned
         # by capture for the Prometheus buckets, so they have no OTel instrument).
@@ -144,9 +152,9 @@ class OtelMetricsSink(Sink):
         kinds = None if call.missing_usage else call.kinds()
         if kinds is None:  # no usage: the recorder counted it as missing, and there is nothing to book here
             return
-        for token_type, tokens in (("input", call.input_tokens), ("output", call.output_tokens)):
+        for (usage, token_type), tokens in zip(self.token_usage, (call.input_tokens, call.output_tokens), strict=True):
             if tokens:
-                self.token_usage.record(tokens, {**op, "gen_ai.token.type": token_type})
+                usage.record(tokens, {**op, **token_type})
         for kind, tokens in zip(TOKEN_KINDS, kinds, strict=True):
             if tokens:
                 self.tokens.add(tokens, {**base, **tenant, "gen_ai.token.type": kind})

@@ -14,7 +14,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..config import SERIES_BUDGET, Buckets, Config
-from ..conventions import DEFAULT, Conventions, prometheus_name
+from ..conventions import DEFAULT, Conventions, per_token_type, prometheus_name
 from ..labels import (
     COST_SOURCE,
     ERROR_TYPE,
@@ -125,12 +125,24 @@ class Metrics:
             (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, ERROR_TYPE),
             b.llm_duration,
         )
-        self.llm_token_usage = histogram(
-            prometheus_name("llm_token_usage", conventions),
-            "Tokens used per LLM operation: input and output totals (token_type input / output).",
-            (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL, TOKEN_TYPE),
-            b.llm_tokens,
-        )
+        # Tokens per call: one family labelled by token type (default), or one per type (the latest set).
+        # token_usage[i] is what input (0) and output (1) totals are written to: a family and the label
+        # values that follow the operation, provider and models, so each path finds it with one index.
+        usage = (OPERATION, PROVIDER, MODEL, RESPONSE_MODEL)
+        if per_token_type(conventions):
+            doc = "{} tokens used per LLM operation: the total, cache and reasoning included."
+            self.token_usage: tuple[tuple[Histogram, tuple[str, ...]], ...] = tuple(
+                (histogram(prometheus_name(signal, conventions), doc.format(kind), usage, b.llm_tokens), ())
+                for signal, kind in (("llm_input_tokens", "Input"), ("llm_output_tokens", "Output"))
+            )
+        else:
+            both = histogram(
+                prometheus_name("llm_input_tokens", conventions),
+                "Tokens used per LLM operation: input and output totals (token_type input / output).",
+                (*usage, TOKEN_TYPE),
+                b.llm_tokens,
+            )
+            self.token_usage = ((both, ("input",)), (both, ("output",)))
         self.llm_ttft = histogram(
             prometheus_name("llm_ttft", conventions),
             "Time to the first output token of streamed LLM responses.",
@@ -272,7 +284,7 @@ class Metrics:
             self.http_ttfb,
             self.http_exceptions,
             self.llm_duration,
-            self.llm_token_usage,
+            *dict.fromkeys(family for family, _ in self.token_usage),  # one family or two
             self.llm_ttft,
             self.llm_tokens,
             self.llm_cost,

@@ -205,8 +205,9 @@ def _fill(rec: Recorder, n: int) -> None:
         rec.http_exception(method, route, type(f"Error{i % 11}", (Exception,), {})())
 
 
-def test_the_worst_case_holds_when_every_family_is_full(registry: CollectorRegistry) -> None:
-    config = no_drift(series_budget=300, tenant_label=True)
+@pytest.mark.parametrize("conventions", ["default", "gen_ai_latest_experimental"])
+def test_the_worst_case_holds_when_every_family_is_full(registry: CollectorRegistry, conventions: str) -> None:
+    config = no_drift(series_budget=300, tenant_label=True, gen_ai_conventions=conventions)
     rec = Recorder(config, registry)
     _fill(rec, 3000)
     counts = series(registry)
@@ -216,12 +217,12 @@ def test_the_worst_case_holds_when_every_family_is_full(registry: CollectorRegis
     assert sum(counts.values()) <= worst_case_series(config)
 
 
-def test_the_readme_states_the_worst_case_of_the_defaults() -> None:
+def test_the_readme_states_the_worst_case_of_the_defaults_and_of_the_latest_names() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Series budget") :]
-    stated = re.search(r"\*\*at most ([\d,]+) series\*\*", section)
-    assert stated is not None
-    assert int(stated.group(1).replace(",", "")) == worst_case_series(Config()) == 65_633
+    section = readme[readme.index("### Series budget") : readme.index("## MLflow")]
+    stated = [int(n.replace(",", "")) for n in re.findall(r"\*\*at most ([\d,]+) series\*\*", section)]
+    latest = Config(gen_ai_conventions="gen_ai_latest_experimental")
+    assert stated == [worst_case_series(Config()), worst_case_series(latest)] == [65_633, 65_623]
 
 
 # -- token counts in provider answers -------------------------------------------------------------------------
