@@ -59,16 +59,7 @@ class Recorder:
     def __init__(self, config: Config | None = None, registry: CollectorRegistry | None = None) -> None:
         self.config = config or Config()
         self.registry = REGISTRY if registry is None else registry
-        c = self.config
-        self.metrics = Metrics(
-            self.registry,
-            buckets=c.buckets,
-            static_labels=c.labels,
-            label_cap=c.label_cap,
-            tenant=c.tenant_label,
-            series_budget=c.series_budget,
-            conventions=c.gen_ai_conventions,
-        )
+        self.metrics = Metrics.from_config(self.registry, self.config)
         self.guard = self.metrics.guard
         self.sinks: tuple[Sink, ...] = ()
         self._on_http: tuple[Callable[..., None], ...] = ()

@@ -47,6 +47,19 @@ class Metrics:
     callers pass only the dynamic values and use :meth:`child` or ``family.labels(*values, *self.static)``.
     """
 
+    @classmethod
+    def from_config(cls, registry: CollectorRegistry, config: Config) -> Metrics:
+        """The families ``config`` asks for (its buckets, static labels, caps, budget and names)."""
+        return cls(
+            registry,
+            buckets=config.buckets,
+            static_labels=config.labels,
+            label_cap=config.label_cap,
+            tenant=config.tenant_label,
+            series_budget=config.series_budget,
+            conventions=config.gen_ai_conventions,
+        )
+
     def __init__(
         self,
         registry: CollectorRegistry,
@@ -347,13 +360,5 @@ class Metrics:
 
 def worst_case_series(config: Config) -> int:
     """The most series one process exports with ``config`` (the README's "Series budget" figure)."""
-    metrics = Metrics(
-        CollectorRegistry(),
-        buckets=config.buckets,
-        static_labels=config.labels,
-        label_cap=config.label_cap,
-        tenant=config.tenant_label,
-        series_budget=config.series_budget,
-        conventions=config.gen_ai_conventions,
-    )
+    metrics = Metrics.from_config(CollectorRegistry(), config)
     return metrics.worst_case_series(len(config.drift.features) + config.drift.max_user_features)

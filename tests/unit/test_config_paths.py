@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter import Config
-from exporter.config import PATH_KEYS
+from exporter.config import PATH_KEYS, ModelPrice
 from exporter.pricing import PricingTable
 
 PRICES = "models:\n  my-finetune: {input: 3.0, output: 12.0}\n"
@@ -55,7 +55,7 @@ def test_a_relative_config_path_gives_paths_relative_to_the_same_place(elsewhere
     (elsewhere / "c.yaml").write_text("pricing: {file: my-prices.yaml}\n")
     cfg = Config.from_yaml("conf/c.yaml")
     assert cfg.pricing.file == os.path.join("conf", "my-prices.yaml")
-    assert PricingTable.from_config(cfg.pricing).lookup("my-finetune") is not None
+    assert PricingTable.from_config(cfg.pricing).lookup("my-finetune") == ModelPrice(3.0, 12.0)  # the file's prices
 
 
 def test_a_file_in_the_working_directory_keeps_its_paths_as_written(elsewhere: Path) -> None:

@@ -482,6 +482,12 @@ def test_otel_metrics_carry_the_streaming_and_agent_signals(registry: CollectorR
 PROM_NAMED = {"gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o"}
 
 
+# The series the calls below make, in each: gpt-4o's input and output with and without an answering model and
+# in a request (6), the five kinds of the cached Claude call, and acme's input (a token kind, or its unsplit
+# provider cost).
+COUNTS = {"llm_tokens_total": 12, "llm_cost_usd_total": 12}
+
+
 def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None:
     rec = Recorder(Config(labels={"service": "chat"}), registry)
     reader = InMemoryMetricReader()
@@ -514,7 +520,7 @@ def test_otel_metrics_carry_the_same_values(registry: CollectorRegistry) -> None
     names["http_route"] = "http.route"
     for prom_name, otel_name in (("llm_tokens_total", "llm.tokens"), ("llm_cost_usd_total", "llm.cost.usd")):
         found = series(registry, prom_name)
-        assert len(found) == len(points[otel_name]) >= 6, prom_name
+        assert (len(found), len(points[otel_name])) == (COUNTS[prom_name],) * 2, prom_name
         for labels, expected in found.items():
             # An empty label, or the route of a call made outside any request: an absent attribute.
             attrs = {names[k]: v for k, v in labels if v and v != NO_ROUTE}
