@@ -36,7 +36,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .capture.usage import Reading, read
+from .capture.usage import COUNT_FIELDS, Reading, read
 from .checks import OPTIONAL_TEXT, Wrong
 from .context import block_var, current_recorder, current_route
 from .observations import (
@@ -354,7 +354,7 @@ class Call:
         r = self._reading
         if not reading.has_usage:
             return False
-        self._values.update(r.counts())
+        self._values.update(zip(COUNT_FIELDS, r.counts(), strict=True))
         if r.cost is not None:  # what the provider billed (OpenRouter's usage.cost...)
             self._values["cost_usd"] = r.cost
         if self.provider is None:

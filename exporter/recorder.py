@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from itertools import compress
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
@@ -23,6 +24,7 @@ from .labels import NO_ROUTE
 from .observations import (
     ESTIMATED,
     PROVIDER_COST,
+    TOKEN_KINDS,
     UNSPLIT,
     Captured,
     Confidence,
@@ -38,7 +40,7 @@ from .observations import (
     ToolExecution,
     Unreadable,
 )
-from .pricing import KINDS, PricingTable
+from .pricing import PricingTable
 from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
 from .prometheus.fastpath import adder, binned_observer, exemplar_ok, http_observer, observer, shared, unlocked
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 # (a bad shape or value, or one MLflow refused), moved to the spool's quarantine file.
 BATCH_RESULTS = ("ok", "retried", "spooled", "dropped", "quarantined")
 _MAX_CACHED_ROWS = 2_000  # (provider, model, response model, route, tenant) rows of adders by kind, 25 each at most
-_NO_COST = (0.0,) * len(KINDS)  # the parts of a call with no estimate
+_KIND_INDEX = range(len(TOKEN_KINDS))
 
 
 class Recorder:
@@ -331,7 +333,9 @@ class Recorder:
         if call.ttft is not None:
             (updates[TTFT] or row.update(TTFT))(call.ttft)
         (updates[REQUESTS] or row.update(REQUESTS))(1)
-        if call.finish_reasons or call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
+        for reason in call.finish_reasons:  # normalised: a handful of values, each cached in the row
+            (row.finishes.get(reason) or row.finish(reason))(1)
+        if call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
             provider, model, response = row.by_kind.labels[:3]  # as capped when the row was made
             self._answer_signals(call, provider, model, response)
         kinds = call.kinds()
@@ -396,7 +400,9 @@ class Recorder:
             self._observe(m.llm_ttft, provider, model, response)(call.ttft)
         outcome = "error" if call.error_type else "ok"
         self._add(m.llm_requests, provider, model, response, outcome, route, *tenant)(1)
-        if call.finish_reasons or call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
+        for reason in call.finish_reasons:
+            self._add(m.llm_finish_reasons, provider, model, reason)(1)
+        if call.tool_calls or call.ttft is not None or call.chunk_gaps is not None:
             self._answer_signals(call, provider, model, response)
 
         cost: Cost | None = None
@@ -433,10 +439,8 @@ class Recorder:
         return cost
 
     def _answer_signals(self, call: LLMCall, provider: str, model: str, response: str) -> None:
-        """How a call's answer ended, the tools it asked for, and how fast its stream came (names capped)."""
+        """The tools a call's answer asked for, and how fast its stream came (names capped)."""
         m = self.metrics
-        for reason in call.finish_reasons:
-            self._add(m.llm_finish_reasons, provider, model, reason)(1)
         for name in call.tool_calls:
             self._add(m.llm_tool_calls, provider, model, self.guard("gen_ai_tool_name", name))(1)
         tpot = call.time_per_output_token()
@@ -497,16 +501,16 @@ class Recorder:
                 parts = entry.amounts(kinds)
         # One pass over the kinds for tokens and costs, through the row's adders (no key to hash per kind);
         # parts has one more item than kinds, the fee per call, booked after the loop.
-        i = 0
-        for tokens, usd in zip(kinds, parts or _NO_COST, strict=False):
-            if tokens:
-                (row.tokens[i] or row.token(i))(tokens)
-            if usd:
-                (row.costs[i] or row.cost(i))(usd)
-            i += 1
+        # Only the kinds the call has (picked at C speed): a call has three or four of the twelve. A kind's
+        # cost is its tokens times a rate, so a kind without tokens has no cost either.
+        tokens, costs = row.tokens, row.costs
+        for i in compress(_KIND_INDEX, kinds):
+            (tokens[i] or row.token(i))(kinds[i])
+            if parts and parts[i]:
+                (costs[i] or row.cost(i))(parts[i])
         if parts:
-            if parts[-1]:
-                (row.costs[i] or row.cost(i))(parts[-1])
+            if parts[-1]:  # the fee per call, the one part without tokens
+                (costs[-1] or row.cost(len(costs) - 1))(parts[-1])
             return Cost(sum(parts), ESTIMATED, parts)
         if call.cost_usd is None:
             return None

@@ -84,7 +84,7 @@ class LLMRow:
     token and cost adders by kind.
     """
 
-    __slots__ = ("_metrics", "_slots", "updates", "with_exemplar", "by_kind")
+    __slots__ = ("_metrics", "_slots", "updates", "with_exemplar", "by_kind", "finishes")
 
     def __init__(
         self, metrics: Metrics, labels: tuple[str, str, str, str, str, str, tuple[str, ...]], by_kind: ByKind
@@ -101,6 +101,7 @@ class LLMRow:
         self.updates: list[Add | None] = [None] * len(self._slots)
         self.with_exemplar: list[Callable[[float, dict[str, str]], None] | None] = [None] * len(self._slots)
         self.by_kind = by_kind
+        self.finishes: dict[str, Add] = {}  # by finish reason (normalised: a handful of values)
 
     def update(self, slot: int) -> Add:
         """The slot's update, made now (kept when the budget admitted it)."""
@@ -108,6 +109,15 @@ class LLMRow:
         add, kept = child_of(self._metrics, family, values, owned=True)
         if kept:
             self.updates[slot] = add
+        return add
+
+    def finish(self, reason: str) -> Add:
+        """The adder of the finish reason's count, made now (kept when the budget admitted it)."""
+        m = self._metrics
+        provider, model = self.by_kind.labels[:2]
+        add, kept = child_of(m, m.llm_finish_reasons, (provider, model, reason), owned=True)
+        if kept:
+            self.finishes[reason] = add
         return add
 
     def exemplar_update(self, slot: int) -> Callable[[float, dict[str, str]], None]:

@@ -81,6 +81,8 @@ def capture_body(
     if found is None:
         return None
     kind, decode = found
+    if kind is JsonCapture and decode is None and len(body) <= config.max_json_bytes and body.lstrip()[:1] != b"[":
+        return _json_object(body, start, end, status)  # the usual answer: read at once, no reader made for it
     capture: ResponseCapture | Decoded = kind(config.max_json_bytes)
     if decode is not None:
         capture = Decoded(capture, decode, whole=True)
@@ -167,7 +169,7 @@ def _call(
     """The call a reading describes, or ``fmt`` (unreadable) when its token counts break the rule for them:
     counts past 2**53 would swamp every later increment, and a call recorded without them would be wrong."""
     counts = reading.counts()
-    if reading.wrong is not None or counts["input_tokens"] > MAX_INT or counts["output_tokens"] > MAX_INT:
+    if reading.wrong is not None or counts[0] > MAX_INT or counts[1] > MAX_INT:  # input and output totals
         log.debug("llm-exporter: unusable token counts in a %s response: %s", fmt.format, reading.wrong)
         return fmt
     error = reading.error_type
@@ -178,20 +180,25 @@ def _call(
     missing = None
     if error is None and not reading.has_usage:
         missing = "stream_without_usage" if stream else "response_without_usage"
+    # Positional, in LLMCall's field order (the counts are COUNT_FIELDS): a call by keywords costs about
+    # three times as much, on every answer read.
     return LLMCall(
-        model=reading.model or "unknown",
-        provider=reading.provider,
-        operation=reading.operation,
-        duration=max(end - start, 0.0),
-        ttft=None if ttft is None else max(ttft - start, 0.0),
-        error_type=error,
-        cost_usd=reading.cost,
-        response_model=reading.model,
-        missing_usage=missing,
-        finish_reasons=reading.finish or (),
-        tool_calls=reading.tool_names(),
-        chunk_gaps=gaps,
-        **counts,
+        reading.model or "unknown",  # model
+        reading.provider,  # provider
+        reading.operation,  # operation
+        *counts,
+        max(end - start, 0.0),  # duration
+        None if ttft is None else max(ttft - start, 0.0),  # ttft
+        error,  # error_type
+        reading.cost,  # cost_usd
+        None,  # tenant
+        None,  # timestamp
+        None,  # route (the middleware sets it)
+        reading.model,  # response_model
+        missing,  # missing_usage
+        reading.finish or (),  # finish_reasons
+        reading.tool_names(),  # tool_calls
+        gaps,  # chunk_gaps
     )
 
 
@@ -265,20 +272,7 @@ class JsonCapture(ResponseCapture):
                 return None
             if self._array:
                 return self._finish_array(start, end, status)
-            body = parts[0] if len(parts) == 1 else b"".join(parts)
-            # Usage comes last in all three providers' responses: searching backwards finds it at once.
-            if body.rfind(_USAGE) < 0:
-                return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
-            try:
-                obj = loads(body)
-            except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
-                return _JSON
-            reading = read(obj)
-            # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
-            # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
-            if reading is None or (reading.model is None and reading.provider not in NAMELESS):
-                return None
-            return _call(reading, start, end, None, status, _JSON, stream=False)
+            return _json_object(parts[0] if len(parts) == 1 else b"".join(parts), start, end, status)
         except Exception:
             log.exception("llm-exporter: reading a JSON response failed")
             return _JSON
@@ -303,6 +297,27 @@ class JsonCapture(ResponseCapture):
         if reading is not None and reading.has_usage:
             return _call(reading, start, end, self._ttft, status, _JSON, stream=True)
         return None
+
+
+def _json_object(body: bytes, start: float, end: float, status: int) -> Captured:
+    """What a whole JSON body (within the cap, not an array) says. Never raises."""
+    try:
+        # Usage comes last in all three providers' responses: searching backwards finds it at once.
+        if body.rfind(_USAGE) < 0:
+            return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
+        try:
+            obj = loads(body)
+        except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
+            return _JSON
+        reading = read(obj)
+        # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
+        # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
+        if reading is None or (reading.model is None and reading.provider not in NAMELESS):
+            return None
+        return _call(reading, start, end, None, status, _JSON, stream=False)
+    except Exception:
+        log.exception("llm-exporter: reading a JSON response failed")
+        return _JSON
 
 
 def _cut_off_llm_json(body: bytes) -> bool:

@@ -9,8 +9,10 @@ counts leave the cache out; Gemini's output count leaves the thinking out).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from functools import partial
+from typing import Any
 
 from ..checks import MAX_INT, Wrong, count
 from ..observations import finish_reason
@@ -35,21 +37,24 @@ _ANTHROPIC_EVENTS = frozenset(
 _DELTA_OUTPUT = ("content", "tool_calls", "reasoning_content", "reasoning", "refusal", "function_call")
 
 
-class TokenCounts(TypedDict):
-    """A reading's token counts, named as :class:`LLMCall`'s fields."""
-
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    cache_write_tokens: int
-    cache_write_1h_tokens: int
-    input_audio_tokens: int
-    cache_audio_read_tokens: int
-    input_image_tokens: int
-    cache_image_read_tokens: int
-    output_reasoning_tokens: int
-    output_audio_tokens: int
-    output_image_tokens: int
+# The token counts of a reading, in the order of :class:`LLMCall`'s fields (``input_tokens`` to
+# ``output_image_tokens``), so an answer's call is made with one positional call (see ``Reading.counts``).
+COUNT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "input_audio_tokens",
+    "cache_audio_read_tokens",
+    "input_image_tokens",
+    "cache_image_read_tokens",
+    "output_reasoning_tokens",
+    "output_audio_tokens",
+    "output_image_tokens",
+)
+# The twelve counts of COUNT_FIELDS (spelled out, so a positional call with them type-checks field by field).
+Counts = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
 
 
 @dataclass(slots=True)
@@ -115,27 +120,27 @@ class Reading:
     def has_usage(self) -> bool:
         return not (self.input is None and self.fresh_input is None and self.output is None)
 
-    def counts(self) -> TokenCounts:
-        """The token counts as :class:`LLMCall`'s fields. Counts that can't be one call's (a part above its
-        total) are passed on as read: the recorder counts them as unusable rather than guess."""
+    def counts(self) -> Counts:
+        """The token counts of :data:`COUNT_FIELDS`. Counts that can't be one call's (a part above its total)
+        are passed on as read: the recorder counts them as unusable rather than guess."""
         cache_read = self.cache_read or 0
         cache_write = self.cache_write or 0
         total = self.input
         if total is None:
             total = (self.fresh_input or 0) + cache_read + cache_write
-        return TokenCounts(
-            input_tokens=total,
-            output_tokens=self.output or 0,
-            cached_input_tokens=cache_read,
-            cache_write_tokens=cache_write,
-            cache_write_1h_tokens=self.cache_write_1h or 0,
-            input_audio_tokens=self.input_audio or 0,
-            cache_audio_read_tokens=self.cache_audio_read or 0,
-            input_image_tokens=self.input_image or 0,
-            cache_image_read_tokens=self.cache_image_read or 0,
-            output_reasoning_tokens=self.output_reasoning or 0,
-            output_audio_tokens=self.output_audio or 0,
-            output_image_tokens=self.output_image or 0,
+        return (
+            total,
+            self.output or 0,
+            cache_read,
+            cache_write,
+            self.cache_write_1h or 0,
+            self.input_audio or 0,
+            self.cache_audio_read or 0,
+            self.input_image or 0,
+            self.cache_image_read or 0,
+            self.output_reasoning or 0,
+            self.output_audio or 0,
+            self.output_image or 0,
         )
 
 
@@ -183,6 +188,12 @@ def get(obj: Any, key: str) -> Any:
     return getattr(obj, key, None)
 
 
+def getter(obj: Any) -> Callable[[str], Any]:
+    """:func:`get` bound to ``obj``: a parsed JSON object's own ``dict.get`` (the capture path reads a dozen
+    keys of each object, and a bound C method is the cheapest call there is), else a partial of :func:`get`."""
+    return obj.get if type(obj) is dict else partial(get, obj)
+
+
 def _get2(obj: Any, camel: str, snake: str) -> Any:
     """Gemini fields are camelCase on the wire and snake_case in the Python SDKs."""
     value = get(obj, camel)
@@ -192,31 +203,31 @@ def _get2(obj: Any, camel: str, snake: str) -> Any:
 _TOKENS = count()  # the rule /track and the llm API apply: a whole number, 0 to 2**53
 
 
-class _Counts:
-    """Reads a payload's token counts by the one rule for token counts, keeping the first that breaks it."""
-
-    __slots__ = ("wrong",)
-
-    def __init__(self) -> None:
-        self.wrong: str | None = None
-
-    def __call__(self, value: Any, name: str) -> int | None:
-        if type(value) is int and 0 <= value <= MAX_INT:  # what providers send: the rule's answer, sooner
-            return value
-        if value is None:
-            return None
-        try:
-            return int(_TOKENS(value))
-        except Wrong as exc:
-            # 1e300 or 10**400 would push the counters past any later increment; 12.5 is no count.
-            if self.wrong is None:
-                self.wrong = f"{name}: {exc.message}"
-            return None
+def _count(r: Reading, value: Any, name: str) -> int | None:
+    """A payload's token count by the one rule for token counts; the first that breaks it is kept in
+    ``r.wrong``. (A plain function: Python calls it inline, where an instance's ``__call__`` costs ten times
+    as much, and an answer has up to a dozen counts.)"""
+    if type(value) is int and 0 <= value <= MAX_INT:  # what providers send: the rule's answer, sooner
+        return value
+    if value is None:
+        return None
+    try:
+        return int(_TOKENS(value))
+    except Wrong as exc:
+        # 1e300 or 10**400 would push the counters past any later increment; 12.5 is no count.
+        if r.wrong is None:
+            r.wrong = f"{name}: {exc.message}"
+        return None
 
 
 def _int(value: Any) -> int | None:
     """A count inside a breakdown (modalities): one that breaks the token rule is left out, as absent."""
-    return _Counts()(value, "")
+    if type(value) is int and 0 <= value <= MAX_INT:
+        return value
+    try:
+        return None if value is None else int(_TOKENS(value))
+    except Wrong:
+        return None
 
 
 def _str(value: Any) -> str | None:
@@ -231,7 +242,8 @@ def _usd(value: Any) -> float | None:
 
 def read(obj: Any) -> Reading | None:
     """The reading of one response or stream event, or ``None`` when it is not an LLM payload we know."""
-    kind = get(obj, "type")
+    o = getter(obj)
+    kind = o("type")
     if isinstance(kind, str):
         if kind == "message_start":
             return _anthropic(get(obj, "message"))
@@ -244,12 +256,13 @@ def read(obj: Any) -> Reading | None:
             return _openai(inner) if inner is not None else Reading(OPENAI)
         if kind == "error":
             return Reading(ANTHROPIC, error_type=error_type(obj))
-    usage = get(obj, "usage")
+    usage = o("usage")
     if usage is not None:
-        if get(usage, "prompt_tokens") is not None or get(usage, "input_tokens_details") is not None:
+        u = getter(usage)
+        if u("prompt_tokens") is not None or u("input_tokens_details") is not None:
             return _openai(obj)
-        if get(usage, "input_tokens") is not None or get(usage, "output_tokens") is not None:
-            if get(obj, "object") == "response":
+        if u("input_tokens") is not None or u("output_tokens") is not None:
+            if o("object") == "response":
                 return _openai(obj)
             return _anthropic(obj)
         if get(usage, "inputTokens") is not None and (get(obj, "output") is not None or get(obj, "stopReason")):
@@ -272,48 +285,50 @@ def read(obj: Any) -> Reading | None:
 
 
 def _openai(obj: Any) -> Reading:
-    kind = get(obj, "object")
+    o = getter(obj)
+    kind = o("object")
     operation = "chat"
     if kind == "text_completion":
         operation = "text_completion"
-    elif kind == "list" and get(obj, "data") is not None:
+    elif kind == "list" and o("data") is not None:
         operation = "embeddings"
     # Azure OpenAI answers in OpenAI's shape, with its content filter's results beside the choices.
-    provider = AZURE if get(obj, "prompt_filter_results") is not None else OPENAI
-    r = Reading(provider, model=_str(get(obj, "model")), operation=operation, error_type=error_type(obj))
-    choices = get(obj, "choices")
+    provider = AZURE if o("prompt_filter_results") is not None else OPENAI
+    error = error_type(obj) if o("error") is not None else None  # the answers that are no error look once
+    r = Reading(provider, model=_str(o("model")), operation=operation, error_type=error)
+    choices = o("choices")
     if isinstance(choices, list):
         _openai_choices(r, choices)
     elif kind == "response":
         _openai_response(r, obj)
-    usage = get(obj, "usage")
+    usage = o("usage")
     if usage is None:
         return r
     # Absent details are common (embeddings, older servers): each one is looked into only when present.
-    n = _Counts()
-    prompt = get(usage, "prompt_tokens")
+    u = getter(usage)
+    prompt = u("prompt_tokens")
     if prompt is not None:  # chat completions, completions, embeddings
-        r.input = n(prompt, "prompt_tokens")
-        r.output = n(get(usage, "completion_tokens"), "completion_tokens")
-        inputs, outputs = get(usage, "prompt_tokens_details"), get(usage, "completion_tokens_details")
+        r.input = _count(r, prompt, "prompt_tokens")
+        r.output = _count(r, u("completion_tokens"), "completion_tokens")
+        inputs, outputs = u("prompt_tokens_details"), u("completion_tokens_details")
         if inputs is not None:
-            r.input_audio = n(get(inputs, "audio_tokens"), "audio_tokens")
+            r.input_audio = _count(r, get(inputs, "audio_tokens"), "audio_tokens")
         if outputs is not None:
-            r.output_audio = n(get(outputs, "audio_tokens"), "audio_tokens")
+            r.output_audio = _count(r, get(outputs, "audio_tokens"), "audio_tokens")
         if r.output is None and operation == "embeddings":
             r.output = 0
     else:  # Responses API
-        r.input = n(get(usage, "input_tokens"), "input_tokens")
-        r.output = n(get(usage, "output_tokens"), "output_tokens")
-        inputs, outputs = get(usage, "input_tokens_details"), get(usage, "output_tokens_details")
+        r.input = _count(r, u("input_tokens"), "input_tokens")
+        r.output = _count(r, u("output_tokens"), "output_tokens")
+        inputs, outputs = u("input_tokens_details"), u("output_tokens_details")
     if inputs is not None:
-        r.cache_read = n(get(inputs, "cached_tokens"), "cached_tokens")
+        i = getter(inputs)
+        r.cache_read = _count(r, i("cached_tokens"), "cached_tokens")
         # OpenAI-compatible gateways in front of Claude
-        r.cache_write = n(get(inputs, "cache_write_tokens"), "cache_write_tokens")
+        r.cache_write = _count(r, i("cache_write_tokens"), "cache_write_tokens")
     if outputs is not None:
-        r.output_reasoning = n(get(outputs, "reasoning_tokens"), "reasoning_tokens")
-    r.wrong = n.wrong
-    cost = get(usage, "cost")  # OpenRouter: the USD it billed; Perplexity: an object with the total
+        r.output_reasoning = _count(r, get(outputs, "reasoning_tokens"), "reasoning_tokens")
+    cost = u("cost")  # OpenRouter: the USD it billed; Perplexity: an object with the total
     if cost is not None:
         total = get(cost, "total_cost")
         r.cost = _usd(cost if total is None else total)
@@ -396,19 +411,17 @@ def _anthropic(obj: Any) -> Reading | None:
     usage = get(obj, "usage")
     if usage is not None:
         # input_tokens leaves out the cache reads and writes, which are billed at their own prices.
-        n = _Counts()
-        r.fresh_input = n(get(usage, "input_tokens"), "input_tokens")
-        r.output = n(get(usage, "output_tokens"), "output_tokens")
-        r.cache_read = n(get(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
-        r.cache_write = n(get(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
+        r.fresh_input = _count(r, get(usage, "input_tokens"), "input_tokens")
+        r.output = _count(r, get(usage, "output_tokens"), "output_tokens")
+        r.cache_read = _count(r, get(usage, "cache_read_input_tokens"), "cache_read_input_tokens")
+        r.cache_write = _count(r, get(usage, "cache_creation_input_tokens"), "cache_creation_input_tokens")
         by_ttl = get(usage, "cache_creation")  # the writes by cache lifetime, where the API reports it
         if by_ttl is not None:
-            r.cache_write_1h = n(get(by_ttl, "ephemeral_1h_input_tokens"), "ephemeral_1h_input_tokens")
+            r.cache_write_1h = _count(r, get(by_ttl, "ephemeral_1h_input_tokens"), "ephemeral_1h_input_tokens")
             if r.cache_write is None:
-                five = n(get(by_ttl, "ephemeral_5m_input_tokens"), "ephemeral_5m_input_tokens")
+                five = _count(r, get(by_ttl, "ephemeral_5m_input_tokens"), "ephemeral_5m_input_tokens")
                 if five is not None or r.cache_write_1h is not None:
                     r.cache_write = (five or 0) + (r.cache_write_1h or 0)
-        r.wrong = n.wrong
     return r
 
 
@@ -461,20 +474,20 @@ def _gemini(obj: Any, meta: Any) -> Reading:
     )
     _gemini_outcome(r, get(obj, "candidates"))
     if meta is not None:
-        n = _Counts()
-        prompt = n(_get2(meta, "promptTokenCount", "prompt_token_count"), "promptTokenCount")  # cached included
-        tools = n(_get2(meta, "toolUsePromptTokenCount", "tool_use_prompt_token_count"), "toolUsePromptTokenCount")
+        prompt = _count(r, _get2(meta, "promptTokenCount", "prompt_token_count"), "promptTokenCount")  # cached included
+        tools = _count(
+            r, _get2(meta, "toolUsePromptTokenCount", "tool_use_prompt_token_count"), "toolUsePromptTokenCount"
+        )
         r.input = prompt if tools is None else (prompt or 0) + tools  # tool results are billed as input
-        candidates = n(_get2(meta, "candidatesTokenCount", "candidates_token_count"), "candidatesTokenCount")
-        thoughts = n(_get2(meta, "thoughtsTokenCount", "thoughts_token_count"), "thoughtsTokenCount")
+        candidates = _count(r, _get2(meta, "candidatesTokenCount", "candidates_token_count"), "candidatesTokenCount")
+        thoughts = _count(r, _get2(meta, "thoughtsTokenCount", "thoughts_token_count"), "thoughtsTokenCount")
         # Thinking tokens are billed as output; candidatesTokenCount leaves them out.
         if candidates is not None or thoughts is not None:
             r.output = (candidates or 0) + (thoughts or 0)
         r.output_reasoning = thoughts
-        r.cache_read = n(
-            _get2(meta, "cachedContentTokenCount", "cached_content_token_count"), "cachedContentTokenCount"
+        r.cache_read = _count(
+            r, _get2(meta, "cachedContentTokenCount", "cached_content_token_count"), "cachedContentTokenCount"
         )
-        r.wrong = n.wrong
         prompt_parts = _get2(meta, "promptTokensDetails", "prompt_tokens_details")
         tool_parts = _get2(meta, "toolUsePromptTokensDetails", "tool_use_prompt_tokens_details")
         cache_parts = _get2(meta, "cacheTokensDetails", "cache_tokens_details")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ from exporter.capture.encoding import PIECE, Decoded, decoder_for
 from exporter.capture.loads import loads
 from exporter.capture.request import requested_model
 from exporter.capture.response import JsonCapture, SseCapture, start_capture
+from exporter.capture.usage import COUNT_FIELDS
 from exporter.config import CaptureConfig, Config
+from exporter.observations import LLMCall
 from exporter.recorder import Recorder
 
 from ..support.metrics import series, value
@@ -736,3 +739,26 @@ def test_the_fast_parser_refuses_what_the_standard_library_refuses(doc: bytes) -
         json.loads(doc)
     with pytest.raises((ValueError, RecursionError)):
         loads(doc)
+
+
+def test_an_answer_makes_its_call_in_the_field_order_of_llmcall() -> None:
+    # _call makes an answer's LLMCall with one positional call, the counts in COUNT_FIELDS' order: a field
+    # added or moved in LLMCall must move there too, or every captured count would land in the wrong field.
+    assert [f.name for f in fields(LLMCall)] == [
+        "model",
+        "provider",
+        "operation",
+        *COUNT_FIELDS,
+        "duration",
+        "ttft",
+        "error_type",
+        "cost_usd",
+        "tenant",
+        "timestamp",
+        "route",
+        "response_model",
+        "missing_usage",
+        "finish_reasons",
+        "tool_calls",
+        "chunk_gaps",
+    ]
