@@ -11,7 +11,7 @@ as such a payload, unchanged (:func:`_legacy`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..checks import TEXT, Rule, Wrong, count, flag, number
@@ -27,6 +27,7 @@ from ..observations import (
     LLMCall,
     Observation,
     Prediction,
+    Reader,
     ToolExecution,
     from_fields,
 )
@@ -132,14 +133,14 @@ class _Fields:
 
 def _http(f: _Fields) -> list[Observation]:
     request = f.signal(HttpRequest)
-    if request is None:
-        return []
+    return [] if request is None else [_known_method(request)]
+
+
+def _known_method(request: HttpRequest) -> HttpRequest:
+    """The request with its method as the HTTP metrics take it: upper case, ``_OTHER`` when not a known one."""
     method = request.method.upper()
-    return [HttpRequest(**{**_fields(request), "method": method if method in KNOWN_METHODS else "_OTHER"})]
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in type(obj).FIELDS}
+    method = method if method in KNOWN_METHODS else "_OTHER"
+    return request if method == request.method else replace(request, method=method)
 
 
 def _one(kind: type[Any]) -> Callable[[_Fields], list[Observation]]:
@@ -150,15 +151,19 @@ def _one(kind: type[Any]) -> Callable[[_Fields], list[Observation]]:
     return parse
 
 
+# The event types, each one signal of the vocabulary.
+SIGNALS: dict[str, type[Any]] = {
+    "llm": LLMCall,
+    "confidence": Confidence,
+    "evaluation": Evaluation,
+    "feedback": Feedback,
+    "event": Event,
+    "http": HttpRequest,
+    "tool": ToolExecution,
+    "feature": Feature,
+}
 TYPES: dict[str, Callable[[_Fields], list[Observation]]] = {
-    "llm": _one(LLMCall),
-    "confidence": _one(Confidence),
-    "evaluation": _one(Evaluation),
-    "feedback": _one(Feedback),
-    "event": _one(Event),
-    "http": _http,
-    "tool": _one(ToolExecution),
-    "feature": _one(Feature),
+    name: _http if kind is HttpRequest else _one(kind) for name, kind in SIGNALS.items()
 }
 
 # The older Flask tracking services' fields. Their payload has no ``type``.
@@ -241,12 +246,26 @@ def parse_event(index: int, data: Any, errors: list[FieldError]) -> list[Observa
     return observations
 
 
+# Each event type's signal compiled for the common event, every field known and right (see Reader): one pass
+# over its items. Any other event is read by parse_event, which says what is wrong with it.
+_READERS = {name: Reader(kind, ("type",), millis=True) for name, kind in SIGNALS.items()}
+
+
 def parse_events(body: Any) -> tuple[int, list[Observation], list[FieldError]]:
     """``(event count, observations, errors)`` of a decoded ``/track`` body (one object or a list)."""
     items = body if isinstance(body, list) else [body]
     errors: list[FieldError] = []
     observations: list[Observation] = []
+    readers = _READERS
     for index, item in enumerate(items):
+        if type(item) is dict:
+            kind = item.get("type")
+            reader = readers.get(kind) if type(kind) is str else None
+            if reader is not None:
+                found = reader.read(item)
+                if found is not None:
+                    observations.append(_known_method(found) if type(found) is HttpRequest else found)
+                    continue
         observations.extend(parse_event(index, item, errors))
     return len(items), observations, errors
 
