@@ -9,6 +9,8 @@ token counts whole tokens.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -345,17 +347,22 @@ class LLMCall:
             is not None
         ):
             return None
-        for total, parts in _TOKEN_PARTS:
-            limit = values[total]
-            for part in parts:
-                if values[part] > limit:
-                    return part, f"expected at most {total} ({limit}); {total} includes them"
-            used = sum(values[part] for part in parts)
-            if total == "input_tokens":  # audio and image cache reads are in two of the parts: count them once
-                used -= values["cache_audio_read_tokens"] + values["cache_image_read_tokens"]
-            if used > limit:
-                return total, f"expected at least {' + '.join(parts)} ({used}); {total} includes them"
-        return None
+        return _wrong_part(values)
+
+
+def _wrong_part(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first token count larger than what it is part of (or whose parts add up to more), by _TOKEN_PARTS."""
+    for total, parts in _TOKEN_PARTS:
+        limit = values[total]
+        for part in parts:
+            if values[part] > limit:
+                return part, f"expected at most {total} ({limit}); {total} includes them"
+        used = sum(values[part] for part in parts)
+        if total == "input_tokens":  # audio and image cache reads are in two of the parts: count them once
+            used -= values["cache_audio_read_tokens"] + values["cache_image_read_tokens"]
+        if used > limit:
+            return total, f"expected at least {' + '.join(parts)} ({used}); {total} includes them"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +526,7 @@ class Reader(Generic[_O]):
     ``<name>_ms`` (one of the two, not both), converted as ``/track`` converts it.
     """
 
-    __slots__ = ("signal", "skip", "entries", "defaults", "required", "cross")
+    __slots__ = ("signal", "skip", "entries", "defaults", "required", "cross", "arguments")
 
     def __init__(self, signal: type[_O], skip: Iterable[str] = (), *, millis: bool = False) -> None:
         self.signal: type[_O] = signal
@@ -532,6 +539,15 @@ class Reader(Generic[_O]):
             if spec.seconds and millis:
                 self.entries[f"{name}_ms"] = (name, spec.rule, 2)
         self.defaults = {name: spec.default for name, spec in fields.items()}
+        # The signal is made with its arguments in order (positional arguments cost half of keywords); its
+        # attributes that are not input fields (an LLM call's route) take their defaults.
+        order = [f.name for f in dataclasses.fields(signal)]
+        for f in dataclasses.fields(signal):
+            if f.name not in fields:
+                assert f.default is not dataclasses.MISSING, f"{signal.__name__}.{f.name} needs a default"
+                self.defaults[f.name] = f.default
+        assert len(order) > 1  # itemgetter of one name gives the value, not a tuple
+        self.arguments: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*order)
         # A duration's or a required field's absence is its None default (None is never a rule's answer).
         assert all(self.defaults[name] is None for name, spec in fields.items() if spec.seconds or spec.required)
         self.required = tuple(name for name, spec in fields.items() if spec.required)
@@ -566,7 +582,7 @@ class Reader(Generic[_O]):
         cross = self.cross
         if cross is not None and cross(values) is not None:
             return None
-        return self.signal(**values)
+        return self.signal(*self.arguments(values))
 
 
 PROVIDER_COST = "provider"  # the cost_source of a cost the provider (or the caller) gave

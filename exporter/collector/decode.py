@@ -39,12 +39,18 @@ except ImportError:  # pragma: no cover - a dependency; this is for a platform w
 
 def decode(raw: bytes) -> Any:
     """The JSON value of ``raw`` as :func:`stdlib_decode` gives it (or the error it raises), sooner."""
-    if orjson is not None and _LONG_RUN not in raw.translate(_DIGITS):
+    if orjson is not None and orjson_keeps_exact(raw):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return stdlib_decode(raw)
+
+
+def orjson_keeps_exact(raw: bytes) -> bool:
+    """Whether orjson reads every number of ``raw`` as the standard library does: no run of more than 16
+    digits, so no integer orjson would turn into a float."""
+    return _LONG_RUN not in raw.translate(_DIGITS)
 
 
 def stdlib_decode(raw: bytes) -> Any:
