@@ -318,3 +318,19 @@ def test_consistent_kinds_are_exactly_the_counts_with_no_wrong_part() -> None:
         assert o.LLMCall.cross_check(values) == o._wrong_part(values)
         agree += 1
     assert agree == 20_000 + 4096
+
+
+@pytest.mark.parametrize(
+    ("event", "errors"),
+    [
+        (SEED, []),
+        ({"response_time_ms": 5, "colour": "red", "type": None}, []),  # unknown fields ignored, as before
+        ({**SEED, "tokens_used": -1, "response_type": 3}, [("tokens_used", "expected an integer >= 0"),
+                                                          ("response_type", "expected a string")]),
+        ({**SEED, "appointment_requested": "yes"}, [("appointment_requested", "expected true or false")]),
+    ],
+)  # fmt: skip
+def test_the_legacy_payload_in_one_pass_or_the_full_reading(event: dict[str, Any], errors: list[Any]) -> None:
+    full, full_errors = slow(event)
+    assert [(e.field, e.message) for e in full_errors] == errors
+    assert parse_events(event) == (1, full, full_errors)
