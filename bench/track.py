@@ -1,11 +1,19 @@
 """``POST /track`` throughput benchmark (not a test): events/s with batches of 100 events per POST.
 
-In process through ``httpx.ASGITransport`` (the collector's own cost: JSON decode, validation,
-recording), with a breakdown of the stages; then, with ``--uvicorn``, against a collector served by
-uvicorn in a separate process, with several concurrent clients (adds HTTP parsing and the network
-stack of loopback). The batch mixes every event kind, like a busy service would send.
+In process: the collector's ASGI app called as a server calls it (lifespan startup first, so the sinks'
+hand-off runs as under ``llm-exporter collector``; no client, no sockets), which measures the collector's
+own cost: body read, JSON decode, validation of every event, recording, the 202 answer. Each POST must be
+answered ``{"accepted": 100}`` and the collector's count must hold every event. Beside it, the same through
+``httpx.ASGITransport`` (the figure this benchmark first gave, which adds the client's cost), and a
+breakdown of the stages. With ``--uvicorn``, against a collector served by uvicorn in a separate process,
+with several concurrent clients (adds HTTP parsing and the network stack of loopback). The batch mixes
+every event kind, like a busy service would send.
 
-    python bench/track.py [--posts 300] [--batch 100] [--rounds 5] [--uvicorn] [--concurrency 8]
+``--instructions`` counts CPU instructions per event under ``valgrind --tool=callgrind`` instead (a run
+with 20 POSTs minus one without): repeatable whatever else the machine is doing. It runs on an older
+checkout too (copy this file and ``callgrind.py`` into its ``bench/``), to compare.
+
+    python bench/track.py [--posts 300] [--batch 100] [--rounds 5] [--uvicorn] [--concurrency 8] [--instructions]
 """
 
 from __future__ import annotations

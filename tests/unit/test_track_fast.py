@@ -58,6 +58,7 @@ BATCH: list[dict[str, Any]] = [
         '{"a": 1}'.encode("utf-16"),  # the stdlib reads UTF-16
         b'\xef\xbb\xbf{"a": 1}',  # a UTF-8 byte order mark
         b"1e400",  # infinity for the stdlib, refused by orjson
+        b"[-0, 1e-400, 2.5e-324, 1.7976931348623157e308, 1.7976931348623159e308, 9999999999999999.5]",
     ],
 )
 def test_decode_gives_what_the_standard_library_gives(raw: bytes) -> None:
