@@ -49,6 +49,9 @@ def text(*, required: bool) -> Rule:
     wrong_type = "expected a non-empty string" if required else "expected a string"
 
     def check(value: Any) -> str:
+        # The usual value first: ASCII (so valid UTF-8), short, and for a name not starting with a space.
+        if type(value) is str and value.isascii() and len(value) <= MAX_TEXT and (not required or value[:1] > " "):
+            return value
         if not isinstance(value, str) or (required and not value.strip()):
             raise Wrong(wrong_type)
         if len(value) > MAX_TEXT:
@@ -64,8 +67,11 @@ def count(minimum: int = 0, maximum: int | None = None, *, kind: str = "an integ
     """A whole number (a count of tokens, bytes, events); an integral float such as JSON's 150.0 is one.
     ``kind`` names it in the message (``a port``)."""
     expected = _range(kind, minimum, maximum)
+    top = MAX_INT if maximum is None else min(maximum, MAX_INT)
 
     def check(value: Any) -> int:
+        if type(value) is int and minimum <= value <= top:  # the usual value, as the checks below take it
+            return value
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
         if isinstance(value, bool):
@@ -86,8 +92,15 @@ def count(minimum: int = 0, maximum: int | None = None, *, kind: str = "an integ
 def number(minimum: float = 0.0, maximum: float | None = None) -> Rule:
     """A finite number in range, as a float."""
     expected = _range("a number", minimum, maximum)
+    low, top = max(minimum, -MAX_INT), MAX_INT if maximum is None else min(maximum, MAX_INT)
+    ceiling = math.inf if maximum is None else maximum
 
     def check(value: Any) -> float:
+        # The usual values first, as the checks below take them: a float in range (not inf, not NaN), an int.
+        if type(value) is float and minimum <= value < math.inf and value <= ceiling:
+            return value
+        if type(value) is int and low <= value <= top:
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Wrong(expected)
         # A huge int compares with the bounds exactly (10**400 > 1 is an out-of-range confidence); only

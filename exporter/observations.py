@@ -9,10 +9,12 @@ token counts whole tokens.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .checks import NAME, OPTIONAL_TEXT, TEXT, Rule, Wrong, category_or_number, count, number, timestamp
 
@@ -324,17 +326,43 @@ class LLMCall:
     @staticmethod
     def cross_check(values: Mapping[str, Any]) -> tuple[str, str] | None:
         """The count that is larger than what it is part of, and what was expected of it."""
-        for total, parts in _TOKEN_PARTS:
-            limit = values[total]
-            for part in parts:
-                if values[part] > limit:
-                    return part, f"expected at most {total} ({limit}); {total} includes them"
-            used = sum(values[part] for part in parts)
-            if total == "input_tokens":  # audio and image cache reads are in two of the parts: count them once
-                used -= values["cache_audio_read_tokens"] + values["cache_image_read_tokens"]
-            if used > limit:
-                return total, f"expected at least {' + '.join(parts)} ({used}); {total} includes them"
-        return None
+        v = values
+        # Counts (all >= 0) whose kinds are all >= 0 have every part within what it is part of (each kind is
+        # a total less its parts): the usual call is answered by one subtraction per kind, not the search below.
+        if (
+            token_kinds(
+                v["input_tokens"],
+                v["output_tokens"],
+                v["cached_input_tokens"],
+                v["cache_write_tokens"],
+                v["cache_write_1h_tokens"],
+                v["input_audio_tokens"],
+                v["cache_audio_read_tokens"],
+                v["input_image_tokens"],
+                v["cache_image_read_tokens"],
+                v["output_reasoning_tokens"],
+                v["output_audio_tokens"],
+                v["output_image_tokens"],
+            )
+            is not None
+        ):
+            return None
+        return _wrong_part(values)
+
+
+def _wrong_part(values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first token count larger than what it is part of (or whose parts add up to more), by _TOKEN_PARTS."""
+    for total, parts in _TOKEN_PARTS:
+        limit = values[total]
+        for part in parts:
+            if values[part] > limit:
+                return part, f"expected at most {total} ({limit}); {total} includes them"
+        used = sum(values[part] for part in parts)
+        if total == "input_tokens":  # audio and image cache reads are in two of the parts: count them once
+            used -= values["cache_audio_read_tokens"] + values["cache_image_read_tokens"]
+        if used > limit:
+            return total, f"expected at least {' + '.join(parts)} ({used}); {total} includes them"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,6 +513,76 @@ def from_fields(signal: type[_O], get: Callable[[str], Any], wrong: Callable[[st
         wrong(*found)
         return None
     return signal(**values)
+
+
+class Reader(Generic[_O]):
+    """A signal's field specs compiled once into one pass over an input's items, for the common input whose
+    every field is known and right (``/track``'s events): a look-up and the rule per field given, no call
+    per field absent. :meth:`read` gives None at the first doubt (an unknown, missing or wrong field):
+    :func:`from_fields` then reads the input again and names every wrong field, so what is accepted, and
+    what is said of the rest, is what the field specs say, once.
+
+    ``skip``: keys that are not fields (``type``); ``millis``: a duration may also come in milliseconds, as
+    ``<name>_ms`` (one of the two, not both), converted as ``/track`` converts it.
+    """
+
+    __slots__ = ("signal", "skip", "entries", "defaults", "required", "cross", "arguments")
+
+    def __init__(self, signal: type[_O], skip: Iterable[str] = (), *, millis: bool = False) -> None:
+        self.signal: type[_O] = signal
+        fields = signal.FIELDS
+        # key -> (field, rule, how): 0 a plain field, 1 a duration in seconds, 2 one in milliseconds.
+        self.skip = frozenset(skip)
+        self.entries: dict[str, tuple[str, Rule, int]] = {}
+        for name, spec in fields.items():
+            self.entries[name] = (name, spec.rule, 1 if spec.seconds and millis else 0)
+            if spec.seconds and millis:
+                self.entries[f"{name}_ms"] = (name, spec.rule, 2)
+        self.defaults = {name: spec.default for name, spec in fields.items()}
+        # The signal is made with its arguments in order (positional arguments cost half of keywords); its
+        # attributes that are not input fields (an LLM call's route) take their defaults.
+        order = [f.name for f in dataclasses.fields(signal)]
+        for f in dataclasses.fields(signal):
+            if f.name not in fields:
+                assert f.default is not dataclasses.MISSING, f"{signal.__name__}.{f.name} needs a default"
+                self.defaults[f.name] = f.default
+        assert len(order) > 1  # itemgetter of one name gives the value, not a tuple
+        self.arguments: Callable[[dict[str, Any]], tuple[Any, ...]] = operator.itemgetter(*order)
+        # A duration's or a required field's absence is its None default (None is never a rule's answer).
+        assert all(self.defaults[name] is None for name, spec in fields.items() if spec.seconds or spec.required)
+        self.required = tuple(name for name, spec in fields.items() if spec.required)
+        self.cross: Callable[[dict[str, Any]], tuple[str, str] | None] | None = getattr(signal, "cross_check", None)
+
+    def read(self, data: Mapping[str, Any]) -> _O | None:
+        """The signal of ``data`` when every field is known and right (None: not so, ask from_fields why)."""
+        values = self.defaults.copy()
+        entries = self.entries
+        for key, raw in data.items():
+            entry = entries.get(key)
+            if entry is None:
+                if key in self.skip:
+                    continue
+                return None  # unknown
+            if raw is None:  # null: absent
+                continue
+            name, rule, how = entry
+            try:
+                value = rule(raw)
+                if how:
+                    if values[name] is not None:  # given in seconds and in milliseconds
+                        return None
+                    if how == 2:
+                        value = rule(value / 1000.0)  # as from_fields checks a converted duration
+            except Wrong:
+                return None
+            values[name] = value
+        for name in self.required:
+            if values[name] is None:
+                return None
+        cross = self.cross
+        if cross is not None and cross(values) is not None:
+            return None
+        return self.signal(*self.arguments(values))
 
 
 PROVIDER_COST = "provider"  # the cost_source of a cost the provider (or the caller) gave

@@ -18,12 +18,12 @@ import anyio
 import anyio.to_thread
 
 from ..auth import authorizer
-from ..checks import MAX_INT
 from ..config import AuthConfig, Config, ConfigError
 from ..prometheus.exposition import metrics_app
 from ..recorder import Recorder
 from ..types import ASGIApp, Message, Receive, Scope, Send
 from ..wiring import recorder_for
+from .decode import decode
 from .events import parse_events
 
 log = logging.getLogger("exporter.collector")
@@ -121,7 +121,7 @@ class Collector:
             raise _Reject(413, _body_error(self._too_large(int(raw_length))))
         raw = await self._read(receive)
         try:
-            body = json.loads(raw, parse_constant=_no_constant, parse_int=_parse_int)
+            body = decode(raw)
         except (ValueError, RecursionError) as exc:
             raise _Reject(415, _body_error(f"not valid JSON: {exc}")) from None
         if not isinstance(body, dict | list):
@@ -195,23 +195,6 @@ class Collector:
                     await anyio.to_thread.run_sync(self.recorder.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_LONGEST_INT = len(str(MAX_INT))  # more digits than this is past 2**53, the bound of every field
-_PAST_EVERY_BOUND = MAX_INT * 2
-
-
-def _parse_int(text: str) -> int:
-    """A JSON integer; one too long for any field is a stand-in of the same sign past 2**53. Its field then
-    answers 422 with its own message ("integer too large..."), and Python never converts the digits: it
-    refuses past 4,300 of them (which made the whole body a 415), and the conversion costs quadratic time."""
-    if len(text) - text.startswith("-") > _LONGEST_INT:
-        return -_PAST_EVERY_BOUND if text.startswith("-") else _PAST_EVERY_BOUND
-    return int(text)
 
 
 async def _json(send: Send, status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -11,7 +11,7 @@ as such a payload, unchanged (:func:`_legacy`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..checks import TEXT, Rule, Wrong, count, flag, number
@@ -27,6 +27,7 @@ from ..observations import (
     LLMCall,
     Observation,
     Prediction,
+    Reader,
     ToolExecution,
     from_fields,
 )
@@ -64,7 +65,6 @@ class _Fields:
         self.index = index
         self.data = data
         self.errors = errors
-        self.read: set[str] = {"type"}  # the legacy payload's fields, as they are taken
         self.known: frozenset[str] = frozenset()  # a signal's fields
 
     def error(self, name: str, message: str) -> None:
@@ -107,23 +107,11 @@ class _Fields:
         found = from_fields(kind, get, wrong)
         return None if reported else found
 
-    def take(self, name: str, rule: Rule, default: Any = None) -> Any:
-        """One field of a legacy payload, by its rule (``default`` when absent or wrong)."""
-        self.read.add(name)
-        value = self.data.get(name)
-        if value is None:
-            return default
-        try:
-            return rule(value)
-        except Wrong as exc:
-            self.error(name, exc.message)
-            return default
-
     def no_other_fields(self) -> None:
         known = self.known
         for name in self.data:
-            if name not in known and name not in self.read:
-                expected = ", ".join(sorted(self.read | known))
+            if name not in known:
+                expected = ", ".join(sorted(known))
                 self.error(name, f"unknown field; expected one of: {expected}")
 
 
@@ -132,14 +120,14 @@ class _Fields:
 
 def _http(f: _Fields) -> list[Observation]:
     request = f.signal(HttpRequest)
-    if request is None:
-        return []
+    return [] if request is None else [_known_method(request)]
+
+
+def _known_method(request: HttpRequest) -> HttpRequest:
+    """The request with its method as the HTTP metrics take it: upper case, ``_OTHER`` when not a known one."""
     method = request.method.upper()
-    return [HttpRequest(**{**_fields(request), "method": method if method in KNOWN_METHODS else "_OTHER"})]
-
-
-def _fields(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in type(obj).FIELDS}
+    method = method if method in KNOWN_METHODS else "_OTHER"
+    return request if method == request.method else replace(request, method=method)
 
 
 def _one(kind: type[Any]) -> Callable[[_Fields], list[Observation]]:
@@ -150,15 +138,19 @@ def _one(kind: type[Any]) -> Callable[[_Fields], list[Observation]]:
     return parse
 
 
+# The event types, each one signal of the vocabulary.
+SIGNALS: dict[str, type[Any]] = {
+    "llm": LLMCall,
+    "confidence": Confidence,
+    "evaluation": Evaluation,
+    "feedback": Feedback,
+    "event": Event,
+    "http": HttpRequest,
+    "tool": ToolExecution,
+    "feature": Feature,
+}
 TYPES: dict[str, Callable[[_Fields], list[Observation]]] = {
-    "llm": _one(LLMCall),
-    "confidence": _one(Confidence),
-    "evaluation": _one(Evaluation),
-    "feedback": _one(Feedback),
-    "event": _one(Event),
-    "http": _http,
-    "tool": _one(ToolExecution),
-    "feature": _one(Feature),
+    name: _http if kind is HttpRequest else _one(kind) for name, kind in SIGNALS.items()
 }
 
 # The older Flask tracking services' fields. Their payload has no ``type``.
@@ -180,43 +172,69 @@ LEGACY_FIELDS = frozenset(
 _MILLIS = number()
 _TOKENS = count()
 
+# The legacy payload's fields read, each with its rule and what it is when absent, in the order their
+# errors are listed. Fields the services sent that are not listed here are ignored, so their payload works
+# unchanged.
+_LEGACY_READ: tuple[tuple[str, Rule, Any], ...] = (
+    ("business_id", TEXT, None),
+    ("model", TEXT, None),
+    ("provider", TEXT, None),
+    ("response_time_ms", _MILLIS, None),
+    ("tokens_used", _TOKENS, 0),
+    ("api_cost_usd", _MILLIS, None),
+    ("intent_detected", TEXT, None),
+    ("appointment_requested", flag, False),
+    ("user_message_length", _TOKENS, None),
+    ("ai_response_length", _TOKENS, None),
+    ("response_type", TEXT, None),
+)
 
-def _legacy(f: _Fields) -> list[Observation]:
-    """One legacy payload -> the contract's observations.
+
+def _legacy(data: Mapping[str, Any], f: _Fields | None) -> list[Observation] | None:
+    """One legacy payload -> the contract's observations. A wrong field is reported to ``f``; without one
+    (the one pass of :func:`parse_events`) the answer is None, and :func:`parse_event` reads it again.
 
     ``tokens_used`` is a total with no input/output split; it is counted as output tokens (the reply is
     what the services measured), and a given ``api_cost_usd`` then lands on the output cost as is.
-    Fields the services sent that are not listed here are ignored, so their payload works unchanged.
     """
-    tenant = f.take("business_id", TEXT)
-    model = f.take("model", TEXT) or "unknown"
-    provider = f.take("provider", TEXT) or "unknown"
+    values: dict[str, Any] = {}
+    for name, rule, default in _LEGACY_READ:
+        raw = data.get(name)
+        if raw is None:
+            values[name] = default
+            continue
+        try:
+            values[name] = rule(raw)
+        except Wrong as exc:
+            if f is None:
+                return None
+            f.error(name, exc.message)
+            values[name] = default
+    tenant = values["business_id"]
+    model = values["model"] or "unknown"
     out: list[Observation] = []
-    millis = f.take("response_time_ms", _MILLIS)
-    tokens = f.take("tokens_used", _TOKENS, 0)
-    cost = f.take("api_cost_usd", _MILLIS)
-    if any(f.data.get(k) is not None for k in ("response_time_ms", "tokens_used", "api_cost_usd")):
+    get = data.get
+    if get("response_time_ms") is not None or get("tokens_used") is not None or get("api_cost_usd") is not None:
+        millis = values["response_time_ms"]
         call = LLMCall(
             model=model,
-            provider=provider,
-            output_tokens=tokens,
+            provider=values["provider"] or "unknown",
+            output_tokens=values["tokens_used"],
             duration=millis / 1000.0 if millis is not None else None,
-            cost_usd=cost,
+            cost_usd=values["api_cost_usd"],
             tenant=tenant,
         )
         out.append(call)
-    intent = f.take("intent_detected", TEXT)
-    if intent:
-        out.append(Prediction(intent, model))
-    if f.take("appointment_requested", flag, False):
+    if values["intent_detected"]:
+        out.append(Prediction(values["intent_detected"], model))
+    if values["appointment_requested"]:
         out.append(Event("appointment_requested", tenant, 1))
     for name in ("user_message_length", "ai_response_length"):
-        length = f.take(name, _TOKENS)
+        length = values[name]
         if length is not None:
             out.append(Feature(name, float(length)))
-    response_type = f.take("response_type", TEXT)
-    if response_type:
-        out.append(Feature("response_type", response_type))
+    if values["response_type"]:
+        out.append(Feature("response_type", values["response_type"]))
     return out
 
 
@@ -229,7 +247,7 @@ def parse_event(index: int, data: Any, errors: list[FieldError]) -> list[Observa
     kind = data.get("type")
     if kind is None:
         if LEGACY_FIELDS.intersection(data):
-            return _legacy(f)
+            return _legacy(data, f) or []
         f.error("type", f"required field is missing; expected one of: {', '.join(TYPES)}")
         return []
     parse = TYPES.get(kind) if isinstance(kind, str) else None
@@ -241,12 +259,31 @@ def parse_event(index: int, data: Any, errors: list[FieldError]) -> list[Observa
     return observations
 
 
+# Each event type's signal compiled for the common event, every field known and right (see Reader): one pass
+# over its items. Any other event is read by parse_event, which says what is wrong with it.
+_READERS = {name: Reader(kind, ("type",), millis=True) for name, kind in SIGNALS.items()}
+
+
 def parse_events(body: Any) -> tuple[int, list[Observation], list[FieldError]]:
     """``(event count, observations, errors)`` of a decoded ``/track`` body (one object or a list)."""
     items = body if isinstance(body, list) else [body]
     errors: list[FieldError] = []
     observations: list[Observation] = []
+    readers = _READERS
     for index, item in enumerate(items):
+        if type(item) is dict:
+            kind = item.get("type")
+            reader = readers.get(kind) if type(kind) is str else None
+            if reader is not None:
+                found = reader.read(item)
+                if found is not None:
+                    observations.append(_known_method(found) if type(found) is HttpRequest else found)
+                    continue
+            elif kind is None and not LEGACY_FIELDS.isdisjoint(item):
+                legacy = _legacy(item, None)
+                if legacy is not None:
+                    observations.extend(legacy)
+                    continue
         observations.extend(parse_event(index, item, errors))
     return len(items), observations, errors
 
