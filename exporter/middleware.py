@@ -245,7 +245,7 @@ class _Exchange(Handling):
         self.done = False
         self.disconnected = False
         self.capture: Any = None  # a reader fed chunk by chunk (streamed bodies)
-        # held, held_times, batch: set with the capture of an SSE stream, whose chunks are appended to its lists
+        # held (None: no SSE capture), held_times, batch: set with the first body chunk
         self.whole_body = b""  # a body sent in one message, read once at the end
         self.headers: Any = ()
         self.request_first = self.request_last = b""  # the request body's first and last chunks, by reference
@@ -266,26 +266,40 @@ class _Exchange(Handling):
         return message
 
     async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.body":
+        kind = message["type"]
+        if kind == "http.response.body":
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if body:
                 if not self.sent:
-                    self.first_body(body, more)
+                    self.held = None
+                    # Only a streamed body has a time to first byte; a whole one's first byte is its last.
+                    if more:
+                        self.first_byte = time.perf_counter()
+                        self.streaming = True
+                    if self.capture_config is not None:
+                        if more:
+                            try:
+                                self.capture = start_capture(self.headers, self.capture_config)
+                            except Exception:
+                                self.capture = None
+                            if type(self.capture) is SseCapture:
+                                self.held, self.held_times, self.batch = self.capture.chunks, self.capture.times, 1
+                        elif may_carry_usage(body, self.capture_config.max_json_bytes):
+                            self.whole_body = body
                 self.sent += len(body)
-                if self.capture is not None:
-                    held = self.held
-                    if held is not None:
-                        # An SSE stream's chunk: held with its time, read a batch at a time (SseCapture.flush).
-                        held.append(body)
-                        self.held_times.append(time.perf_counter())
-                        if len(held) >= self.batch:
-                            self.flushed()
-                    else:
-                        try:
-                            self.capture.feed(body, time.perf_counter())
-                        except Exception:
-                            self.capture = None
+                held = self.held
+                if held is not None:
+                    # An SSE stream's chunk: held with its time, read a batch at a time (SseCapture.flush).
+                    held.append(body)
+                    self.held_times.append(time.perf_counter())
+                    if len(held) >= self.batch:
+                        self.flushed()
+                elif self.capture is not None:
+                    try:
+                        self.capture.feed(body, time.perf_counter())
+                    except Exception:
+                        self.capture = None
             try:
                 await self._send(message)
             except OSError:
@@ -294,31 +308,10 @@ class _Exchange(Handling):
             if not more and not self.done:
                 self.finish(time.perf_counter())
             return
-        if message["type"] == "http.response.start":
+        if kind == "http.response.start":
             self.status = message["status"]
             self.headers = message.get("headers", ())
         await self._send(message)
-
-    def first_body(self, body: bytes, more: bool) -> None:
-        """The response's first body chunk: the time to first byte of a streamed body, and what reads it."""
-        # Only a streamed body has a time to first byte; a whole one's first byte is its last.
-        if more:
-            self.first_byte = time.perf_counter()
-            self.streaming = True
-        config = self.capture_config
-        if config is None:
-            return
-        if more:
-            try:
-                capture = self.capture = start_capture(self.headers, config)
-            except Exception:
-                capture = self.capture = None
-            if type(capture) is SseCapture:
-                self.held, self.held_times, self.batch = capture.chunks, capture.times, 1
-            else:
-                self.held = None
-        elif may_carry_usage(body, config.max_json_bytes):
-            self.whole_body = body
 
     def flushed(self) -> None:
         """The held chunks are read; a stream that is not an LLM's is no longer held (flush() says 0)."""

@@ -337,7 +337,7 @@ _DROPPED: deque[object] = deque(maxlen=0)  # where a stream that is not an LLM's
 _OTHERS = 6  # blocks without content kept: the finish, usage, [DONE] and a provider's own last events
 # What the events that say how an answer ended hold: finish_reason, stop_reason, finishReason, stopReason;
 # the Responses API's response objects.
-_OUTCOME = (b'eason"', b'"incomplete_details"')
+_OUTCOME = (b'eason"', b'"incomplete_details"')  # in this order
 
 
 class SseCapture(ResponseCapture):
@@ -668,16 +668,18 @@ class SseCapture(ResponseCapture):
                 r.finish = r.tools = None  # taken from the marked events alone, so none counts twice
                 reading = reading.merge(r)
         blocks = [*self._marked]
+        seen = set(map(id, blocks))
         for block in (self._last_content, *self._others):
-            if not any(block is b for b in blocks):  # a block read twice would count its tool calls twice
+            if id(block) not in seen:  # a block read twice would count its tool calls twice
+                seen.add(id(block))
                 blocks.append(block)
-        marks = (self._mark, *_OUTCOME)
+        mark, reason, details = self._mark, *_OUTCOME
         for block in blocks:
             for line in block.split(b"\n"):
-                if line[:5] != b"data:" or not any(mark in line for mark in marks):
+                if line[:5] != b"data:" or not (reason in line or mark in line or details in line):
                     continue
                 try:
-                    r = read(json.loads(line[5:]))
+                    r = read(loads(line[5:]))
                 except (ValueError, RecursionError):
                     continue  # an unreadable event says nothing of the outcome; usage decides the rest
                 if r is not None:
