@@ -5,9 +5,11 @@ The middleware calls :func:`start_capture` with the first body chunk of a stream
 and :meth:`ResponseCapture.finish` at the end, which returns what was read: the :class:`LLMCall` to
 record, an :class:`Unreadable` to count, or None. The caller records it. Capture only reads: chunks
 are never held back or changed. Memory is bounded: a JSON body is kept up to ``max_json_bytes``; an SSE
-stream keeps only its current partial line (same cap), references to the last events that carry
-usage or may say how the answer ended, to at most 64 that may name a tool call, and a dozen gap counts;
-they are parsed once, at the end. Results do not depend on where chunk boundaries fall.
+stream keeps its current partial line (same cap), references to the last events that carry usage or
+may say how the answer ended, to at most 64 that may name a tool call, and a dozen gap counts, which
+are parsed once, at the end; after the first token, up to ``_BATCH`` chunks by reference, not read yet
+(they are read a batch at a time). Results do not depend on where chunk boundaries fall, nor on where
+batches do.
 """
 
 from __future__ import annotations
@@ -331,8 +333,8 @@ _NOWHERE = 1 << 62  # an offset past the end of any chunk (startswith() there is
 _NO_GAPS: list[int] = []  # shared, and never written to: nothing is binned before a stream's own list is made
 _MAX_MARKED = 64  # blocks kept that may name a tool call (one per call, in practice)
 # Chunks held before they are read, after the first token: enough that a batch's few calls over all of
-# them cost little per chunk; few enough that they are a bounded few kilobytes in the usual stream.
-_BATCH = 128
+# them cost little per chunk; few enough that they are a bounded few dozen kilobytes in the usual stream.
+_BATCH = 256
 _DROPPED: deque[object] = deque(maxlen=0)  # where a stream that is not an LLM's puts its chunks: nowhere
 _OTHERS = 6  # blocks without content kept: the finish, usage, [DONE] and a provider's own last events
 # What the events that say how an answer ended hold: finish_reason, stop_reason, finishReason, stopReason;
@@ -343,15 +345,16 @@ _OUTCOME = (b'eason"', b'"incomplete_details"')  # in this order
 class SseCapture(ResponseCapture):
     """A ``text/event-stream`` body: OpenAI chat / completions / Responses, Anthropic or Gemini events.
 
-    Until the first output token, every ``data:`` line is parsed (a handful of events). After that a
-    chunk costs a few substring checks; events that may carry usage or an error are kept by reference
-    (the first and the last) and parsed in :meth:`finish`. How the answer ended and the tools it asks
-    for are read there too, from the last content chunk, the last few other chunks and those that may
-    name a tool call (:func:`~.usage.stream_markers`). A chunk that is one content event, the common
-    case, costs a prefix check where the stream's content events have their marker, and adds its gap
-    since the previous one to the stream's binned gaps (a subtraction and a bisect); other chunks are
-    searched whole. A line longer than the cap is dropped, and the stream is counted as unreadable if
-    no usage could be read.
+    Until the first output token, every ``data:`` line is parsed (a handful of events), chunk by chunk.
+    After that, chunks are held with their times (``chunks``, ``times``: two appends each) and read
+    ``_BATCH`` at a time, each as if it were read alone: events that may carry usage or an error are
+    kept by reference (the first and the last) and parsed in :meth:`finish`. How the answer ended and
+    the tools it asks for are read there too, from the last content chunk, the last few other chunks
+    and those that may name a tool call (:func:`~.usage.stream_markers`). A chunk that is one content
+    event, the common case, is known by its prefix where the stream's content events have their marker;
+    a run of them is checked and searched with a few calls over the whole run (:mod:`.batches`), and
+    their gaps binned at once; other chunks are read one by one and searched whole. A line longer than
+    the cap is dropped, and the stream is counted as unreadable if no usage could be read.
     """
 
     __slots__ = (

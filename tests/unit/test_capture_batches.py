@@ -98,7 +98,7 @@ def read_in_batches(stream: list[tuple[bytes, float]], size: int) -> LLMCall:
 
 # The gaps after the first token: the first content chunk's gap is the cycle's first, and so on.
 EXPECTED_GAPS = ChunkGaps.of([GAPS[i % len(GAPS)] for i in range(N_CONTENT - 1)])
-SIZES = [1, 2, 3, 5, 7, 64, 127, 128, 129, 1000]
+SIZES = [1, 2, 3, 5, 7, 64, 255, 256, 257, 1000]
 
 
 def test_the_expected_gaps_are_what_the_cycle_gives() -> None:
@@ -174,7 +174,7 @@ def test_a_long_stream_holds_at_most_a_batch_and_a_bounded_few_chunks() -> None:
     for i in range(100_000):
         capture.feed(content, i / 1024)
         most = max(most, len(capture.chunks))
-    assert most == 127  # a full batch of 128 is read at once
+    assert most == 255  # a full batch of 256 is read at once
     assert len(capture._others) == 0 and len(capture._marked) == 0
     for chunk, now in stream[-4:]:
         capture.feed(chunk, 100_000 / 1024 + now)
