@@ -8,7 +8,7 @@ are the pure parts of that reading, each giving what the same chunks read one by
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import chain, repeat
+from itertools import chain
 from operator import itemgetter, sub
 
 from ..observations import CHUNK_GAP_BUCKETS
@@ -16,6 +16,7 @@ from ..observations import CHUNK_GAP_BUCKETS
 _EVENT_END = b"\n\n"
 # Bytes of a chunk's prefix searched with its tail: a marker up to one byte longer is found wherever it lies.
 MARKER_OVERLAP = 15
+_LAST_TWO = itemgetter(slice(-2, None))
 _TRAILING = 8  # non-content events at a batch's end before its plain run
 
 
@@ -48,18 +49,19 @@ def plain_run(chunks: list[bytes], prefix: bytes, cap: int) -> tuple[int, bytes]
     while end and len(chunks) - end < _TRAILING and not _plain(chunks[end - 1], prefix, lines):
         end -= 1
     run = chunks if end == len(chunks) else chunks[:end]
-    if not all(map(bytes.startswith, run, repeat(prefix))):
+    # Each check is one call over the run, then one comparison: the chunks' first bytes joined are the
+    # prefix ``end`` times only if each chunk starts with it (a shorter chunk would make them shorter);
+    # their last two bytes joined, the event's end ``end`` times only if each ends the event.
+    if b"".join(map(itemgetter(slice(None, len(prefix))), run)) != prefix * end:
+        return 0, b""
+    if b"".join(map(_LAST_TWO, run)) != _EVENT_END * end:
         return 0, b""
     cut = max(len(prefix) - MARKER_OVERLAP, 0)
     tails = b"".join(map(itemgetter(slice(cut, None)), run))
     # Each chunk has at least ``lines`` newlines (those of its prefix, then its end): the count says none has more.
     tail_lines = lines - prefix.count(b"\n", 0, cut)
-    if (
-        tails.count(b"\n") == tail_lines * end
-        and all(map(bytes.endswith, run, repeat(_EVENT_END)))
-        and (len(tails) + cut * end <= cap or max(map(len, run)) <= cap)  # all the bytes, or failing that each
-    ):
-        return end, tails
+    if tails.count(b"\n") == tail_lines * end and (len(tails) + cut * end <= cap or max(map(len, run)) <= cap):
+        return end, tails  # within the cap: all the bytes, or failing that each chunk's
     return 0, b""
 
 
