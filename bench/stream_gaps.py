@@ -3,8 +3,9 @@
     python bench/stream_gaps.py [TREE ...] [--streams 100] [--instructions]
 
 Feeds the 200-chunk OpenAI stream of ``payloads.openai_sse`` (3 ms apart on the clock it is given) to
-response capture, ``feed`` only, with the ``exporter`` of each tree (this one by default), and reports the
-cost per chunk. To see what one part costs, compare this tree with a copy without that part: the gap
+response capture and finishes it, with the ``exporter`` of each tree (this one by default), and reports
+the cost per chunk: the capture's whole cost, recording aside (a capture that reads its chunks in batches
+reads the last ones in ``finish``). To see what one part costs, compare this tree with a copy without that part: the gap
 histogram's binning (the subtraction, the bisect and the count in ``SseCapture.feed``), for instance, or a
 checkout from before the streaming signals. ``--instructions`` counts CPU instructions under
 ``valgrind --tool=callgrind`` instead of timing: repeatable on a busy machine, where timings of a fraction
@@ -43,6 +44,7 @@ def probe(streams: int) -> None:
         assert c is not None
         for chunk, now in zip(chunks, clock, strict=True):
             c.feed(chunk, now)
+        c.finish(0.0, clock[-1], 200)
 
 
 def _env(tree: Path) -> dict[str, str]:

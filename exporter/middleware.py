@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .capture.request import requested_model
-from .capture.response import capture_body, may_carry_usage, start_capture
+from .capture.response import SseCapture, capture_body, may_carry_usage, start_capture
 from .capture.transport import instrument
 from .config import Config, to_dict
 from .context import Handling, handling_var
@@ -208,6 +208,9 @@ class _Exchange(Handling):
         "done",
         "disconnected",
         "capture",
+        "held",
+        "held_times",
+        "batch",
         "whole_body",
         "headers",
         "request_first",
@@ -215,6 +218,9 @@ class _Exchange(Handling):
     )
 
     route: str  # a request's always has one
+    held: list[bytes] | None
+    held_times: list[float]
+    batch: int
 
     def __init__(
         self, mw: PrometheusMiddleware, scope: Scope, receive: Receive, send: Send, method: str, route: str
@@ -239,6 +245,7 @@ class _Exchange(Handling):
         self.done = False
         self.disconnected = False
         self.capture: Any = None  # a reader fed chunk by chunk (streamed bodies)
+        # held (None: no SSE capture), held_times, batch: set with the first body chunk
         self.whole_body = b""  # a body sent in one message, read once at the end
         self.headers: Any = ()
         self.request_first = self.request_last = b""  # the request body's first and last chunks, by reference
@@ -265,6 +272,7 @@ class _Exchange(Handling):
             more = message.get("more_body", False)
             if body:
                 if not self.sent:
+                    self.held = None
                     # Only a streamed body has a time to first byte; a whole one's first byte is its last.
                     if more:
                         self.first_byte = time.perf_counter()
@@ -275,10 +283,19 @@ class _Exchange(Handling):
                                 self.capture = start_capture(self.headers, self.capture_config)
                             except Exception:
                                 self.capture = None
+                            if type(self.capture) is SseCapture:
+                                self.held, self.held_times, self.batch = self.capture.chunks, self.capture.times, 1
                         elif may_carry_usage(body, self.capture_config.max_json_bytes):
                             self.whole_body = body
                 self.sent += len(body)
-                if self.capture is not None:
+                held = self.held
+                if held is not None:
+                    # An SSE stream's chunk: held with its time, read a batch at a time (SseCapture.flush).
+                    held.append(body)
+                    self.held_times.append(time.perf_counter())
+                    if len(held) >= self.batch:
+                        self.flushed()
+                elif self.capture is not None:
                     try:
                         self.capture.feed(body, time.perf_counter())
                     except Exception:
@@ -295,6 +312,12 @@ class _Exchange(Handling):
             self.status = message["status"]
             self.headers = message.get("headers", ())
         await self._send(message)
+
+    def flushed(self) -> None:
+        """The held chunks are read; a stream that is not an LLM's is no longer held (flush() says 0)."""
+        self.batch = self.capture.flush()
+        if not self.batch:
+            self.capture = self.held = None
 
     def finish(self, end: float) -> None:
         self.done = True

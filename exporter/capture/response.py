@@ -5,9 +5,11 @@ The middleware calls :func:`start_capture` with the first body chunk of a stream
 and :meth:`ResponseCapture.finish` at the end, which returns what was read: the :class:`LLMCall` to
 record, an :class:`Unreadable` to count, or None. The caller records it. Capture only reads: chunks
 are never held back or changed. Memory is bounded: a JSON body is kept up to ``max_json_bytes``; an SSE
-stream keeps only its current partial line (same cap), references to the last events that carry
-usage or may say how the answer ended, to at most 64 that may name a tool call, and a dozen gap counts;
-they are parsed once, at the end. Results do not depend on where chunk boundaries fall.
+stream keeps its current partial line (same cap), references to the last events that carry usage or
+may say how the answer ended, to at most 64 that may name a tool call, and a dozen gap counts, which
+are parsed once, at the end; after the first token, up to ``_BATCH`` chunks by reference, not read yet
+(they are read a batch at a time). Results do not depend on where chunk boundaries fall, nor on where
+batches do.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from bisect import bisect_left
+from collections import deque
 from typing import TYPE_CHECKING
 
 from ..checks import MAX_INT
 from ..observations import CHUNK_GAP_BUCKETS, Captured, ChunkGaps, LLMCall, Unreadable, finish_reason
+from .batches import bin_gaps, holding, plain_run
 from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
 from .loads import loads
 from .usage import (
@@ -344,24 +347,29 @@ _N_GAP_COUNTS = len(CHUNK_GAP_BUCKETS) + 1
 _NOWHERE = 1 << 62  # an offset past the end of any chunk (startswith() there is False)
 _NO_GAPS: list[int] = []  # shared, and never written to: nothing is binned before a stream's own list is made
 _MAX_MARKED = 64  # blocks kept that may name a tool call (one per call, in practice)
+# Chunks held before they are read, after the first token: enough that a batch's few calls over all of
+# them cost little per chunk; few enough that they are a bounded few dozen kilobytes in the usual stream.
+_BATCH = 256
+_DROPPED: deque[object] = deque(maxlen=0)  # where a stream that is not an LLM's puts its chunks: nowhere
 _OTHERS = 6  # blocks without content kept: the finish, usage, [DONE] and a provider's own last events
 # What the events that say how an answer ended hold: finish_reason, stop_reason, finishReason, stopReason;
 # the Responses API's response objects.
-_OUTCOME = (b'eason"', b'"incomplete_details"')
+_OUTCOME = (b'eason"', b'"incomplete_details"')  # in this order
 
 
 class SseCapture(ResponseCapture):
     """A ``text/event-stream`` body: OpenAI chat / completions / Responses, Anthropic or Gemini events.
 
-    Until the first output token, every ``data:`` line is parsed (a handful of events). After that a
-    chunk costs a few substring checks; events that may carry usage or an error are kept by reference
-    (the first and the last) and parsed in :meth:`finish`. How the answer ended and the tools it asks
-    for are read there too, from the last content chunk, the last few other chunks and those that may
-    name a tool call (:func:`~.usage.stream_markers`). A chunk that is one content event, the common
-    case, costs a prefix check where the stream's content events have their marker, and adds its gap
-    since the previous one to the stream's binned gaps (a subtraction and a bisect); other chunks are
-    searched whole. A line longer than the cap is dropped, and the stream is counted as unreadable if
-    no usage could be read.
+    Until the first output token, every ``data:`` line is parsed (a handful of events), chunk by chunk.
+    After that, chunks are held with their times (``chunks``, ``times``: two appends each) and read
+    ``_BATCH`` at a time, each as if it were read alone: events that may carry usage or an error are
+    kept by reference (the first and the last) and parsed in :meth:`finish`. How the answer ended and
+    the tools it asks for are read there too, from the last content chunk, the last few other chunks
+    and those that may name a tool call (:func:`~.usage.stream_markers`). A chunk that is one content
+    event, the common case, is known by its prefix where the stream's content events have their marker;
+    a run of them is checked and searched with a few calls over the whole run (:mod:`.batches`), and
+    their gaps binned at once; other chunks are read one by one and searched whole. A line longer than
+    the cap is dropped, and the stream is counted as unreadable if no usage could be read.
     """
 
     __slots__ = (
@@ -386,6 +394,9 @@ class SseCapture(ResponseCapture):
         "_at",
         "_gaps",
         "_seen",
+        "chunks",
+        "times",
+        "_batch",
     )
 
     def __init__(self, cap: int) -> None:
@@ -413,49 +424,158 @@ class SseCapture(ResponseCapture):
         # binned before (no chunk holds the content marker until then).
         self._gaps: list[int] = _NO_GAPS
         self._seen = 0.0  # when the last content chunk came
+        # The chunks not read yet, and when each came: a caller may append to both itself (see flush()).
+        self.chunks: list[bytes] = []
+        self.times: list[float] = []
+        self._batch = 1  # chunks held before they are read: one until the first token, then _BATCH
 
     def feed(self, chunk: bytes, now: float) -> None:
+        # Held, with its time, until a batch is full (one chunk until the first token): the rest of a
+        # stream's chunks cost two appends each here, and are read a batch at a time.
+        chunks = self.chunks
+        chunks.append(chunk)
+        self.times.append(now)
+        if len(chunks) >= self._batch:
+            self.flush()
+
+    def flush(self) -> int:
+        """Read the chunks held in ``chunks`` (each came at the time at its index in ``times``). Returns how
+        many chunks to hold before the next call: the middleware appends to the two lists itself, which
+        costs less than a call of :meth:`feed` per chunk; 0 once the stream is known not to be an LLM's,
+        whose chunks need neither holding nor reading."""
+        chunks, times = self.chunks, self.times
+        if chunks:
+            try:
+                if self._ttft is None:
+                    for chunk, now in zip(chunks, times, strict=True):
+                        self._early(chunk, now)
+                else:
+                    self._read(chunks, times)
+            except Exception:
+                self._over = True
+            chunks.clear()
+            times.clear()
+        return 0 if self._state == _IGNORE else self._batch
+
+    def _early(self, chunk: bytes, now: float) -> None:
+        """A chunk before the first token: its ``data:`` lines are parsed."""
         if self._state == _IGNORE or not chunk:
             return
         try:
-            if self._tail or self._skip or chunk[-1] != _NL:
-                if _CR in chunk:
-                    # Lines may end with CR alone, as the SSE format allows (CRLF needs nothing: the CR is
-                    # whitespace to the JSON and to the line's strip()).
-                    chunk = chunk.replace(b"\r\n", b"\n").replace(_CR, b"\n")
-                chunk = self._complete(chunk)
-                if not chunk:
-                    return
-            if len(chunk) > self._cap:  # it may hold a line over the cap: such lines are dropped
-                chunk = self._short_lines(chunk)
-                if not chunk:
-                    return
-            if self._ttft is None:
-                self._parse_lines(chunk, now)
-                if self._state == _IGNORE:
-                    return
-                self._seen = now
-                self._last_content = chunk
-                self._if_marked(chunk)
-            elif chunk.startswith(self._content, self._at) and chunk.find(b"\n", self._at) >= len(chunk) - 2:
-                # The common chunk: one content event, its marker where the stream's content events have it
-                # (their prefix, id and model, is the same length in every event), so neither a search of
-                # the chunk nor a tool call in it. The gap is binned here and recorded once, at the end.
-                self._gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
-                self._seen = now
-                self._last_content = chunk
-            else:
-                self._other_chunk(chunk, now)
-            if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
-                kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
-                if self._first is None:
-                    self._first = kept
-                self._last = kept
-            if _ERROR in chunk:
-                # The last one: an error ends a stream, and events before it may carry '"error": null'.
-                self._error = self._keep(chunk, _ERROR)
+            chunk = self._lines(chunk)
+            if not chunk:
+                return
+            self._parse_lines(chunk, now)
+            if self._state == _IGNORE:
+                # Not an LLM's stream: the rest of it is neither held nor read.
+                self.chunks = self.times = _DROPPED  # type: ignore[assignment]
+                return
+            self._seen = now
+            self._last_content = chunk
+            self._if_marked(chunk)
+            self._keep_markers(chunk)
         except Exception:
             self._over = True  # unreadable; finish() counts it if this was an LLM stream
+
+    def _lines(self, chunk: bytes) -> bytes:
+        """The complete lines, each within the cap, that ``chunk`` brings (b"": none yet)."""
+        if self._tail or self._skip or chunk[-1] != _NL:
+            if _CR in chunk:
+                # Lines may end with CR alone, as the SSE format allows (CRLF needs nothing: the CR is
+                # whitespace to the JSON and to the line's strip()).
+                chunk = chunk.replace(b"\r\n", b"\n").replace(_CR, b"\n")
+            chunk = self._complete(chunk)
+            if not chunk:
+                return chunk
+        if len(chunk) > self._cap:  # it may hold a line over the cap: such lines are dropped
+            chunk = self._short_lines(chunk)
+        return chunk
+
+    def _keep_markers(self, chunk: bytes) -> None:
+        if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
+            kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
+            if self._first is None:
+                self._first = kept
+            self._last = kept
+        if _ERROR in chunk:
+            # The last one: an error ends a stream, and events before it may carry '"error": null'.
+            self._error = self._keep(chunk, _ERROR)
+
+    def _read(self, chunks: list[bytes], times: list[float]) -> None:
+        """A batch of chunks after the first token, as each would be read alone, in order: its plain run of
+        content events with a few calls over all of them, the others one by one."""
+        first, content, at = chunks[0], self._content, self._at
+        done = 0
+        if not self._tail and not self._skip and first.startswith(content, at):
+            prefix = first[: at + len(content)]
+            try:
+                done, tails = plain_run(chunks, prefix, self._cap)
+            except TypeError:  # a chunk that is not bytes (a bytearray): read one by one
+                done = 0
+            if done:
+                self._read_plain(chunks if done == len(chunks) else chunks[:done], times[:done], prefix, tails)
+        if done < len(chunks):
+            self._read_each(chunks[done:], times[done:])
+        if self._at != _NOWHERE:
+            self._batch = _BATCH  # the content events' marker is where it was found: they can be read plain
+
+    def _read_each(self, chunks: list[bytes], times: list[float]) -> None:
+        content, at = self._content, self._at
+        stamps: list[float] = []  # when each content chunk came
+        last_content = self._last_content
+        for chunk, now in zip(chunks, times, strict=True):
+            if not chunk:
+                continue
+            try:
+                chunk = self._lines(chunk)
+                if not chunk:
+                    continue
+                if chunk.startswith(content, at) and chunk.find(b"\n", at) >= len(chunk) - 2:
+                    # The common chunk: one content event, its marker where the stream's content events have
+                    # it (their prefix, id and model, is the same length in every event), so neither a search
+                    # of the chunk nor a tool call in it.
+                    stamps.append(now)
+                    last_content = chunk
+                else:
+                    # Searched whole: a content chunk (which says where the next ones have the marker),
+                    # or one that may say how the answer ended.
+                    found = chunk.find(content)
+                    if found >= 0:
+                        at = found
+                        stamps.append(now)
+                        last_content = chunk
+                    else:
+                        others = self._others
+                        others.append(chunk)
+                        if len(others) > _OTHERS:
+                            del others[0]
+                    self._if_marked(chunk)
+                self._keep_markers(chunk)
+            except Exception:
+                self._over = True
+        self._at = at
+        self._last_content = last_content
+        self._stamped(stamps)
+
+    def _read_plain(self, chunks: list[bytes], times: list[float], prefix: bytes, tails: bytes) -> None:
+        """A run of plain content events (:func:`~.batches.plain_run`): what reading each of them alone would
+        do, with a few calls over the whole run. Each is within the cap, so kept whole where it is kept."""
+        self._last_content = chunks[-1]
+        first, last = holding(chunks, prefix, tails, _USAGE)
+        if last is not None:
+            if self._first is None:
+                self._first = first
+            self._last = last
+        last = holding(chunks, prefix, tails, _ERROR)[1]
+        if last is not None:
+            self._error = last
+        self._stamped(times)
+
+    def _stamped(self, stamps: list[float]) -> None:
+        """Bin the gaps up to the content chunks that came at ``stamps``."""
+        if stamps:
+            bin_gaps(self._gaps, self._seen, stamps)
+            self._seen = stamps[-1]
 
     @property
     def satisfied(self) -> bool:
@@ -506,21 +626,6 @@ class SseCapture(ResponseCapture):
             return block
         self._over = True
         return b"\n".join(kept)
-
-    def _other_chunk(self, chunk: bytes, now: float) -> None:
-        """A chunk after the first token that is not one plain content event: searched whole."""
-        at = chunk.find(self._content)
-        if at >= 0:
-            self._at = at  # where the next content events should have it
-            self._gaps[bisect_left(CHUNK_GAP_BUCKETS, now - self._seen)] += 1
-            self._seen = now
-            self._last_content = chunk
-        else:
-            others = self._others
-            others.append(chunk)
-            if len(others) > _OTHERS:
-                del others[0]
-        self._if_marked(chunk)
 
     def _if_marked(self, chunk: bytes) -> None:
         if self._mark in chunk and len(self._marked) < _MAX_MARKED:
@@ -581,16 +686,18 @@ class SseCapture(ResponseCapture):
                 r.finish = r.tools = None  # taken from the marked events alone, so none counts twice
                 reading = reading.merge(r)
         blocks = [*self._marked]
+        seen = set(map(id, blocks))
         for block in (self._last_content, *self._others):
-            if not any(block is b for b in blocks):  # a block read twice would count its tool calls twice
+            if id(block) not in seen:  # a block read twice would count its tool calls twice
+                seen.add(id(block))
                 blocks.append(block)
-        marks = (self._mark, *_OUTCOME)
+        mark, reason, details = self._mark, *_OUTCOME
         for block in blocks:
             for line in block.split(b"\n"):
-                if line[:5] != b"data:" or not any(mark in line for mark in marks):
+                if line[:5] != b"data:" or not (reason in line or mark in line or details in line):
                     continue
                 try:
-                    r = read(json.loads(line[5:]))
+                    r = read(loads(line[5:]))
                 except (ValueError, RecursionError):
                     continue  # an unreadable event says nothing of the outcome; usage decides the rest
                 if r is not None:
@@ -612,6 +719,7 @@ class SseCapture(ResponseCapture):
 
     def finish(self, start: float, end: float, status: int) -> Captured:
         try:
+            self.flush()
             if self._state != _LLM:
                 # An over-long first event: can't tell whether it was an LLM stream, so say so.
                 return _SSE if self._state == _UNDECIDED and self._over else None
