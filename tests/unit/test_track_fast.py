@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from exporter import observations as o
+from exporter.capture.usage import COUNT_FIELDS
 from exporter.checks import MAX_TEXT, NAME, TEXT, TOO_LARGE, Wrong, count, number
 from exporter.collector.decode import decode, orjson_keeps_exact, stdlib_decode
 from exporter.collector.events import FieldError, parse_event, parse_events
@@ -292,20 +293,7 @@ def test_text_usual_and_unusual_values() -> None:
 
 # -- the token counts' cross-check ----------------------------------------------------------------------
 
-PARTS = [
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "input_audio_tokens",
-    "cache_audio_read_tokens",
-    "input_image_tokens",
-    "cache_image_read_tokens",
-    "output_reasoning_tokens",
-    "output_audio_tokens",
-    "output_image_tokens",
-]
+PARTS = list(COUNT_FIELDS)  # the twelve token counts of LLMCall, in its field order
 
 
 def test_consistent_kinds_are_exactly_the_counts_with_no_wrong_part() -> None:
