@@ -16,9 +16,9 @@ differently is never let through:
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import Any
 
+from ..capture.loads import loads
 from ..checks import MAX_INT
 
 _LONGEST_INT = len(str(MAX_INT))  # more digits than this is past 2**53, the bound of every field
@@ -30,21 +30,11 @@ _PAST_EVERY_BOUND = MAX_INT * 2
 _DIGITS = bytes(ord("9") if b in b"0123456789" else ord(" ") for b in range(256))
 _LONG_RUN = b"9" * (_LONGEST_INT + 1)
 
-orjson: ModuleType | None
-try:
-    import orjson
-except ImportError:  # pragma: no cover - a dependency; this is for a platform without its wheel
-    orjson = None
-
 
 def decode(raw: bytes) -> Any:
-    """The JSON value of ``raw`` as :func:`stdlib_decode` gives it (or the error it raises), sooner."""
-    if orjson is not None and orjson_keeps_exact(raw):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
-    return stdlib_decode(raw)
+    """The JSON value of ``raw`` as :func:`stdlib_decode` gives it (or the error it raises), sooner: through the
+    capture's parser (orjson, and the standard library for what it refuses) where orjson keeps it exact."""
+    return loads(raw, stdlib_decode) if orjson_keeps_exact(raw) else stdlib_decode(raw)
 
 
 def orjson_keeps_exact(raw: bytes) -> bool:
@@ -53,7 +43,7 @@ def orjson_keeps_exact(raw: bytes) -> bool:
     return _LONG_RUN not in raw.translate(_DIGITS)
 
 
-def stdlib_decode(raw: bytes) -> Any:
+def stdlib_decode(raw: bytes | str) -> Any:
     """The standard library's reading of a body: ``NaN`` and ``Infinity`` are not numbers, and an integer
     too long for any field is a stand-in past every bound (see :func:`_parse_int`)."""
     return json.loads(raw, parse_constant=_no_constant, parse_int=_parse_int)
