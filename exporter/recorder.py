@@ -43,7 +43,16 @@ from .observations import (
 from .pricing import PricingTable
 from .pricing.source import NAME as PRICE_DATA
 from .prometheus.families import Metrics
-from .prometheus.fastpath import adder, binned_observer, exemplar_ok, http_observer, observer, shared, unlocked
+from .prometheus.fastpath import (
+    adder,
+    binned_observer,
+    exemplar_ok,
+    http_observer,
+    observer,
+    owned_exemplar_observer,
+    shared,
+    unlocked,
+)
 from .prometheus.multiprocess import multiprocess_dir
 from .rows import DURATION, INPUT_USAGE, OUTPUT_USAGE, REQUESTS, TTFT, ByKind, LLMRow, owned_or_locked
 from .sinks import BridgeOutput, DriftOutput, Sink
@@ -249,8 +258,8 @@ class Recorder:
         if children is None:
             children = self._http_children_for(key)
         exemplar = self.exemplar() if self.exemplar is not None else None
-        if exemplar:
-            children[1].observe(duration, exemplar)
+        if exemplar and exemplar_ok(exemplar):
+            children[1](duration, exemplar)
             children[2](request_bytes)
             children[3](response_bytes)
         else:
@@ -288,8 +297,9 @@ class Recorder:
         duration = unlocked(m.http_duration.labels(*values, *m.static))
         request = unlocked(m.http_request_size.labels(*values, *m.static))
         response = unlocked(m.http_response_size.labels(*values, *m.static))
-        # All three in one call; the duration child itself and the sizes' observers for an exemplar.
-        return http_observer(duration, request, response), duration, observer(request), observer(response)
+        # All three in one call; with an exemplar, the duration's observer that keeps it, and the sizes'.
+        with_exemplar = owned_exemplar_observer(duration) or duration.observe
+        return http_observer(duration, request, response), with_exemplar, observer(request), observer(response)
 
     def _ttfb_child_for(self, key: tuple[str, str, int]) -> Callable[[float], None]:
         m = self.metrics

@@ -24,18 +24,28 @@ log = logging.getLogger("exporter")
 def _span_exemplar_function() -> Callable[[], dict[str, str] | None]:
     from opentelemetry.trace import Span, get_current_span
 
+    # The last span asked about and its exemplar: a request asks once for its HTTP duration and again for
+    # each LLM call it makes, and the ids (immutable for a span) cost ~10,000 instructions to format. One
+    # pair in one reference, replaced whole, so any thread reads a consistent one; holding the span keeps
+    # its id from being reused by another object while it is remembered.
+    last: list[tuple[Any, dict[str, str] | None]] = [(None, None)]
+
     def from_span(span: Any) -> dict[str, str] | None:
         ctx = span.get_span_context()
+        exemplar = None
         if ctx.is_valid and ctx.trace_flags.sampled:
             # The label names Grafana's exemplar-to-trace link expects by default.
-            return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
-        return None
+            exemplar = {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+        last[0] = (span, exemplar)
+        return exemplar
 
     found = _span_context_variable()
     if found is None:
 
         def exemplar() -> dict[str, str] | None:
-            return from_span(get_current_span())
+            span = get_current_span()
+            seen, known = last[0]
+            return known if span is seen else from_span(span)
 
         return exemplar
 
@@ -44,6 +54,9 @@ def _span_exemplar_function() -> Callable[[], dict[str, str] | None]:
     def fast_exemplar() -> dict[str, str] | None:
         # Called on every request: with no span this is one context-variable read and one dict look-up.
         span = var.get().get(key)
+        seen, known = last[0]
+        if span is seen:  # None before any span was seen: None
+            return known
         if span is None or not isinstance(span, Span):
             return None
         return from_span(span)

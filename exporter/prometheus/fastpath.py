@@ -127,11 +127,9 @@ def owned_observer(child: Histogram) -> Callable[[float], None] | None:
     """For the owner thread of ``child``'s :class:`SharedValue` values: an observe without a lock; None
     when the child is not of that shape."""
     parts = _parts(child)
-    if parts is None:
+    if parts is None or not _all_of(parts, SharedValue):
         return None
     bounds, buckets, total = parts
-    if type(total) is not SharedValue or not all(type(b) is SharedValue for b in buckets):
-        return None
     owned: list[Any] = buckets
     whole: Any = total
 
@@ -144,11 +142,12 @@ def owned_observer(child: Histogram) -> Callable[[float], None] | None:
 
 def owned_exemplar_observer(child: Histogram) -> Callable[[float, dict[str, str]], None] | None:
     """As :func:`owned_observer`, with an exemplar (see :func:`exemplar_ok`) on the bucket observed, as
-    ``child.observe(value, exemplar)`` stores it."""
-    observe = owned_observer(child)
-    if observe is None:
+    ``child.observe(value, exemplar)`` stores it. Also for a child with :class:`FastValue` values (the HTTP
+    path's, which has one writer too). None when the child is neither shape."""
+    parts = _parts(child)
+    if parts is None or not (_all_of(parts, SharedValue) or _all_of(parts, FastValue)):
         return None
-    bounds, buckets, total = _parts(child)  # type: ignore[misc]
+    bounds, buckets, total = parts
     owned: list[Any] = buckets
     whole: Any = total
 
@@ -156,17 +155,34 @@ def owned_exemplar_observer(child: Histogram) -> Callable[[float, dict[str, str]
         whole._value += value
         bucket = owned[bisect_left(bounds, value)]
         bucket._value += 1
-        bucket._exemplar = Exemplar(exemplar, value, time.time())
+        bucket._exemplar = _exemplar(exemplar, value, time.time())
 
     return observe_with
+
+
+if issubclass(Exemplar, tuple) and Exemplar._fields == ("labels", "value", "timestamp"):
+
+    def _exemplar(labels: dict[str, str], value: float, timestamp: float) -> Exemplar:
+        # The named tuple made in C: its generated __new__ is a Python call, a third of an exemplar's cost.
+        return tuple.__new__(Exemplar, (labels, value, timestamp))
+
+else:  # pragma: no cover - prometheus_client's Exemplar is no longer that named tuple
+    _exemplar = Exemplar
 
 
 _GOOD_NAMES: set[str] = set()  # exemplar label names already checked (a few: trace_id, span_id)
 
 
+_LAST_OK: list[dict[str, str] | None] = [None]  # the exemplar last found good: a source hands the same one again
+
+
 def exemplar_ok(exemplar: dict[str, str]) -> bool:
     """Whether prometheus_client would take ``exemplar`` (label names, at most 128 characters in all): its
-    check, with the names remembered once checked. One that fails goes through the public call, which says why."""
+    check, with the names remembered once checked. One that fails goes through the public call, which says why.
+    The exemplar last found good is not checked again: the OpenTelemetry source hands out one per span, to
+    the HTTP duration and then to each LLM call of the request (an exemplar is never changed once given)."""
+    if exemplar is _LAST_OK[0]:
+        return True
     runes = 0
     for name, value in exemplar.items():
         if name not in _GOOD_NAMES:
@@ -177,7 +193,10 @@ def exemplar_ok(exemplar: dict[str, str]) -> bool:
             if len(_GOOD_NAMES) < 100:
                 _GOOD_NAMES.add(name)
         runes += len(name) + len(value)
-    return runes <= 128
+    if runes > 128:
+        return False
+    _LAST_OK[0] = exemplar
+    return True
 
 
 def unlocked(child: _Metric) -> _Metric:
@@ -261,8 +280,13 @@ def _parts(child: Histogram) -> tuple[list[float], list[Any], Any] | None:
 
 
 def _lock_free(parts: tuple[list[float], list[Any], Any]) -> bool:
+    return _all_of(parts, FastValue)
+
+
+def _all_of(parts: tuple[list[float], list[Any], Any], kind: type) -> bool:
+    """Whether a histogram's sum and bucket values are all of type ``kind``."""
     _, buckets, total = parts
-    return type(total) is FastValue and all(type(b) is FastValue for b in buckets)
+    return type(total) is kind and all(type(b) is kind for b in buckets)
 
 
 def adder(child: Gauge | Counter) -> Callable[[float], None]:

@@ -108,6 +108,60 @@ def test_no_exemplar_without_a_span_or_when_not_sampled(rec: Recorder, registry:
     assert exemplars(registry, "http_server_request_duration_seconds_bucket") == []
 
 
+def test_each_span_gets_its_own_exemplar_when_spans_alternate(rec: Recorder, registry: CollectorRegistry) -> None:
+    # The source remembers the last span's exemplar: a span seen again after another, a span's child, and
+    # no span after a span must each still get their own.
+    assert enable_exemplars(rec) is True
+    tracer = TracerProvider().get_tracer("test")
+    source = rec.exemplar
+    assert source is not None
+    with tracer.start_as_current_span("a") as a:
+        first = source()
+        assert first == ids(a) and source() is first  # asked again in the same span: the same one
+        with tracer.start_as_current_span("b") as b:
+            assert source() == ids(b) != ids(a)
+        assert source() == ids(a)
+        rec.http("GET", "/chat", 200, 0.3, 10, 20)
+    assert source() is None
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("test")
+    with unsampled.start_as_current_span("c"):
+        assert source() is None
+        assert source() is None
+    assert exemplars(registry, "http_server_request_duration_seconds_bucket") == [ids(a)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"__trace_id": "abc"}, {"trace_id": "x" * 130}],
+    ids=["a reserved label name", "more than 128 characters"],
+)
+def test_an_exemplar_prometheus_would_refuse_is_left_out_and_the_request_kept(
+    rec: Recorder, registry: CollectorRegistry, bad: dict[str, str]
+) -> None:
+    rec.set_exemplar_source(lambda: bad)
+    rec.http("GET", "/chat", 200, 0.3, 10, 20)
+    rec.http("GET", "/chat", 200, 0.3, 10, 20)
+    rec.llm(LLMCall("gpt-4o", "openai", input_tokens=100, output_tokens=20, duration=1.5))
+    labels = {"http_request_method": "GET", "http_route": "/chat", "http_response_status_code": "200"}
+    assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 2.0
+    assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 20.0
+    assert exemplars(registry, "http_server_request_duration_seconds_bucket") == []
+    assert exemplars(registry, "gen_ai_client_operation_duration_seconds_bucket") == []
+    assert (
+        registry.get_sample_value(
+            "gen_ai_client_operation_duration_seconds_count",
+            {
+                "gen_ai_provider_name": "openai",
+                "gen_ai_request_model": "gpt-4o",
+                "gen_ai_operation_name": "chat",
+                "gen_ai_response_model": "",
+                "error_type": "",
+            },
+        )
+        == 1.0
+    )
+
+
 def test_disable_exemplars(rec: Recorder, registry: CollectorRegistry) -> None:
     enable_exemplars(rec)
     disable_exemplars(rec)
