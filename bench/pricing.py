@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from callgrind import per_unit  # noqa: E402
 from genai_prices import Usage, calc_price  # noqa: E402
 from genai_prices.data_snapshot import get_snapshot  # noqa: E402
 
@@ -118,16 +117,7 @@ for _ in range(int(sys.argv[1])):
 
 def recorder_instructions(tree: Path, calls: int = 2000) -> float:
     """Instructions per ``Recorder.llm`` of the first call of RECORDER_CALLS in ``tree`` (two runs' difference)."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    totals = []
-    for n in (0, calls):
-        cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", INSTRUCTION_PROBE]
-        env = {"PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-        out = subprocess.run([*cmd, str(n)], env=env, cwd=tree, capture_output=True, text=True, check=True).stderr
-        totals.append(int(re.search(r"Collected : (\d+)", out).group(1)))  # type: ignore[union-attr]
-    return (totals[1] - totals[0]) / calls
+    return per_unit(lambda n: ["-c", INSTRUCTION_PROBE, str(n)], calls, env={"PYTHONPATH": str(tree)}, cwd=tree)
 
 
 def recorder_llm(trees: list[Path], rounds: int, number: int) -> None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from callgrind import per_unit  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from exporter.config import Config  # noqa: E402
@@ -109,17 +107,8 @@ def probe(number: int, span: bool, drain: bool) -> None:
 
 def instructions(number: int, span: bool, drain: bool) -> float:
     """Instructions per call (the difference of a run with ``number`` calls and one without)."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    totals = []
-    for n in (0, number):
-        cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__]
-        cmd += ["--probe", str(n), *(["--span"] if span else []), *(["--drain"] if drain else [])]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
-        totals.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))  # type: ignore[union-attr]
-    return (totals[1] - totals[0]) / number
+    flags = [*(["--span"] if span else []), *(["--drain"] if drain else [])]
+    return per_unit(lambda n: [__file__, "--probe", str(n), *flags], number)
 
 
 def main() -> None:

@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))  # the drivers and payloads of this checkout's bench/
 
 from asgi_driver import drive, llm_routes  # noqa: E402
+from callgrind import per_unit  # noqa: E402
 
 CASES = {
     "bare-json": "/items",
@@ -123,17 +122,11 @@ def instruction_probe(case: str, requests: int) -> None:
 
 def instructions(tree: Path, case: str, requests: int) -> float:
     """Instructions per request of ``case`` in ``tree``."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-    totals = []
-    for n in (0, requests):
-        cmd = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(HERE)]
-        cmd += [str(tree), "--probe", case, "--requests", str(n)]
-        out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=True).stderr
-        totals.append(int(re.search(r"Collected : (\d+)", out).group(1)))  # type: ignore[union-attr]
-    return (totals[1] - totals[0]) / requests
+
+    def argv(n: int) -> list[str]:
+        return [str(HERE), str(tree), "--probe", case, "--requests", str(n)]
+
+    return per_unit(argv, requests, env={"PYTHONPATH": str(tree)}, cwd=tree)
 
 
 def main() -> None:
