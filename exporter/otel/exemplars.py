@@ -54,12 +54,12 @@ def _span_exemplar_function() -> Callable[[], dict[str, str] | None]:
     def fast_exemplar() -> dict[str, str] | None:
         # Called on every request: with no span this is one context-variable read and one dict look-up.
         span = var.get().get(key)
-        seen, known = last[0]
-        if span is seen:  # None before any span was seen: None
-            return known
-        if span is None or not isinstance(span, Span):
+        if span is None:
             return None
-        return from_span(span)
+        seen, known = last[0]
+        if span is seen:
+            return known
+        return from_span(span) if isinstance(span, Span) else None
 
     return fast_exemplar
 
