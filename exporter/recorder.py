@@ -353,12 +353,19 @@ class Recorder:
         if kinds is None:
             self._add(self.metrics.missing_usage, call.provider, call.model, "usage_inconsistent")(1)
         else:
-            for slot, tokens in ((INPUT_USAGE, call.input_tokens), (OUTPUT_USAGE, call.output_tokens)):
-                if tokens:
-                    if exemplar:
-                        (with_exemplar[slot] or row.exemplar_update(slot))(tokens, exemplar)
-                    else:
-                        (updates[slot] or row.update(slot))(tokens)
+            # The OTel histograms of the totals, input then output (written out: a loop's tuples cost more).
+            tokens = call.input_tokens
+            if tokens:
+                if exemplar:
+                    (with_exemplar[INPUT_USAGE] or row.exemplar_update(INPUT_USAGE))(tokens, exemplar)
+                else:
+                    (updates[INPUT_USAGE] or row.update(INPUT_USAGE))(tokens)
+            tokens = call.output_tokens
+            if tokens:
+                if exemplar:
+                    (with_exemplar[OUTPUT_USAGE] or row.exemplar_update(OUTPUT_USAGE))(tokens, exemplar)
+                else:
+                    (updates[OUTPUT_USAGE] or row.update(OUTPUT_USAGE))(tokens)
             cost = self._book(call, kinds, row.by_kind)
         if self.sinks:
             self._tell_sinks(call, cost)
@@ -499,14 +506,15 @@ class Recorder:
         """Book the call's tokens by kind and its cost: the provider's figure as given, else priced from the
         price data kind by kind; returns the cost. ``row``: the adders of (provider, model, response model,
         route, *tenant)."""
-        m = self.metrics
-        provider, model, response, route, *tenant = row.labels
         parts: tuple[float, ...] = ()
         if call.cost_usd is None and (call.input_tokens or call.output_tokens):
             # Priced as the model that answered; the provider picks its price list (Bedrock's differs).
             entry = self.pricing.price(call.response_model or call.model, call.provider)
             if entry is None:
-                self._add(m.unpriced_tokens, provider, model, response)(call.input_tokens + call.output_tokens)
+                provider, model, response = row.labels[:3]
+                self._add(self.metrics.unpriced_tokens, provider, model, response)(
+                    call.input_tokens + call.output_tokens
+                )
             else:
                 parts = entry.amounts(kinds)
         # One pass over the kinds for tokens and costs, through the row's adders (no key to hash per kind);
@@ -525,7 +533,11 @@ class Recorder:
         if call.cost_usd is None:
             return None
         if call.cost_usd:
-            self._add(m.llm_cost, provider, model, response, UNSPLIT, PROVIDER_COST, route, *tenant)(call.cost_usd)
+            provider, model, response, route, *tenant = row.labels
+            cost_of = self._add(
+                self.metrics.llm_cost, provider, model, response, UNSPLIT, PROVIDER_COST, route, *tenant
+            )
+            cost_of(call.cost_usd)
         return Cost(call.cost_usd, PROVIDER_COST)
 
     # Children of the families above, cached by label values. ``labels()`` costs ~0.6 µs, a hit ~0.1; the
