@@ -134,6 +134,11 @@ class _Feature:
     def observe(self, value: Any, ts: float) -> None:
         raise NotImplementedError
 
+    def observe_all(self, values: list[Any], ts: float) -> None:
+        """Observe each of ``values``, all made at ``ts``."""
+        for value in values:
+            self.observe(value, ts)
+
     def collect(self) -> None:
         """Build the baseline from the next ``baseline_size`` observations."""
         raise NotImplementedError
@@ -197,6 +202,23 @@ class _Numeric(_Feature):
         if ring.epochs[i] != n and not ring.claim(i, n):
             return
         self.rows[i][bisect_right(edges, x)] += 1
+
+    def observe_all(self, values: list[float], ts: float) -> None:
+        # The request durations drained each second, one per request: their slot is claimed once and the
+        # loop is inline, a third of the instructions of an observe() call each.
+        edges = self.edges
+        if edges is None:
+            super().observe_all(values, ts)  # still collecting the baseline (or waiting for it)
+            return
+        ring = self.ring
+        n = int(ts / ring.width)
+        i = n % ring.size
+        if ring.epochs[i] != n and not ring.claim(i, n):
+            return
+        row = self.rows[i]
+        for x in values:
+            if x == x:  # NaN has no bin
+                row[bisect_right(edges, x)] += 1
 
     def _collect(self, x: float) -> None:
         if not math.isfinite(x):
