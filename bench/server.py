@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -107,11 +108,14 @@ def serve(variant: str, port: int, stats: str) -> None:
             f.write(json.dumps(probes.snapshot()) + "\n")
 
     signal.signal(signal.SIGUSR1, dump)
+    with open(stats + ".pid", "w") as f:  # under strace the server is not the process run() started
+        f.write(str(os.getpid()))
     # As bench/overhead.py's wrk run starts it: the factory, no access log.
     config = uvicorn.Config(
         "bench.overhead:served", factory=True, port=port, log_level="warning", access_log=False, lifespan="on"
     )
-    uvicorn.Server(config).run()
+    with contextlib.suppress(KeyboardInterrupt):  # run() stops it with SIGINT, as Ctrl-C would
+        uvicorn.Server(config).run()
 
 
 # -- the client side: a fixed number of keep-alive requests over a few connections -----------------------
@@ -169,23 +173,31 @@ def run(
     proc = subprocess.Popen([*(["taskset", "-c", "0"] if pin else []), *cmd], cwd=HERE.parent, env=full_env)
     client = [sys.executable, str(HERE / "server.py"), "drive", str(port)]
     client = [*(["taskset", "-c", "1"] if pin else []), *client]
+    server = proc.pid
     try:
         _wait_ready(port, proc, timeout)
+        with open(stats + ".pid") as f:
+            server = int(f.read())
         subprocess.run([*client, str(warmup)], check=True)
         time.sleep(0.5)  # let startup work settle
-        proc.send_signal(signal.SIGUSR1)
+        os.kill(server, signal.SIGUSR1)
         time.sleep(0.5)
         subprocess.run([*client, str(requests)], check=True)
-        proc.send_signal(signal.SIGUSR1)
+        os.kill(server, signal.SIGUSR1)
         deadline = time.monotonic() + timeout
         while _lines(stats) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout)
+        os.kill(server, signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     with open(stats) as f:
         snapshots = [json.loads(line) for line in f]
     os.unlink(stats)
+    os.unlink(stats + ".pid")
     return snapshots
 
 
