@@ -231,13 +231,14 @@ def _growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 # -- callgrind and strace -----------------------------------------------------------------------------------
 
 
-def callgrind(variant: str, requests: int, env: dict[str, str]) -> dict[str, float]:
-    """Instructions per request of each server thread: a run with ``requests`` minus a run with none."""
+def callgrind(variant: str, requests: int, warmup: int, env: dict[str, str]) -> dict[str, float]:
+    """Instructions per request of each server thread: a run with ``requests`` minus a run with none, both
+    after ``warmup`` requests (past the drift detector's baseline of 1,000: the steady state)."""
     totals = []
     for n in (requests, 0):
         out = tempfile.mkdtemp(prefix="cg-")
         wrapper = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}/cg.out"]
-        run(variant, n, 0, wrapper, env)
+        run(variant, n, warmup, wrapper, env)
         totals.append(_thread_totals(out))
         shutil.rmtree(out)
     loaded, idle = totals
@@ -300,7 +301,8 @@ def main() -> None:
         before, after = run(variant, args.requests, args.warmup, [], env)
         print(variant, json.dumps(per_request(before, after, args.requests), ensure_ascii=False, indent=1))
         if args.callgrind:
-            print(variant, "instructions per request:", json.dumps(callgrind(variant, args.callgrind, env)))
+            counts = callgrind(variant, args.callgrind, args.warmup, env)
+            print(variant, "instructions per request:", json.dumps(counts))
         if args.strace:
             print(variant, "syscalls per request:", json.dumps(strace(variant, args.strace, env), indent=1))
 
