@@ -8,7 +8,8 @@ Three workloads: a small JSON answer (HTTP-only), an endpoint answering a 2 KB O
 drift in machine speed hits every variant alike; each figure is the best round (the median is printed
 too), and the ratios the performance issue sets targets for are printed from both. Then: ``/metrics``
 render time at 1,000 and 10,000 series, and requests/s under uvicorn + wrk, bare vs ours (``--wrk``):
-alternating pairs of runs, server and wrk pinned to separate cores.
+alternating pairs of runs, server and wrk pinned to separate cores (wrk moves by ±10 % between runs on a
+shared machine: ``bench/server.py`` measures what a served request costs independently of the load).
 
     python bench/overhead.py [--requests 1000] [--rounds 25] [--wrk] [--pairs 7]
 """

@@ -155,6 +155,7 @@ class PrometheusMiddleware:
             # Inline, not a method: this runs on every request.
             exchange.active(-1)
             handling_var.reset(exchange.handling)
+            exchange.release()
 
     def _lifespan_receive(self, receive: Receive) -> Receive:
         """Start before the app's own startup runs, so its startup code already records."""
@@ -180,6 +181,15 @@ class PrometheusMiddleware:
             await send(message)
 
         return lifespan_send
+
+
+async def _over_receive() -> Message:
+    # What the server says to a receive() once the response is over (a task the handler left behind).
+    return {"type": "http.disconnect"}
+
+
+async def _over_send(message: Message) -> None:
+    raise RuntimeError(f"ASGI message {message.get('type')!r} sent after the app returned")
 
 
 class _Exchange(Handling):
@@ -312,6 +322,19 @@ class _Exchange(Handling):
             self.status = message["status"]
             self.headers = message.get("headers", ())
         await self._send(message)
+
+    def release(self) -> None:
+        """The app returned: let go of the server's objects and the bodies. Copies of the request's context
+        outlive it, and hold this exchange: uvicorn's keep-alive timer, scheduled during the last send, stays
+        in the event loop's heap until it is due or the heap is pruned (a hundred requests later, or more),
+        and a task the handler started lives as long as it runs. Without this they would keep the server's
+        request cycle, the scope and the bodies alive too, a few dozen objects per request that the garbage
+        collector then counts, promotes and walks through (bench/server.py: 237 collections per 10,000
+        requests and 2 full ones, 23 µs per request, against none bare)."""
+        self.scope = self.headers = self.capture = self.handling = None  # type: ignore[assignment]
+        self.whole_body = self.request_first = self.request_last = b""
+        self._receive, self._send = _over_receive, _over_send
+        self.held = None
 
     def flushed(self) -> None:
         """The held chunks are read; a stream that is not an LLM's is no longer held (flush() says 0)."""

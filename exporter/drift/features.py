@@ -131,8 +131,22 @@ class _Feature:
         rows = self.rows
         return [sum(column) for column in zip(*(rows[i] for i in slots), strict=True)] if slots else []
 
+    def row(self, ts: float) -> array[int] | None:
+        """The counters of the time slot of ``ts`` (claimed for it), or None when it must be dropped."""
+        ring = self.ring
+        n = int(ts / ring.width)
+        i = n % ring.size
+        if ring.epochs[i] != n and not ring.claim(i, n):
+            return None
+        return self.rows[i]
+
     def observe(self, value: Any, ts: float) -> None:
         raise NotImplementedError
+
+    def observe_all(self, values: list[Any], ts: float) -> None:
+        """Observe each of ``values``, all made at ``ts``."""
+        for value in values:
+            self.observe(value, ts)
 
     def collect(self) -> None:
         """Build the baseline from the next ``baseline_size`` observations."""
@@ -191,12 +205,23 @@ class _Numeric(_Feature):
             return
         if x != x:  # NaN has no bin
             return
-        ring = self.ring
-        n = int(ts / ring.width)
-        i = n % ring.size
-        if ring.epochs[i] != n and not ring.claim(i, n):
+        row = self.row(ts)
+        if row is not None:
+            row[bisect_right(edges, x)] += 1
+
+    def observe_all(self, values: list[float], ts: float) -> None:
+        # The request durations drained each second, one per request: their slot is claimed once and the
+        # loop is inline, about half the CPU of an observe() call each.
+        edges = self.edges
+        if edges is None:
+            super().observe_all(values, ts)  # still collecting the baseline (or waiting for it)
             return
-        self.rows[i][bisect_right(edges, x)] += 1
+        row = self.row(ts)
+        if row is None:
+            return
+        for x in values:
+            if x == x:  # NaN has no bin
+                row[bisect_right(edges, x)] += 1
 
     def _collect(self, x: float) -> None:
         if not math.isfinite(x):
@@ -254,15 +279,13 @@ class _Categorical(_Feature):
             elif self.backlog is not None:
                 self.backlog.append((value, ts))
             return
-        ring = self.ring
-        n = int(ts / ring.width)
-        i = n % ring.size
-        if ring.epochs[i] != n and not ring.claim(i, n):
+        row = self.row(ts)
+        if row is None:
             return
         b = index.get(value, self.other)
         if b == self.other:
             self.unseen += 1
-        self.rows[i][b] += 1
+        row[b] += 1
 
     def _collect(self, value: str) -> None:
         with self.lock:

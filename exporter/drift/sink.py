@@ -164,10 +164,8 @@ class DriftSink(Sink):
         f, queue = self._duration, self._durations
         if f is None or not queue:
             return
-        ts = self._clock()
         pop = queue.popleft
-        for _ in range(len(queue)):
-            f.observe(pop(), ts)
+        f.observe_all([pop() for _ in range(len(queue))], self._clock())
 
     def on_confidence(self, model: str, label: str, value: float, ts: float) -> None:
         f = self._confidence

@@ -382,6 +382,28 @@ def test_request_durations_reach_the_feature_through_a_bounded_queue(make: Make)
     assert sink._durations.maxlen == 100_000
 
 
+def test_drained_request_durations_count_in_their_bins_once_the_baseline_is_set(make: Make) -> None:
+    from bisect import bisect_right
+
+    sink, registry, _ = make(baseline_size=2, min_samples=1)
+    recorder = recorder_of(sink)
+    for duration in (0.1, 0.2):
+        recorder.http("GET", "/chat", 200, duration, 0, 0)
+    sink.score_now()  # the baseline is set: the next drain counts its durations in one pass
+    durations = (0.05, 0.15, 0.15, 0.3, 0.2)
+    for duration in durations:
+        recorder.http("GET", "/chat", 200, duration, 0, 0)
+    sink._durations.append(float("nan"))  # no bin: not counted
+    sink.score_now()
+    feature = sink._duration
+    assert feature is not None and feature.edges is not None
+    expected = [0] * (len(feature.edges) + 1)
+    for duration in durations:
+        expected[bisect_right(feature.edges, duration)] += 1
+    assert feature.window_counts(sink._ring.window(T0)) == expected
+    assert (window_samples(registry, "request_duration"), len(sink._durations)) == (5.0, 0)
+
+
 def test_close_does_not_wait_for_a_scoring_thread_stuck_in_mlflow(make: Make) -> None:
     sink, _, _ = make()
     sink._score_lock.acquire()  # as the thread holds it while a call to MLflow hangs

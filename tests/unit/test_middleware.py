@@ -658,3 +658,77 @@ def test_exception_in_the_middle_of_a_stream_is_a_500() -> None:
     assert count(registry, "/broken", "200") is None
     exc = {"http_request_method": "GET", "http_route": "/broken", "error_type": "RuntimeError"}
     assert registry.get_sample_value("http_server_exceptions_total", exc) == 1
+
+
+# -- what a request leaves behind ------------------------------------------------------------------------
+
+
+class _ServerCycle:
+    """A server's per-request object, as uvicorn's RequestResponseCycle: the app gets its bound methods, and
+    the last send schedules a keep-alive timer, which copies the context current then (the request's)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.timers: list[asyncio.TimerHandle] = []
+        self.sent: list[dict[str, Any]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.timers.append(self.loop.call_later(60, _keep_alive_expired))
+
+
+def _keep_alive_expired() -> None:
+    pass
+
+
+def test_a_copy_of_the_requests_context_keeps_none_of_the_servers_objects() -> None:
+    import gc
+    import weakref
+
+    from exporter.context import handling_var
+
+    app, registry = wrap(starlette_app())
+
+    async def one_request() -> tuple[weakref.ref[_ServerCycle], asyncio.TimerHandle]:
+        cycle = _ServerCycle(asyncio.get_running_loop())
+        await app(http_scope("/items/1"), cycle.receive, cycle.send)
+        return weakref.ref(cycle), cycle.timers[0]
+
+    async def main() -> None:
+        gc.disable()  # freed by reference counting alone, as uvicorn's cycles are bare
+        try:
+            cycle, timer = await one_request()
+            assert cycle() is None
+            # The timer's copy still names the request's route, for what a handler left running.
+            handling = timer._context.run(handling_var.get)  # type: ignore[attr-defined]
+            assert handling is not None
+            assert (handling.route, handling.outbound_calls) == ("/items/{item_id}", 0)
+            timer.cancel()
+        finally:
+            gc.enable()
+
+    asyncio.run(main())
+    assert count(registry, "/items/{item_id}") == 1.0
+
+
+def test_a_task_the_handler_left_behind_is_told_the_response_is_over() -> None:
+    left: dict[str, Any] = {}
+
+    async def handler(request: Request) -> Response:
+        left["receive"], left["send"] = request.receive, request._send
+        return PlainTextResponse("x")
+
+    app, registry = wrap(Starlette(routes=[Route("/x", handler)]))
+
+    async def main() -> None:
+        await call(app, http_scope("/x"))
+        assert await left["receive"]() == {"type": "http.disconnect"}
+        with pytest.raises(RuntimeError, match="'http.response.body' sent after the app returned"):
+            await left["send"]({"type": "http.response.body", "body": b"late"})
+
+    asyncio.run(main())
+    assert count(registry, "/x") == 1.0
