@@ -203,10 +203,12 @@ class SseCapture(ResponseCapture):
         done = 0
         if not self._tail and not self._skip and first.startswith(content, at):
             prefix = first[: at + len(content)]
-            try:
-                done, tails = plain_run(chunks, prefix, self._cap)
-            except TypeError:  # a chunk that is not bytes (a bytearray): read one by one
-                done = 0
+            # (A prefix with the marker before ``at`` too: a chunk read alone would move ``at`` there.)
+            if prefix.find(content) == at:
+                try:
+                    done, tails = plain_run(chunks, prefix, self._mark, self._cap)
+                except TypeError:  # a chunk that is not bytes: read one by one
+                    done = 0
             if done:
                 self._read_plain(chunks if done == len(chunks) else chunks[:done], times[:done], prefix, tails)
         if done < len(chunks):
@@ -253,8 +255,10 @@ class SseCapture(ResponseCapture):
         self._stamped(stamps)
 
     def _read_plain(self, chunks: list[bytes], times: list[float], prefix: bytes, tails: bytes) -> None:
-        """A run of plain content events (:func:`~.batches.plain_run`): what reading each of them alone would
-        do, with a few calls over the whole run. Each is within the cap, so kept whole where it is kept."""
+        """A run of plain content chunks (:func:`~.batches.plain_run`) without the tool-call marker: what
+        reading each of them alone would do (complete lines, with content; neither marked nor searched for
+        where the content is), with a few calls over the whole run. Each is within the cap, so kept whole
+        where it is kept."""
         self._last_content = chunks[-1]
         first, last = holding(chunks, prefix, tails, _USAGE)
         if last is not None:
