@@ -126,6 +126,34 @@ def test_an_anthropic_stream_read_in_batches_of_any_size_reads_as_chunk_by_chunk
     assert found.chunk_gaps == EXPECTED_GAPS
 
 
+def content_marker_twice_stream() -> list[tuple[bytes, float]]:
+    """Content chunks whose content marker is where the stream's others have it, but also before it (a
+    top-level "content" key), with CRLF endings (read alone: searched whole, the first marker found), then
+    a content chunk that also names a tool call, and one more."""
+    head = b'data: {"id":"' + b"a" * 30 + b'","choices":[{"index":0,"delta":{"content":"'
+    at = len(head) - len(b'content":"')
+    start, end = b'data: {"content":"","p":"', b'","choices":[{"delta":{"content":"'
+    twice = start + b"x" * (len(head) - len(start) - len(end)) + end
+    assert len(twice) == len(head) and twice.find(b'content":"') == 8 and twice.find(b'content":"', 9) == at
+    chunks = [(head[: at - 2] + b'{"role":"assistant","content":""}}]}\n\n', 0.5)]
+    chunks += [(head + f'w{i}"}}}}]}}\n\n'.encode(), 0.5 + i) for i in range(3)]
+    chunks += [(twice + f'v{i}"}}}}]}}\r\n\r\n'.encode(), 4.0 + i) for i in range(5)]
+    tool = b'"tool_calls":[{"index":0,"id":"c0","function":{"name":"lookup","arguments":"{}"}}]'
+    chunks.append((head + b'y",' + tool + b"}}]}\n\n", 10.0))
+    chunks.append((head + b'z"}}]}\n\n', 11.0))  # the last content chunk: the tool call is known from its mark
+    usage = {"prompt_tokens": 3, "completion_tokens": 9}
+    chunks.append((_event({"id": "a", "model": "gpt-4o", "choices": [], "usage": usage}), 10.0))
+    return chunks
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_stream_with_its_content_marker_twice_in_a_chunk_reads_as_chunk_by_chunk(size: int) -> None:
+    found = read_in_batches(content_marker_twice_stream(), size)
+    assert found == read_in_batches(content_marker_twice_stream(), 1)
+    assert (found.input_tokens, found.output_tokens, found.tool_calls) == (3, 9, ("lookup",))
+    assert found.chunk_gaps == ChunkGaps.of([1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0])
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=200), min_size=1, max_size=12), st.integers(0, 2000))
 def test_batches_of_changing_sizes_over_a_stream_cut_anywhere_read_the_same(sizes: list[int], cut: int) -> None:
