@@ -7,7 +7,7 @@ are the pure parts of that reading, each giving what the same chunks read one by
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from itertools import chain, repeat
 from operator import sub
 
@@ -21,13 +21,19 @@ _SEP_BODY, _SEP_END = b"\xff", b"\x00"
 SEPARATOR = _SEP_BODY * 15 + _SEP_END
 _BOUNDARY = b"\n" + SEPARATOR  # a chunk that ends a line, then the next one's tail
 _TRAILING = 8  # non-content events at a batch's end before its plain run
+_FEW = 4  # gaps binned one by one: a sort and a bisect per bound cost more
 
 
 def bin_gaps(counts: list[int], seen: float, stamps: list[float]) -> None:
     """Add to ``counts`` (one per ``CHUNK_GAP_BUCKETS`` bound, then +Inf) the gaps from ``seen`` to the first
     of ``stamps`` and between consecutive ones, binned as ``bisect_left`` bins each gap (a gap equal to a
     bound counts in that bound's bucket). Sorting once and bisecting each bound costs a dozen calls for
-    the batch rather than a bisect and a subscript per gap."""
+    the batch rather than a bisect and a subscript per gap (which costs less for a few gaps)."""
+    if len(stamps) <= _FEW:
+        for now in stamps:
+            counts[bisect_left(CHUNK_GAP_BUCKETS, now - seen)] += 1
+            seen = now
+        return
     gaps = sorted(map(sub, stamps, chain((seen,), stamps)))
     below = 0
     for i, bound in enumerate(CHUNK_GAP_BUCKETS):

@@ -275,6 +275,9 @@ def test_bin_gaps_puts_a_gap_equal_to_a_bound_in_that_bound_s_bucket() -> None:
     counts = [0] * (len(CHUNK_GAP_BUCKETS) + 1)
     bin_gaps(counts, 0.0, [0.25, 0.5, 1.5, 1.5, 4.0])  # 0.25 twice (le=0.32), 1.0 (le=1.0), 0.0, 2.5 (+Inf)
     assert counts == [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 1]
+    few = [0] * (len(CHUNK_GAP_BUCKETS) + 1)
+    bin_gaps(few, 0.0, [0.25, 0.5, 1.5, 1.5])  # four gaps, bisected one by one: the same bins
+    assert few == [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0]
 
 
 PREFIX = b'data: {"id":"x","delta":{"content":"'
