@@ -7,24 +7,33 @@ are the pure parts of that reading, each giving what the same chunks read one by
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from itertools import chain
-from operator import itemgetter, sub
+from bisect import bisect_left, bisect_right
+from itertools import chain, repeat
+from operator import sub
 
 from ..observations import CHUNK_GAP_BUCKETS
 
-_EVENT_END = b"\n\n"
-# Bytes of a chunk's prefix searched with its tail: a marker up to one byte longer is found wherever it lies.
-MARKER_OVERLAP = 15
-_LAST_TWO = itemgetter(slice(-2, None))
+# What a plain run's tails are joined with: bytes that are in no UTF-8 text, then a NUL, so in no SSE event in
+# practice (a chunk holding them is read alone, not wrongly). Its last byte is in none of the others, so it
+# cannot overlap itself: counted in the joined tails, it is found once per separator put there, or more. (That
+# byte, rare in text and once in the separator, is also what makes searching for it skip ahead.)
+_SEP_BODY, _SEP_END = b"\xff", b"\x00"
+SEPARATOR = _SEP_BODY * 15 + _SEP_END
+_BOUNDARY = b"\n" + SEPARATOR  # a chunk that ends a line, then the next one's tail
 _TRAILING = 8  # non-content events at a batch's end before its plain run
+_FEW = 4  # gaps binned one by one: a sort and a bisect per bound cost more
 
 
 def bin_gaps(counts: list[int], seen: float, stamps: list[float]) -> None:
     """Add to ``counts`` (one per ``CHUNK_GAP_BUCKETS`` bound, then +Inf) the gaps from ``seen`` to the first
     of ``stamps`` and between consecutive ones, binned as ``bisect_left`` bins each gap (a gap equal to a
     bound counts in that bound's bucket). Sorting once and bisecting each bound costs a dozen calls for
-    the batch rather than a bisect and a subscript per gap."""
+    the batch rather than a bisect and a subscript per gap (which costs less for a few gaps)."""
+    if len(stamps) <= _FEW:
+        for now in stamps:
+            counts[bisect_left(CHUNK_GAP_BUCKETS, now - seen)] += 1
+            seen = now
+        return
     gaps = sorted(map(sub, stamps, chain((seen,), stamps)))
     below = 0
     for i, bound in enumerate(CHUNK_GAP_BUCKETS):
@@ -34,59 +43,71 @@ def bin_gaps(counts: list[int], seen: float, stamps: list[float]) -> None:
     counts[-1] += len(gaps) - below
 
 
-def plain_run(chunks: list[bytes], prefix: bytes, cap: int) -> tuple[int, bytes]:
-    """How many of the first chunks are plain content events no longer than ``cap``, and their tails
-    joined (see :func:`holding`).
+def plain_run(chunks: list[bytes], prefix: bytes, mark: bytes, cap: int) -> tuple[int, bytes]:
+    """How many of the first chunks are plain content chunks, and their tails (what follows the prefix)
+    joined with ``SEPARATOR`` (see :func:`holding`; 0, b"": none).
 
-    A plain content event starts with ``prefix`` (a content event's bytes up to the end of its content
-    marker, the same in every content event of a stream: its id, model, ``event:`` line) and is one event
-    whose only line after the prefix ends it (``...\n\n``). The stream's last events (how it ended, its
-    usage, ``[DONE]``) are not: the run stops before up to ``_TRAILING`` of them at the batch's end; a batch
-    with others in it has no plain run (0). Only the tails are searched: the prefix, most of each chunk, is
-    known."""
-    lines = prefix.count(b"\n") + 2  # the prefix's newlines and the event's end: a chunk with more has another line
+    A plain content chunk starts with ``prefix`` (a content event's bytes up to the end of its content
+    marker, the same in every content event of a stream: its id, model, ``event:`` line), ends a line, is
+    no longer than ``cap`` and does not hold ``mark`` (what a chunk that may name a tool call holds): read
+    alone, it is complete lines with content, neither marked nor cut, whatever else its lines say. The
+    stream's last events (how it ended, its usage, ``[DONE]``) are not: the run stops before up to
+    ``_TRAILING`` of them at the batch's end; a batch with others in it has no plain run (0).
+
+    The checks are a few calls that each loop in C over the run: a chunk without the prefix is its own
+    tail, so the tails' length says whether each chunk starts with it; the separator, which cannot overlap
+    itself, is found only where it was put, and each time after a line's end."""
     end = len(chunks)
-    while end and len(chunks) - end < _TRAILING and not _plain(chunks[end - 1], prefix, lines):
+    while end and len(chunks) - end < _TRAILING and not _plain(chunks[end - 1], prefix, mark):
         end -= 1
+    if not end or mark in prefix:  # (every line of a chunk would hold the mark)
+        return 0, b""
     run = chunks if end == len(chunks) else chunks[:end]
-    # Each check is one call over the run, then one comparison: the chunks' first bytes joined are the
-    # prefix ``end`` times only if each chunk starts with it (a shorter chunk would make them shorter);
-    # their last two bytes joined, the event's end ``end`` times only if each ends the event.
-    if b"".join(map(itemgetter(slice(None, len(prefix))), run)) != prefix * end:
-        return 0, b""
-    if b"".join(map(_LAST_TWO, run)) != _EVENT_END * end:
-        return 0, b""
-    cut = max(len(prefix) - MARKER_OVERLAP, 0)
-    tails = b"".join(map(itemgetter(slice(cut, None)), run))
-    # Each chunk has at least ``lines`` newlines (those of its prefix, then its end): the count says none has more.
-    tail_lines = lines - prefix.count(b"\n", 0, cut)
-    if tails.count(b"\n") == tail_lines * end and (len(tails) + cut * end <= cap or max(map(len, run)) <= cap):
-        return end, tails  # within the cap: all the bytes, or failing that each chunk's
+    size = len(b"".join(run))
+    tails = SEPARATOR.join(map(bytes.removeprefix, run, repeat(prefix)))
+    if (
+        len(tails) == size - len(prefix) * end + len(SEPARATOR) * (end - 1)
+        and tails.endswith(b"\n")
+        and tails.count(SEPARATOR) == end - 1
+        and tails.count(_BOUNDARY) == end - 1
+        and not _in_some(prefix, tails, mark)
+        and (size <= cap or max(map(len, run)) <= cap)  # within the cap: all of them, or each
+    ):
+        return end, tails
     return 0, b""
 
 
-def _plain(chunk: bytes, prefix: bytes, lines: int) -> bool:
-    return chunk.startswith(prefix) and chunk.endswith(_EVENT_END) and chunk.count(b"\n") == lines
+def _plain(chunk: bytes, prefix: bytes, mark: bytes) -> bool:
+    return chunk.startswith(prefix) and chunk.endswith(b"\n") and mark not in chunk
+
+
+def _in_some(prefix: bytes, tails: bytes, marker: bytes) -> bool:
+    """Whether a chunk of the run holds ``marker`` after its prefix's start (given the prefix does not)."""
+    return marker in tails or _across(prefix, tails, marker)
+
+
+def _across(prefix: bytes, tails: bytes, marker: bytes) -> bool:
+    """Whether ``marker`` may lie across the prefix's end in a chunk of the run: a suffix of the prefix
+    begins it, and the rest of it begins a tail."""
+    for i in range(1, len(marker)):
+        if prefix.endswith(marker[:i]) and (tails.startswith(marker[i:]) or SEPARATOR + marker[i:] in tails):
+            return True
+    return False
 
 
 def holding(chunks: list[bytes], prefix: bytes, tails: bytes, marker: bytes) -> tuple[bytes | None, bytes | None]:
-    """The first and the last of a plain run's chunks that hold ``marker`` (None, None: none does).
+    """The first and the last of a plain run's chunks that hold ``marker`` (None, None: none does), from
+    the run's ``tails`` joined with ``SEPARATOR`` (:func:`plain_run`).
 
-    A marker no longer than ``MARKER_OVERLAP + 1`` bytes is in a chunk if and only if it is in the prefix or
-    in the chunk's tail, which starts ``MARKER_OVERLAP`` bytes before the prefix ends. Found in the joined
-    tails, it may lie across two of them: the chunks themselves then say."""
+    A marker without the separator's bytes, in no chunk across its prefix's end, is found in the joined
+    tails only inside a tail, whose index is the number of separators before it: two searches and two
+    counts for the whole run. Otherwise the chunks themselves say."""
     if marker in prefix:
         return chunks[0], chunks[-1]
-    if marker not in tails:
+    if _SEP_END in marker or _SEP_BODY in marker or _across(prefix, tails, marker):
+        found = [chunk for chunk in chunks if marker in chunk]
+        return (found[0], found[-1]) if found else (None, None)
+    first = tails.find(marker)
+    if first < 0:
         return None, None
-    last = None
-    for chunk in reversed(chunks):  # where a stream has it, usually its last chunk
-        if marker in chunk:
-            last = chunk
-            break
-    if last is None:
-        return None, None
-    for chunk in chunks:
-        if marker in chunk:
-            return chunk, last
-    return None, None  # not reached: the last one holds it
+    return chunks[tails.count(SEPARATOR, 0, first)], chunks[tails.count(SEPARATOR, 0, tails.rfind(marker))]

@@ -73,7 +73,7 @@ def decoder_for(encoding: bytes | None) -> Decoder | None | Literal[False]:
 
 
 class Reader(Protocol):
-    """What a response reader offers (:class:`~exporter.capture.response.ResponseCapture`)."""
+    """What a response reader offers (:class:`~exporter.capture.calls.ResponseCapture`)."""
 
     def feed(self, chunk: bytes, now: float) -> None: ...
 

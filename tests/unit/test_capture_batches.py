@@ -126,6 +126,34 @@ def test_an_anthropic_stream_read_in_batches_of_any_size_reads_as_chunk_by_chunk
     assert found.chunk_gaps == EXPECTED_GAPS
 
 
+def content_marker_twice_stream() -> list[tuple[bytes, float]]:
+    """Content chunks whose content marker is where the stream's others have it, but also before it (a
+    top-level "content" key), with CRLF endings (read alone: searched whole, the first marker found), then
+    a content chunk that also names a tool call, and one more."""
+    head = b'data: {"id":"' + b"a" * 30 + b'","choices":[{"index":0,"delta":{"content":"'
+    at = len(head) - len(b'content":"')
+    start, end = b'data: {"content":"","p":"', b'","choices":[{"delta":{"content":"'
+    twice = start + b"x" * (len(head) - len(start) - len(end)) + end
+    assert len(twice) == len(head) and twice.find(b'content":"') == 8 and twice.find(b'content":"', 9) == at
+    chunks = [(head[: at - 2] + b'{"role":"assistant","content":""}}]}\n\n', 0.5)]
+    chunks += [(head + f'w{i}"}}}}]}}\n\n'.encode(), 0.5 + i) for i in range(3)]
+    chunks += [(twice + f'v{i}"}}}}]}}\r\n\r\n'.encode(), 4.0 + i) for i in range(5)]
+    tool = b'"tool_calls":[{"index":0,"id":"c0","function":{"name":"lookup","arguments":"{}"}}]'
+    chunks.append((head + b'y",' + tool + b"}}]}\n\n", 10.0))
+    chunks.append((head + b'z"}}]}\n\n', 11.0))  # the last content chunk: the tool call is known from its mark
+    usage = {"prompt_tokens": 3, "completion_tokens": 9}
+    chunks.append((_event({"id": "a", "model": "gpt-4o", "choices": [], "usage": usage}), 10.0))
+    return chunks
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_stream_with_its_content_marker_twice_in_a_chunk_reads_as_chunk_by_chunk(size: int) -> None:
+    found = read_in_batches(content_marker_twice_stream(), size)
+    assert found == read_in_batches(content_marker_twice_stream(), 1)
+    assert (found.input_tokens, found.output_tokens, found.tool_calls) == (3, 9, ("lookup",))
+    assert found.chunk_gaps == ChunkGaps.of([1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0])
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=200), min_size=1, max_size=12), st.integers(0, 2000))
 def test_batches_of_changing_sizes_over_a_stream_cut_anywhere_read_the_same(sizes: list[int], cut: int) -> None:
@@ -247,9 +275,13 @@ def test_bin_gaps_puts_a_gap_equal_to_a_bound_in_that_bound_s_bucket() -> None:
     counts = [0] * (len(CHUNK_GAP_BUCKETS) + 1)
     bin_gaps(counts, 0.0, [0.25, 0.5, 1.5, 1.5, 4.0])  # 0.25 twice (le=0.32), 1.0 (le=1.0), 0.0, 2.5 (+Inf)
     assert counts == [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 1]
+    few = [0] * (len(CHUNK_GAP_BUCKETS) + 1)
+    bin_gaps(few, 0.0, [0.25, 0.5, 1.5, 1.5])  # four gaps, bisected one by one: the same bins
+    assert few == [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0]
 
 
 PREFIX = b'data: {"id":"x","delta":{"content":"'
+MARK = b'"name"'
 
 
 @pytest.mark.parametrize(
@@ -259,34 +291,49 @@ PREFIX = b'data: {"id":"x","delta":{"content":"'
         ([PREFIX + b'a"}}\n\n', b'data: {"id":"x","delta":{}}\n\n', b"data: [DONE]\n\n"], 1),  # the stream's end
         ([b"data: [DONE]\n\n"], 0),
         ([PREFIX + b'a"}}\n\n', b'data: {"id":"x"}\n\n', PREFIX + b'a"}}\n\n'], 0),  # another event inside
-        ([PREFIX + b'a"}}\n' + PREFIX + b'b"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # two lines in one chunk
-        ([PREFIX + b'a"}}\n\n', PREFIX + b'a"}}\n' + PREFIX + b'b"}}\n\n'], 1),  # ... at the end: before it
+        # Complete lines with content, whatever else they say: read alone, each is a content chunk too.
+        ([PREFIX + b'a"}}\n' + PREFIX + b'b"}}\n\n', PREFIX + b'a"}}\n\n'], 2),  # two lines in one chunk
+        ([PREFIX + b'a"}}\r\n\r\n', PREFIX + b'a"}}\r\n\r\n'], 2),  # CRLF
+        ([PREFIX + b'a"}}\n', PREFIX + b'a"}}\n'], 2),  # one newline after each event
         ([PREFIX + b'a"}}\n\ndata: {"id":"x"}', PREFIX + b'a"}}\n\n'], 0),  # a chunk ending in a line's middle
-        ([PREFIX + b'a"}}\r\n\r\n', PREFIX + b'a"}}\n\n'], 0),  # CRLF: read one by one
         ([PREFIX + b'a"}}\n\n', PREFIX + b"a" * 100 + b'"}}\n\n'], 0),  # over the cap (100 bytes here)
         ([PREFIX + b'a"}}\n\n'] * 10 + [b"data: [DONE]\n\n"] * 8, 10),  # up to 8 events after the run
         ([PREFIX + b'a"}}\n\n'] * 10 + [b"data: [DONE]\n\n"] * 9, 0),
+        ([PREFIX + b'a"}}\n\n', PREFIX + b'a","name":"f"}}\n\n'], 1),  # a tool call's mark: not plain
+        ([PREFIX + b'a"}}\n\n', PREFIX + b'a","name":"f"}}\n\n', PREFIX + b'a"}}\n\n'], 0),
+        ([PREFIX + b'name"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # the mark across the prefix's end
+        ([PREFIX + b"a" + batches.SEPARATOR + b'"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # the separator in a chunk
+        ([PREFIX + b'a"}}\n\n', PREFIX[1:] + b'xa"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # as long, not the prefix
+        ([PREFIX + b'a"}}\n\n', b"", PREFIX + b'a"}}\n\n'], 0),  # an empty chunk
     ],
 )
-def test_plain_run_is_the_leading_chunks_that_are_one_content_event_each(chunks: list[bytes], run: int) -> None:
-    n, tails = plain_run(chunks, PREFIX, 100)
+def test_plain_run_is_the_leading_chunks_that_are_complete_content_lines(chunks: list[bytes], run: int) -> None:
+    n, tails = plain_run(chunks, PREFIX, MARK, 100)
     assert n == run
-    cut = len(PREFIX) - batches.MARKER_OVERLAP
-    assert tails == (b"".join(chunk[cut:] for chunk in chunks[:run]) if run else b"")
+    expected = batches.SEPARATOR.join(chunk.removeprefix(PREFIX) for chunk in chunks[:run]) if run else b""
+    assert tails == expected
 
 
 def test_holding_finds_the_first_and_last_chunk_with_a_marker() -> None:
     chunks = [PREFIX + b'a"}}\n\n', PREFIX + b'\\"error\\""}}\n\n', PREFIX + b'b"}}\n\n', PREFIX + b'\\"error"}}\n\n']
-    n, tails = plain_run(chunks, PREFIX, CAP)
+    n, tails = plain_run(chunks, PREFIX, MARK, CAP)
     assert n == 4
     assert holding(chunks, PREFIX, tails, b'"error') == (chunks[1], chunks[3])
     assert holding(chunks, PREFIX, tails, b'"usage') == (None, None)
     assert holding(chunks, PREFIX, tails, b'"id"') == (chunks[0], chunks[3])  # in the prefix: in every chunk
 
 
-def test_holding_finds_no_chunk_for_a_marker_only_across_two_tails() -> None:
+def test_holding_finds_a_marker_across_the_prefix_s_end_in_the_chunks_themselves() -> None:
+    chunks = [PREFIX + b'a"}}\n\n', PREFIX + b'error"}}\n\n', PREFIX + b'b"}}\n\n']  # '"error' across
+    n, tails = plain_run(chunks, PREFIX, MARK, CAP)
+    assert n == 3 and b'"error' not in tails
+    assert holding(chunks, PREFIX, tails, b'"error') == (chunks[1], chunks[1])
+
+
+def test_holding_finds_no_chunk_for_a_marker_only_across_two_chunks() -> None:
     chunks = [PREFIX + b'a"}}\n\n', PREFIX + b'b"}}\n\n']
-    n, tails = plain_run(chunks, PREFIX, CAP)
-    across = b"\n\n" + PREFIX[-batches.MARKER_OVERLAP :][:4]  # a chunk's end, then the next one's tail
-    assert n == 2 and across in tails
+    n, tails = plain_run(chunks, PREFIX, MARK, CAP)
+    across = b"\n\n" + PREFIX[:4]  # a chunk's end, then the next one's start
+    assert n == 2 and across in b"".join(chunks)
     assert holding(chunks, PREFIX, tails, across) == (None, None)
+    assert holding(chunks, PREFIX, tails, b"\x00") == (None, None)  # a byte of the separator: the chunks say
