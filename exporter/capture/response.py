@@ -25,6 +25,7 @@ from ..observations import CHUNK_GAP_BUCKETS, Captured, ChunkGaps, LLMCall, Unre
 from .batches import bin_gaps, holding, plain_run
 from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
 from .loads import loads
+from .shapes import UNSHAPED, openai_call
 from .usage import (
     ANTHROPIC,
     NAMELESS,
@@ -308,6 +309,9 @@ def _json_object(body: bytes, start: float, end: float, status: int) -> Captured
         # Usage comes last in all three providers' responses: searching backwards finds it at once.
         if body.rfind(_USAGE) < 0:
             return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
+        found = openai_call(body, start, end, status)  # the commonest answer, decoded only as far as needed
+        if found is not UNSHAPED:
+            return found
         try:
             obj = loads(body)
         except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
