@@ -310,21 +310,24 @@ def _json_object(body: bytes, start: float, end: float, status: int) -> Captured
         if body.rfind(_USAGE) < 0:
             return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
         found = openai_call(body, start, end, status)  # the commonest answer, decoded only as far as needed
-        if found is not UNSHAPED:
-            return found
-        try:
-            obj = loads(body)
-        except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
-            return _JSON
-        reading = read(obj)
-        # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
-        # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
-        if reading is None or (reading.model is None and reading.provider not in NAMELESS):
-            return None
-        return _call(reading, start, end, None, status, _JSON, stream=False)
+        return _general_json(body, start, end, status) if found is UNSHAPED else found
     except Exception:
         log.exception("llm-exporter: reading a JSON response failed")
         return _JSON
+
+
+def _general_json(body: bytes, start: float, end: float, status: int) -> Captured:
+    """What a whole JSON body says, parsed whole and read by the general reader (any provider's shape)."""
+    try:
+        obj = loads(body)
+    except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
+        return _JSON
+    reading = read(obj)
+    # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
+    # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
+    if reading is None or (reading.model is None and reading.provider not in NAMELESS):
+        return None
+    return _call(reading, start, end, None, status, _JSON, stream=False)
 
 
 def _cut_off_llm_json(body: bytes) -> bool:
