@@ -25,7 +25,7 @@ from ..observations import CHUNK_GAP_BUCKETS, Captured, ChunkGaps, LLMCall, Unre
 from .batches import bin_gaps, holding, plain_run
 from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
 from .loads import loads
-from .shapes import UNSHAPED, openai_call
+from .shapes import UNSHAPED, typed_call
 from .usage import (
     ANTHROPIC,
     NAMELESS,
@@ -309,7 +309,7 @@ def _json_object(body: bytes, start: float, end: float, status: int) -> Captured
         # Usage comes last in all three providers' responses: searching backwards finds it at once.
         if body.rfind(_USAGE) < 0:
             return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
-        found = openai_call(body, start, end, status)  # the commonest answer, decoded only as far as needed
+        found = typed_call(body, start, end, status)  # the commonest answers, decoded only as far as needed
         return _general_json(body, start, end, status) if found is UNSHAPED else found
     except Exception:
         log.exception("llm-exporter: reading a JSON response failed")

@@ -1,6 +1,7 @@
-"""The commonest answer, an OpenAI chat completion, read by a typed parser that decodes only what usage needs.
+"""The commonest answers, OpenAI chat completions and Anthropic messages, read by a typed parser that decodes
+only what usage needs.
 
-:func:`openai_call` decodes a body with msgspec into structs that declare exactly the fields the general
+:func:`typed_call` decodes a body with msgspec into structs that declare exactly the fields the general
 reader (:func:`usage.read`) looks at in such an answer, with types strict enough that anything unusual (a
 count that is a string, a float or past 2**53; an error body; a stream delta; a Responses or embeddings
 object) fails to decode, and the body then goes to the general reader unchanged (:data:`UNSHAPED`). What it
@@ -20,7 +21,7 @@ from typing import Annotated, Any, Final, Literal
 
 from ..checks import MAX_INT
 from ..observations import Captured, LLMCall, finish_reason
-from .usage import AZURE, OPENAI
+from .usage import ANTHROPIC, ANTHROPIC_TOOLS, AZURE, OPENAI
 
 try:
     import msgspec
@@ -53,17 +54,27 @@ def _same_text(body: bytes) -> bool:
     return not (0 < limit < len(body) and b"9" * (limit + 1) in body.translate(_DIGITS))
 
 
-def openai_call(body: bytes, start: float, end: float, status: int) -> Captured | Literal[_Unshaped.UNSHAPED]:
-    """The call an OpenAI chat (or completions) answer describes, ``None`` for one without a model (some other
-    API's "usage"), or :data:`UNSHAPED` for a body in any other shape."""
+def typed_call(body: bytes, start: float, end: float, status: int) -> Captured | Literal[_Unshaped.UNSHAPED]:
+    """The call an OpenAI chat (or completions) answer or an Anthropic message describes, ``None`` for one
+    without a model (some other API's "usage"), or :data:`UNSHAPED` for a body in any other shape."""
     if _decode is None or not _same_text(body):
         return UNSHAPED
+    # One struct holds both shapes' fields, so a body in neither costs one failed decode: a Gemini answer fails
+    # at its first key ("candidates"). msgspec's DecodeError and ValidationError are ValueErrors.
     try:
         answer = _decode(body)
-    except (ValueError, RecursionError):  # msgspec's DecodeError and ValidationError are ValueErrors
+    except (ValueError, RecursionError):
         return UNSHAPED
+    if answer.type is None:
+        return _openai_call(answer, start, end, status)
+    return _anthropic_call(answer, start, end, status)
+
+
+def _openai_call(answer: Any, start: float, end: float, status: int) -> Captured | Literal[_Unshaped.UNSHAPED]:
     kind = answer.object
-    if kind == "list" or kind == "response":  # embeddings and Responses objects: read by the general reader
+    if (
+        answer.usage.prompt_tokens is None or kind == "list" or kind == "response"
+    ):  # embeddings and Responses objects: read by the general reader
         return UNSHAPED
     model = answer.model or None
     if model is None:
@@ -136,8 +147,68 @@ def _tool_names(message: Any, names: list[str]) -> None:
         names.append(message.function_call.name or "unknown")
 
 
-# The finish reasons OpenAI sends, normalised once (a dictionary look-up costs less than the call).
-_REASONS = {reason: finish_reason(reason) for reason in ("stop", "length", "tool_calls", "content_filter")}
+def _anthropic_call(message: Any, start: float, end: float, status: int) -> Captured | Literal[_Unshaped.UNSHAPED]:
+    usage = message.usage
+    if usage.input_tokens is None:
+        return UNSHAPED
+    model = message.model or None
+    if model is None:
+        return None
+    cache_read = usage.cache_read_input_tokens or 0
+    cache_write = usage.cache_creation_input_tokens
+    hour = 0
+    by_ttl = usage.cache_creation  # the writes by cache lifetime, where the API reports it
+    if by_ttl is not None:
+        five, hour_given = by_ttl.ephemeral_5m_input_tokens, by_ttl.ephemeral_1h_input_tokens
+        hour = hour_given or 0
+        if cache_write is None and (five is not None or hour_given is not None):
+            cache_write = (five or 0) + hour
+    cache_write = cache_write or 0
+    # input_tokens leaves out the cache reads and writes; the total can pass 2**53 (the general reader then
+    # counts the answer as unreadable).
+    total = usage.input_tokens + cache_read + cache_write
+    if total > MAX_INT:
+        return UNSHAPED
+    reason = message.stop_reason
+    names: tuple[str, ...] = ()
+    if message.content:
+        names = tuple(b.name or "unknown" for b in message.content if b.type in ANTHROPIC_TOOLS)
+    return LLMCall(
+        model,  # model
+        ANTHROPIC,  # provider
+        "chat",  # operation
+        total,  # input_tokens
+        usage.output_tokens or 0,  # output_tokens
+        cache_read,  # cached_input_tokens
+        cache_write,  # cache_write_tokens
+        hour,  # cache_write_1h_tokens
+        0,  # input_audio_tokens
+        0,  # cache_audio_read_tokens
+        0,  # input_image_tokens
+        0,  # cache_image_read_tokens
+        0,  # output_reasoning_tokens
+        0,  # output_audio_tokens
+        0,  # output_image_tokens
+        max(end - start, 0.0),  # duration
+        None,  # ttft
+        str(status) if status >= 400 else None,  # error_type: an error body is not read here
+        None,  # cost_usd
+        None,  # tenant
+        None,  # timestamp
+        None,  # route (the middleware sets it)
+        model,  # response_model
+        None,  # missing_usage: input_tokens is there
+        (_REASONS.get(reason) or finish_reason(reason),) if reason else (),  # finish_reasons
+        names,  # tool_calls
+        None,  # chunk_gaps
+    )
+
+
+# The finish reasons OpenAI and Anthropic send, normalised once (a dictionary look-up costs less than the call).
+_REASONS = {
+    reason: finish_reason(reason)
+    for reason in ("stop", "length", "tool_calls", "content_filter", "end_turn", "max_tokens", "tool_use")
+}
 
 _decode: Any = None
 if msgspec is not None:
@@ -170,20 +241,42 @@ if msgspec is not None:
         reasoning_tokens: Count | None = None
         audio_tokens: Count | None = None
 
+    class _CacheCreation(msgspec.Struct, gc=False):
+        ephemeral_5m_input_tokens: Count | None = None
+        ephemeral_1h_input_tokens: Count | None = None
+
     class _Usage(msgspec.Struct, gc=False):
-        prompt_tokens: Count  # what makes the usage OpenAI's (required: without it, another shape)
+        # OpenAI's: prompt_tokens makes it OpenAI's usage (without it, another shape)
+        prompt_tokens: Count | None = None
         completion_tokens: Count | None = None
         prompt_tokens_details: _InputDetails | None = None
         completion_tokens_details: _OutputDetails | None = None
         cost: float | None = None  # OpenRouter's bill in USD (Perplexity's object goes to the general reader)
+        # Anthropic's: input_tokens leaves the cache out
+        input_tokens: Count | None = None
+        output_tokens: Count | None = None
+        cache_read_input_tokens: Count | None = None
+        cache_creation_input_tokens: Count | None = None
+        cache_creation: _CacheCreation | None = None
 
-    class _ChatCompletion(msgspec.Struct, gc=False):
+    class _Block(msgspec.Struct, gc=False):
+        type: str | None = None
+        name: str | None = None
+
+    class _Answer(msgspec.Struct, gc=False):
+        """An OpenAI chat completion (``type`` absent) or an Anthropic message: each reads its own fields, and
+        the other's must be absent or valid (a stricter type only sends more bodies to the general reader)."""
+
         usage: _Usage
+        type: Literal["message"] | None = None  # the Responses API's and Anthropic's stream events: not these
         model: str | None = None
         object: str | None = None
         choices: list[_Choice] | None = None
-        prompt_filter_results: Any = None  # only its presence is read
+        prompt_filter_results: Any = None  # Azure's: only its presence is read
+        content: list[_Block] | None = None  # Anthropic's
+        stop_reason: str | None = None  # Anthropic's
+        delta: None = None  # a stream's message_delta says its stop reason there
         error: None = None  # an error body: the general reader finds its type
-        type: None = None  # Anthropic's and the Responses API's events: not this shape
+        candidates: None = None  # Gemini's answer: not these shapes (told at its first key)
 
-    _decode = msgspec.json.Decoder(_ChatCompletion).decode
+    _decode = msgspec.json.Decoder(_Answer).decode

@@ -1,4 +1,5 @@
-"""The typed reading of an OpenAI chat completion (capture/shapes.py) gives what the general reader gives.
+"""The typed reading of OpenAI chat completions and Anthropic messages (capture/shapes.py) gives what the general
+reader gives.
 
 Every body is read both ways: through :func:`_json_object` (the typed reading first) and through
 :func:`_general_json` (orjson or the standard library, then ``usage.read``, as before the typed reading).
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from exporter.capture import response
 from exporter.capture.response import _json_object
-from exporter.capture.shapes import UNSHAPED, openai_call
+from exporter.capture.shapes import UNSHAPED, typed_call
 from exporter.observations import LLMCall, Unreadable
 
 from ..support import REPO
@@ -132,7 +133,61 @@ def answers(odd: bool) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-ANSWERS = st.one_of(answers(odd=False), answers(odd=True))
+def messages(odd: bool) -> st.SearchStrategy[dict[str, Any]]:
+    """Anthropic messages, with the odd values anywhere when ``odd``."""
+
+    def leaf(usual: st.SearchStrategy[Any], *odd_values: Any) -> st.SearchStrategy[Any]:
+        return st.one_of(usual, st.sampled_from(odd_values)) if odd else usual
+
+    count = leaf(st.one_of(st.integers(0, 100_000), st.sampled_from([None, ABSENT])), *ODD_COUNTS)
+    block = leaf(
+        st.one_of(
+            keyed(type=st.just("text"), text=TEXT),
+            keyed(
+                type=st.sampled_from(["tool_use", "server_tool_use", "mcp_tool_use", "thinking"]),
+                id=st.just("toolu_1"),
+                name=leaf(st.sampled_from(["get_weather", "", None, ABSENT]), 7),
+                input=st.just({"city": "Paris"}),
+            ),
+        ),
+        None,
+        "text",
+        {"type": 5},
+    )
+    by_ttl = leaf(
+        st.one_of(
+            keyed(ephemeral_5m_input_tokens=count, ephemeral_1h_input_tokens=count), st.sampled_from([None, ABSENT])
+        ),
+        "x",
+    )
+    usage = leaf(
+        keyed(
+            input_tokens=leaf(st.integers(0, 100_000), *ODD_COUNTS),
+            output_tokens=count,
+            cache_read_input_tokens=leaf(st.one_of(count, st.just(2**53)), *ODD_COUNTS),
+            cache_creation_input_tokens=count,
+            cache_creation=by_ttl,
+            service_tier=st.just("standard"),
+        ),
+        None,
+        "usage",
+    )
+    stop = ["end_turn", "max_tokens", "tool_use", "stop_sequence", "pause_turn", "refusal", "", None, ABSENT]
+    return keyed(
+        id=st.just("msg_1"),
+        type=leaf(st.just("message"), "message_delta", "error", None, ABSENT),
+        role=st.just("assistant"),
+        model=leaf(st.sampled_from(["claude-sonnet-4-5-20250929", ""]), None, 5, ABSENT),
+        content=leaf(st.lists(block, max_size=3), None, "hi", ABSENT),
+        stop_reason=leaf(st.sampled_from(stop), 3),
+        stop_sequence=st.just(None),
+        delta=leaf(st.just(ABSENT), None, {"stop_reason": "max_tokens"}),
+        error=leaf(st.just(ABSENT), None, {"type": "overloaded_error"}),
+        usage=usage,
+    )
+
+
+ANSWERS = st.one_of(answers(odd=False), answers(odd=True), messages(odd=False), messages(odd=True))
 
 
 def encode(doc: dict[str, Any], ascii_only: bool, spaced: bool) -> bytes:
@@ -155,7 +210,7 @@ def test_every_answer_is_read_as_the_general_reader_reads_it(doc: dict[str, Any]
     body = encode(doc, ascii_only, spaced)
     expected = general(body, status)
     assert _json_object(body, START, END, status) == expected
-    found = openai_call(body, START, END, status)
+    found = typed_call(body, START, END, status)
     assert found is UNSHAPED or found == expected
 
 
@@ -169,7 +224,7 @@ def chat(**changes: Any) -> dict[str, Any]:
 
 def typed(body: bytes, status: int = 200) -> Any:
     """The typed reading, checked against the general reader's."""
-    found = openai_call(body, START, END, status)
+    found = typed_call(body, START, END, status)
     assert found is UNSHAPED or found == general(body, status)
     return found
 
@@ -189,20 +244,20 @@ def test_a_chat_completion_is_read_by_the_typed_reading_with_every_count() -> No
     )
 
 
-# Every JSON answer of the wire fixtures in OpenAI's chat shape (Azure's and OpenRouter's included) is read by
-# the typed reading, with its counts; the other providers' answers go to the general reader.
+# Every JSON answer of the wire fixtures in OpenAI's chat shape (Azure's and OpenRouter's included) or Anthropic's
+# message shape is read by the typed reading, with its counts; the other answers go to the general reader.
 TYPED = {
     "openai_chat.json": ("openai", 1523, 14, 1280, 0, 0, 0, None),
     "openai_reasoning.json": ("openai", 2120, 1460, 1920, 0, 1344, 0, None),
     "openai_audio.json": ("openai", 187, 412, 0, 149, 0, 331, None),
     "azure_openai.json": ("azure.ai.openai", 2311, 96, 1792, 0, 0, 0, None),
     "openrouter_chat.json": ("openai", 1203, 158, 0, 0, 0, 0, 0.005979),
+    "anthropic_message.json": ("anthropic", 12600, 427, 10240, 0, 0, 0, None),  # 312 + 10,240 read + 2,048 written
 }
-GENERAL = ["anthropic_message.json", "bedrock_converse.json", "gemini.json", "openai_responses.json",
-           "vertex_gemini.json"]  # fmt: skip
+GENERAL = ["bedrock_converse.json", "gemini.json", "openai_responses.json", "vertex_gemini.json"]
 
 
-def test_the_wire_answers_in_openai_chat_shape_are_read_by_the_typed_reading() -> None:
+def test_the_wire_answers_in_openai_or_anthropic_shape_are_read_by_the_typed_reading() -> None:
     found = {}
     for name in TYPED:
         call = typed((WIRE / name).read_bytes())
@@ -211,7 +266,7 @@ def test_the_wire_answers_in_openai_chat_shape_are_read_by_the_typed_reading() -
                        call.input_audio_tokens, call.output_reasoning_tokens, call.output_audio_tokens,
                        call.cost_usd)  # fmt: skip
     assert found == TYPED
-    assert [openai_call((WIRE / name).read_bytes(), START, END, 200) for name in GENERAL] == [UNSHAPED] * 5
+    assert [typed_call((WIRE / name).read_bytes(), START, END, 200) for name in GENERAL] == [UNSHAPED] * 4
 
 
 def test_tool_calls_several_choices_azure_and_openrouter_cost_are_read_by_the_typed_reading() -> None:
@@ -288,7 +343,7 @@ def unusual_bodies() -> list[bytes]:
 
 def test_what_the_typed_reading_refuses_goes_to_the_general_reader() -> None:
     bodies = unusual_bodies()
-    assert [openai_call(b, START, END, 200) for b in bodies] == [UNSHAPED] * len(bodies)
+    assert [typed_call(b, START, END, 200) for b in bodies] == [UNSHAPED] * len(bodies)
     results = [_json_object(b, START, END, 200) for b in bodies]
     assert results == [general(b) for b in bodies]
     # Unusable counts, the invalid UTF-8, the long integer and the cut-off body are unreadable to both; the
@@ -323,7 +378,16 @@ def test_a_count_the_typed_reading_refuses_is_still_read_by_the_general_reader()
     """A count the general reader converts (JSON's 2.0) fails the typed reading's integer type: the body is
     then read whole, and the call is the general reader's."""
     body = json.dumps(chat(usage={"prompt_tokens": 7, "completion_tokens": 2.0})).encode()
-    assert openai_call(body, START, END, 200) is UNSHAPED
+    assert typed_call(body, START, END, 200) is UNSHAPED
     found = _json_object(body, START, END, 200)
     assert isinstance(found, LLMCall)
     assert (found.input_tokens, found.output_tokens) == (7, 2)  # 2.0 is a count to the general reader
+
+
+def test_an_anthropic_message_whose_input_passes_2_53_goes_to_the_general_reader() -> None:
+    """Anthropic's input count leaves the cache out: the three parts can add up past 2**53 each within it."""
+    doc = json.loads((WIRE / "anthropic_message.json").read_bytes())
+    doc["usage"]["cache_read_input_tokens"] = 2**53
+    body = json.dumps(doc).encode()
+    assert typed_call(body, START, END, 200) is UNSHAPED
+    assert _json_object(body, START, END, 200) == general(body) == Unreadable("json")
