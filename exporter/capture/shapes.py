@@ -21,7 +21,7 @@ from typing import Annotated, Any, Final, Literal
 
 from ..checks import MAX_INT
 from ..observations import Captured, LLMCall, finish_reason
-from .usage import ANTHROPIC, ANTHROPIC_TOOLS, AZURE, OPENAI
+from .usage import ANTHROPIC, ANTHROPIC_TOOLS, AZURE, OPENAI, Counts
 
 try:
     import msgspec
@@ -41,23 +41,28 @@ UNSHAPED: Final = _Unshaped.UNSHAPED
 _DIGITS = bytes(ord("9") if b in b"0123456789" else ord(" ") for b in range(256))
 
 
-def _same_text(body: bytes) -> bool:
-    """Whether the general path reads ``body``'s skipped parts as msgspec does: valid UTF-8 throughout (msgspec
-    does not check the text it skips, the general path refuses invalid bytes anywhere) and no integer longer
-    than Python converts (the general path refuses the body; msgspec skips the digits)."""
-    if not body.isascii():
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            return False
-    limit = sys.get_int_max_str_digits()
-    return not (0 < limit < len(body) and b"9" * (limit + 1) in body.translate(_DIGITS))
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _long_integer(body: bytes) -> bool:
+    """Whether ``body`` has a run of more digits than Python converts to an integer."""
+    return b"9" * (sys.get_int_max_str_digits() + 1) in body.translate(_DIGITS)
 
 
 def typed_call(body: bytes, start: float, end: float, status: int) -> Captured | Literal[_Unshaped.UNSHAPED]:
     """The call an OpenAI chat (or completions) answer or an Anthropic message describes, ``None`` for one
     without a model (some other API's "usage"), or :data:`UNSHAPED` for a body in any other shape."""
-    if _decode is None or not _same_text(body):
+    # msgspec does not check the text it skips as the general path does: the general path refuses a body with
+    # bytes that are not UTF-8 anywhere, or with an integer longer than Python converts, where msgspec skips
+    # them. Those bodies go to it (the checks inline: the usual body is ASCII, and shorter than 4,300 bytes).
+    if _decode is None or not (body.isascii() or _utf8(body)):
+        return UNSHAPED
+    if 0 < sys.get_int_max_str_digits() < len(body) and _long_integer(body):
         return UNSHAPED
     # One struct holds both shapes' fields, so a body in neither costs one failed decode: a Gemini answer fails
     # at its first key ("candidates"). msgspec's DecodeError and ValidationError are ValueErrors.
@@ -107,36 +112,11 @@ def _openai_call(answer: Any, start: float, end: float, status: int) -> Captured
             if message is not None and (message.tool_calls or message.function_call is not None):
                 _tool_names(message, names)
         finish, tools = tuple(reasons), tuple(names)
-    # Positional, in LLMCall's field order (see _call in response.py).
-    return LLMCall(
-        model,  # model
-        OPENAI if answer.prompt_filter_results is None else AZURE,  # Azure adds its content filter's results
-        "text_completion" if kind == "text_completion" else "chat",  # operation
-        usage.prompt_tokens,  # input_tokens
-        usage.completion_tokens or 0,  # output_tokens
-        cache_read,  # cached_input_tokens
-        cache_write,  # cache_write_tokens
-        0,  # cache_write_1h_tokens
-        input_audio,  # input_audio_tokens
-        0,  # cache_audio_read_tokens
-        0,  # input_image_tokens
-        0,  # cache_image_read_tokens
-        reasoning,  # output_reasoning_tokens
-        output_audio,  # output_audio_tokens
-        0,  # output_image_tokens
-        max(end - start, 0.0),  # duration
-        None,  # ttft
-        str(status) if status >= 400 else None,  # error_type: an error body is not read here
-        cost,  # cost_usd
-        None,  # tenant
-        None,  # timestamp
-        None,  # route (the middleware sets it)
-        model,  # response_model
-        None,  # missing_usage: prompt_tokens is there
-        finish,  # finish_reasons
-        tools,  # tool_calls
-        None,  # chunk_gaps
-    )
+    provider = OPENAI if answer.prompt_filter_results is None else AZURE  # Azure adds its filter's results
+    operation = "text_completion" if kind == "text_completion" else "chat"
+    counts = (usage.prompt_tokens, usage.completion_tokens or 0, cache_read, cache_write, 0, input_audio, 0, 0, 0,
+              reasoning, output_audio, 0)  # fmt: skip
+    return _llm_call(model, provider, operation, counts, cost, finish, tools, end - start, status)
 
 
 def _tool_names(message: Any, names: list[str]) -> None:
@@ -173,33 +153,41 @@ def _anthropic_call(message: Any, start: float, end: float, status: int) -> Capt
     names: tuple[str, ...] = ()
     if message.content:
         names = tuple(b.name or "unknown" for b in message.content if b.type in ANTHROPIC_TOOLS)
+    finish = (_REASONS.get(reason) or finish_reason(reason),) if reason else ()
+    counts = (total, usage.output_tokens or 0, cache_read, cache_write, hour, 0, 0, 0, 0, 0, 0, 0)
+    return _llm_call(model, ANTHROPIC, "chat", counts, None, finish, names, end - start, status)
+
+
+def _llm_call(
+    model: str,
+    provider: str,
+    operation: str,
+    counts: Counts,
+    cost: float | None,
+    finish: tuple[str, ...],
+    tools: tuple[str, ...],
+    duration: float,
+    status: int,
+) -> LLMCall:
+    """The call of an answer read here: what it says, with what the general reader's ``_call`` adds to it."""
+    # Positional, in LLMCall's field order (the counts are COUNT_FIELDS): a call by keywords costs about
+    # three times as much.
     return LLMCall(
         model,  # model
-        ANTHROPIC,  # provider
-        "chat",  # operation
-        total,  # input_tokens
-        usage.output_tokens or 0,  # output_tokens
-        cache_read,  # cached_input_tokens
-        cache_write,  # cache_write_tokens
-        hour,  # cache_write_1h_tokens
-        0,  # input_audio_tokens
-        0,  # cache_audio_read_tokens
-        0,  # input_image_tokens
-        0,  # cache_image_read_tokens
-        0,  # output_reasoning_tokens
-        0,  # output_audio_tokens
-        0,  # output_image_tokens
-        max(end - start, 0.0),  # duration
+        provider,  # provider
+        operation,  # operation
+        *counts,
+        max(duration, 0.0),  # duration
         None,  # ttft
         str(status) if status >= 400 else None,  # error_type: an error body is not read here
-        None,  # cost_usd
+        cost,  # cost_usd
         None,  # tenant
         None,  # timestamp
         None,  # route (the middleware sets it)
         model,  # response_model
-        None,  # missing_usage: input_tokens is there
-        (_REASONS.get(reason) or finish_reason(reason),) if reason else (),  # finish_reasons
-        names,  # tool_calls
+        None,  # missing_usage: the counts are there (prompt_tokens, input_tokens)
+        finish,  # finish_reasons
+        tools,  # tool_calls
         None,  # chunk_gaps
     )
 
