@@ -20,6 +20,7 @@ from ..observations import Captured, Unreadable, finish_reason
 from .calls import _USAGE, ResponseCapture, _call
 from .encoding import COMPRESSED_HEADS, Decoded, Decoder, decoder_for
 from .loads import loads
+from .shapes import UNSHAPED, typed_call
 from .sse import SseCapture
 from .usage import NAMELESS, read
 
@@ -227,19 +228,25 @@ def _json_object(body: bytes, start: float, end: float, status: int) -> Captured
         # Usage comes last in all three providers' responses: searching backwards finds it at once.
         if body.rfind(_USAGE) < 0:
             return _JSON if _cut_off_llm_json(body) else None  # else not an LLM response: nothing to parse
-        try:
-            obj = loads(body)
-        except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
-            return _JSON
-        reading = read(obj)
-        # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
-        # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
-        if reading is None or (reading.model is None and reading.provider not in NAMELESS):
-            return None
-        return _call(reading, start, end, None, status, _JSON, stream=False)
+        found = typed_call(body, start, end, status)  # the commonest answers, decoded only as far as needed
+        return _general_json(body, start, end, status) if found is UNSHAPED else found
     except Exception:
         log.exception("llm-exporter: reading a JSON response failed")
         return _JSON
+
+
+def _general_json(body: bytes, start: float, end: float, status: int) -> Captured:
+    """What a whole JSON body says, parsed whole and read by the general reader (any provider's shape)."""
+    try:
+        obj = loads(body)
+    except (ValueError, RecursionError):  # cut off, a 4,300-digit number, nesting thousands deep
+        return _JSON
+    reading = read(obj)
+    # Usage without a model is some other API's "usage" field, except in Gemini's or Bedrock's distinct
+    # shapes. An error answer ({"error": ...}) names no model: the app's own error, not a failed call.
+    if reading is None or (reading.model is None and reading.provider not in NAMELESS):
+        return None
+    return _call(reading, start, end, None, status, _JSON, stream=False)
 
 
 def _cut_off_llm_json(body: bytes) -> bool:

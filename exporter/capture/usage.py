@@ -387,13 +387,13 @@ def _openai_response(r: Reading, obj: Any) -> None:
 
 
 # Anthropic content blocks that are a tool call the answer asks for (client, server and MCP tools).
-_ANTHROPIC_TOOLS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+ANTHROPIC_TOOLS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
 
 
 def _anthropic_tools(blocks: Any) -> tuple[tuple[Any, str | None], ...] | None:
     if not isinstance(blocks, list):
         return None
-    calls = tuple((None, _str(get(b, "name"))) for b in blocks if get(b, "type") in _ANTHROPIC_TOOLS)
+    calls = tuple((None, _str(get(b, "name"))) for b in blocks if get(b, "type") in ANTHROPIC_TOOLS)
     return calls or None
 
 
