@@ -78,7 +78,7 @@ def plain_run(chunks: list[bytes], prefix: bytes, mark: bytes, cap: int) -> tupl
 
 
 def _plain(chunk: bytes, prefix: bytes, mark: bytes) -> bool:
-    return chunk.startswith(prefix) and chunk.endswith(b"\n") and mark not in chunk
+    return chunk.startswith(prefix) and chunk.endswith(b"\n") and chunk.find(mark) < 0
 
 
 def _in_some(prefix: bytes, tails: bytes, marker: bytes) -> bool:
@@ -105,7 +105,7 @@ def holding(chunks: list[bytes], prefix: bytes, tails: bytes, marker: bytes) -> 
     if marker in prefix:
         return chunks[0], chunks[-1]
     if _SEP_END in marker or _SEP_BODY in marker or _across(prefix, tails, marker):
-        found = [chunk for chunk in chunks if marker in chunk]
+        found = [chunk for chunk in chunks if chunk.find(marker) >= 0]
         return (found[0], found[-1]) if found else (None, None)
     first = tails.find(marker)
     if first < 0:

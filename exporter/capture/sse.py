@@ -175,7 +175,7 @@ class SseCapture(ResponseCapture):
     def _lines(self, chunk: bytes) -> bytes:
         """The complete lines, each within the cap, that ``chunk`` brings (b"": none yet)."""
         if self._tail or self._skip or chunk[-1] != _NL:
-            if _CR in chunk:
+            if chunk.find(_CR) >= 0:  # find(), not "in": see capture.response.may_carry_usage
                 # Lines may end with CR alone, as the SSE format allows (CRLF needs nothing: the CR is
                 # whitespace to the JSON and to the line's strip()).
                 chunk = chunk.replace(b"\r\n", b"\n").replace(_CR, b"\n")
@@ -187,12 +187,13 @@ class SseCapture(ResponseCapture):
         return chunk
 
     def _keep_markers(self, chunk: bytes) -> None:
-        if _USAGE in chunk:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
+        # find(), not "in", per chunk: see capture.response.may_carry_usage.
+        if chunk.find(_USAGE) >= 0:  # in every OpenAI chunk with include_usage ('"usage":null'): kept cheaply
             kept = chunk if len(chunk) <= self._cap else self._keep(chunk, _USAGE)
             if self._first is None:
                 self._first = kept
             self._last = kept
-        if _ERROR in chunk:
+        if chunk.find(_ERROR) >= 0:
             # The last one: an error ends a stream, and events before it may carry '"error": null'.
             self._error = self._keep(chunk, _ERROR)
 
@@ -327,7 +328,7 @@ class SseCapture(ResponseCapture):
         return b"\n".join(kept)
 
     def _if_marked(self, chunk: bytes) -> None:
-        if self._mark in chunk and len(self._marked) < _MAX_MARKED:
+        if chunk.find(self._mark) >= 0 and len(self._marked) < _MAX_MARKED:
             self._marked.append(chunk)
 
     def _keep(self, block: bytes, marker: bytes) -> bytes:
