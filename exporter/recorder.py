@@ -353,19 +353,12 @@ class Recorder:
         if kinds is None:
             self._add(self.metrics.missing_usage, call.provider, call.model, "usage_inconsistent")(1)
         else:
-            # The OTel histograms of the totals, input then output (written out: a loop's tuples cost more).
-            tokens = call.input_tokens
-            if tokens:
-                if exemplar:
-                    (with_exemplar[INPUT_USAGE] or row.exemplar_update(INPUT_USAGE))(tokens, exemplar)
-                else:
-                    (updates[INPUT_USAGE] or row.update(INPUT_USAGE))(tokens)
-            tokens = call.output_tokens
-            if tokens:
-                if exemplar:
-                    (with_exemplar[OUTPUT_USAGE] or row.exemplar_update(OUTPUT_USAGE))(tokens, exemplar)
-                else:
-                    (updates[OUTPUT_USAGE] or row.update(OUTPUT_USAGE))(tokens)
+            for slot, tokens in ((INPUT_USAGE, call.input_tokens), (OUTPUT_USAGE, call.output_tokens)):
+                if tokens:
+                    if exemplar:
+                        (with_exemplar[slot] or row.exemplar_update(slot))(tokens, exemplar)
+                    else:
+                        (updates[slot] or row.update(slot))(tokens)
             cost = self._book(call, kinds, row.by_kind)
         if self.sinks:
             self._tell_sinks(call, cost)
