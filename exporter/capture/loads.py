@@ -32,3 +32,20 @@ def loads(data: bytes | str, stdlib: Callable[[bytes | str], Any] = _stdlib) -> 
         return _fast(data)
     except _refused:
         return stdlib(data)
+
+
+# A body translated to one byte per character class: every digit "9", anything else a space. A run of more
+# than n nines then marks a number of more than n digits (bytes.translate and find() run in C: a regular
+# expression for the same run costs more than decoding the body).
+_DIGITS = bytes(ord("9") if b in b"0123456789" else ord(" ") for b in range(256))
+_RUNS: dict[int, bytes] = {}  # the searched runs by length (two or three lengths are ever asked for)
+
+
+def digit_run(data: bytes, longer_than: int) -> bool:
+    """Whether ``data`` has a run of more than ``longer_than`` digits anywhere (in a number or a string): the
+    parsers disagree on such numbers (orjson makes a float of an integer past 64 bits; the standard library
+    refuses one past its int_max_str_digits, which msgspec reads)."""
+    run = _RUNS.get(longer_than)
+    if run is None:
+        run = _RUNS[longer_than] = b"9" * (longer_than + 1)
+    return data.translate(_DIGITS).find(run) >= 0

@@ -20,8 +20,10 @@ import sys
 from typing import Annotated, Any, Final, Literal
 
 from ..checks import MAX_INT
-from ..observations import Captured, LLMCall, finish_reason
-from .usage import ANTHROPIC, ANTHROPIC_TOOLS, AZURE, OPENAI, Counts
+from ..observations import Captured, finish_reason
+from .calls import answered, http_error
+from .loads import digit_run
+from .usage import ANTHROPIC, ANTHROPIC_TOOLS, AZURE, OPENAI
 
 try:
     import msgspec
@@ -37,9 +39,6 @@ class _Unshaped(enum.Enum):
 
 UNSHAPED: Final = _Unshaped.UNSHAPED
 
-# The digits of a body, for the run check below: every digit "9", anything else a space.
-_DIGITS = bytes(ord("9") if b in b"0123456789" else ord(" ") for b in range(256))
-
 
 def _utf8(body: bytes) -> bool:
     try:
@@ -47,11 +46,6 @@ def _utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _long_integer(body: bytes) -> bool:
-    """Whether ``body`` has a run of more digits than Python converts to an integer."""
-    return b"9" * (sys.get_int_max_str_digits() + 1) in body.translate(_DIGITS)
 
 
 def typed_call(body: bytes, start: float, end: float, status: int) -> Captured | Literal[_Unshaped.UNSHAPED]:
@@ -62,7 +56,8 @@ def typed_call(body: bytes, start: float, end: float, status: int) -> Captured |
     # them. Those bodies go to it (the checks inline: the usual body is ASCII, and shorter than 4,300 bytes).
     if _decode is None or not (body.isascii() or _utf8(body)):
         return UNSHAPED
-    if 0 < sys.get_int_max_str_digits() < len(body) and _long_integer(body):
+    limit = sys.get_int_max_str_digits()
+    if 0 < limit < len(body) and digit_run(body, limit):
         return UNSHAPED
     # One struct holds both shapes' fields, so a body in neither costs one failed decode: a Gemini answer fails
     # at its first key ("candidates"). msgspec's DecodeError and ValidationError are ValueErrors.
@@ -116,7 +111,11 @@ def _openai_call(answer: Any, start: float, end: float, status: int) -> Captured
     operation = "text_completion" if kind == "text_completion" else "chat"
     counts = (usage.prompt_tokens, usage.completion_tokens or 0, cache_read, cache_write, 0, input_audio, 0, 0, 0,
               reasoning, output_audio, 0)  # fmt: skip
-    return _llm_call(model, provider, operation, counts, cost, finish, tools, end - start, status)
+    # What the general reader's _call adds: the HTTP status's error (an error body is not read here), the
+    # answering model; the counts are there (prompt_tokens), so no usage is missing.
+    return answered(
+        model, provider, operation, counts, start, end, None, http_error(status), cost, model, None, finish, tools, None
+    )
 
 
 def _tool_names(message: Any, names: list[str]) -> None:
@@ -155,41 +154,8 @@ def _anthropic_call(message: Any, start: float, end: float, status: int) -> Capt
         names = tuple(b.name or "unknown" for b in message.content if b.type in ANTHROPIC_TOOLS)
     finish = (_REASONS.get(reason) or finish_reason(reason),) if reason else ()
     counts = (total, usage.output_tokens or 0, cache_read, cache_write, hour, 0, 0, 0, 0, 0, 0, 0)
-    return _llm_call(model, ANTHROPIC, "chat", counts, None, finish, names, end - start, status)
-
-
-def _llm_call(
-    model: str,
-    provider: str,
-    operation: str,
-    counts: Counts,
-    cost: float | None,
-    finish: tuple[str, ...],
-    tools: tuple[str, ...],
-    duration: float,
-    status: int,
-) -> LLMCall:
-    """The call of an answer read here: what it says, with what the general reader's ``_call`` adds to it."""
-    # Positional, in LLMCall's field order (the counts are COUNT_FIELDS): a call by keywords costs about
-    # three times as much.
-    return LLMCall(
-        model,  # model
-        provider,  # provider
-        operation,  # operation
-        *counts,
-        max(duration, 0.0),  # duration
-        None,  # ttft
-        str(status) if status >= 400 else None,  # error_type: an error body is not read here
-        cost,  # cost_usd
-        None,  # tenant
-        None,  # timestamp
-        None,  # route (the middleware sets it)
-        model,  # response_model
-        None,  # missing_usage: the counts are there (prompt_tokens, input_tokens)
-        finish,  # finish_reasons
-        tools,  # tool_calls
-        None,  # chunk_gaps
-    )
+    error = http_error(status)
+    return answered(model, ANTHROPIC, "chat", counts, start, end, None, error, None, model, None, finish, names, None)
 
 
 # The finish reasons OpenAI and Anthropic send, normalised once (a dictionary look-up costs less than the call).

@@ -18,17 +18,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..capture.loads import loads
+from ..capture.loads import digit_run, loads
 from ..checks import MAX_INT
 
 _LONGEST_INT = len(str(MAX_INT))  # more digits than this is past 2**53, the bound of every field
 _PAST_EVERY_BOUND = MAX_INT * 2
-
-# A body translated to one byte per character class: every digit "9", anything else a space. A run of
-# more than _LONGEST_INT nines then marks a number orjson is not given (bytes.translate and ``in`` run in C:
-# a regular expression for the same run costs more than decoding the body).
-_DIGITS = bytes(ord("9") if b in b"0123456789" else ord(" ") for b in range(256))
-_LONG_RUN = b"9" * (_LONGEST_INT + 1)
 
 
 def decode(raw: bytes) -> Any:
@@ -40,7 +34,7 @@ def decode(raw: bytes) -> Any:
 def orjson_keeps_exact(raw: bytes) -> bool:
     """Whether orjson reads every number of ``raw`` as the standard library does: no run of more than 16
     digits, so no integer orjson would turn into a float."""
-    return _LONG_RUN not in raw.translate(_DIGITS)
+    return not digit_run(raw, _LONGEST_INT)
 
 
 def stdlib_decode(raw: bytes | str) -> Any:
