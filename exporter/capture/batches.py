@@ -1,6 +1,6 @@
 """What a batch of SSE chunks says, read with a few calls that each loop in C over the whole batch.
 
-:class:`~.response.SseCapture` holds a stream's chunks after the first token and reads them a batch at a
+:class:`~.sse.SseCapture` holds a stream's chunks after the first token and reads them a batch at a
 time: one Python call per batch instead of a dozen attribute loads and a method call per chunk. These
 are the pure parts of that reading, each giving what the same chunks read one by one would give.
 """

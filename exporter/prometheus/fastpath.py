@@ -224,7 +224,7 @@ def observer(child: Histogram) -> Callable[[float], None]:
     if parts is None:
         return child.observe
     bounds, buckets, total = parts
-    if _lock_free(parts):
+    if _all_of(parts, FastValue):
         fast: list[Any] = buckets
 
         def observe_unlocked(value: float) -> None:
@@ -244,7 +244,7 @@ def http_observer(duration: Histogram, request: Histogram, response: Histogram) 
     """One call that observes a request's duration, request size and response size: the three histograms
     of one (method, route, status) child set, updated without three calls' overhead."""
     parts = [_parts(h) for h in (duration, request, response)]
-    if not all(p is not None and _lock_free(p) for p in parts):
+    if not all(p is not None and _all_of(p, FastValue) for p in parts):
         each = (observer(duration), observer(request), observer(response))
 
         def observe_each(seconds: float, received: int, sent: int) -> None:
@@ -277,10 +277,6 @@ def _parts(child: Histogram) -> tuple[list[float], list[Any], Any] | None:
     if len(bounds) != len(buckets) or bounds[-1] != float("inf"):
         return None
     return bounds, buckets, total
-
-
-def _lock_free(parts: tuple[list[float], list[Any], Any]) -> bool:
-    return _all_of(parts, FastValue)
 
 
 def _all_of(parts: tuple[list[float], list[Any], Any], kind: type) -> bool:
