@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -192,6 +193,33 @@ async def _over_send(message: Message) -> None:
     raise RuntimeError(f"ASGI message {message.get('type')!r} sent after the app returned")
 
 
+def _from_send(exc: BaseException, send: Send) -> bool:
+    """Whether ``exc``, or one it was raised while handling (Starlette raises ``ClientDisconnect`` from the
+    server's error), is an OSError raised in ``send``: how an ASGI 2.4 server says the client is gone.
+
+    Told by the frames the error went through, so an OSError of the app's own (a file, an upstream
+    connection) stays a server error. A send with no Python frame (a compiled server's) cannot be told
+    apart: any OSError counts then. An exchange's send has no frame of its own (it returns the next one's
+    awaitable): the next one's is looked for."""
+    while type(getattr(send, "__self__", None)) is _Exchange:
+        send = send.__self__._send  # type: ignore[attr-defined]
+    code = getattr(getattr(send, "__func__", send), "__code__", None)
+    for _ in range(8):  # a chain is a few exceptions long; bounded, should one loop
+        if isinstance(exc, OSError):
+            if code is None:
+                return True
+            tb = exc.__traceback__
+            while tb is not None:
+                if tb.tb_frame.f_code is code:
+                    return True
+                tb = tb.tb_next
+        found = exc.__cause__ or exc.__context__
+        if found is None:
+            return False
+        exc = found
+    return False
+
+
 class _Exchange(Handling):
     """One request/response as the middleware sees it: wraps ``receive`` and ``send`` and records once.
 
@@ -275,9 +303,12 @@ class _Exchange(Handling):
             self.disconnected = True
         return message
 
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.body":
+    def send(self, message: Message) -> Awaitable[None]:
+        """Not a coroutine function: a message that does not end the response (a stream's chunks, most of
+        what a streamed answer sends) is booked here and passed on as the server's own awaitable, with no
+        coroutine of ours. A client that goes away then raises from the server's send in the app's frame,
+        not in ours: :meth:`failed` finds it in the exception's chain."""
+        if message["type"] == "http.response.body":
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if body:
@@ -310,18 +341,22 @@ class _Exchange(Handling):
                         self.capture.feed(body, time.perf_counter())
                     except Exception:
                         self.capture = None
-            try:
-                await self._send(message)
-            except OSError:
-                self.disconnected = True  # the server tells the app the client is gone (uvicorn: ClientDisconnected)
-                raise
-            if not more and not self.done:
-                self.finish(time.perf_counter())
-            return
-        if kind == "http.response.start":
+            if not more:
+                return self._ended(message)
+        elif message["type"] == "http.response.start":
             self.status = message["status"]
             self.headers = message.get("headers", ())
-        await self._send(message)
+        return self._send(message)
+
+    async def _ended(self, message: Message) -> None:
+        """The body's last message: sent, then the request is recorded."""
+        try:
+            await self._send(message)
+        except OSError:
+            self.disconnected = True  # the server tells the app the client is gone (uvicorn: ClientDisconnected)
+            raise
+        if not self.done:
+            self.finish(time.perf_counter())
 
     def release(self) -> None:
         """The app returned: let go of the server's objects and the bodies. Copies of the request's context
@@ -372,6 +407,8 @@ class _Exchange(Handling):
 
     def failed(self, exc: BaseException) -> None:
         """The app raised: record the request if its response did not end, and the exception."""
+        if not self.disconnected and self.status and _from_send(exc, self._send):
+            self.disconnected = True  # raised by the server's send, which send() passed on without awaiting
         if not self.done:
             if self.disconnected or not isinstance(exc, Exception):  # CancelledError: the client or server gave up
                 self.status = CLIENT_CLOSED

@@ -25,6 +25,7 @@ from ..support.asgi import call, http_scope, wrap
 from ..support.metrics import value
 
 DURATION = "http_server_request_duration_seconds"
+_GET_STREAM = {"http_request_method": "GET", "http_route": "/stream"}
 
 
 def count(registry: CollectorRegistry, route: str, status: str = "200", method: str = "GET") -> float | None:
@@ -311,6 +312,63 @@ def test_client_disconnect_asgi_2_4_send_raises() -> None:
         )
         is None
     )
+
+
+def _raw_stream(chunks: int, fail: BaseException | None = None) -> Any:
+    """A plain ASGI app streaming ``chunks`` chunks; with ``fail``, raising it after the second one."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(chunks):
+            if fail is not None and i == 2:
+                raise fail
+            await send({"type": "http.response.body", "body": b"chunk", "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+def _gone_after(n: int) -> Any:
+    """A server's send that raises, as ASGI 2.4 says, an OSError from the ``n``th body message on."""
+    sent = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal sent
+        if message["type"] == "http.response.body":
+            sent += 1
+            if sent >= n:
+                raise OSError("client went away")
+
+    return send
+
+
+def test_client_disconnect_raised_through_a_plain_asgi_app_is_499() -> None:
+    app, registry = wrap(_raw_stream(10), route_patterns=["/stream"])
+    with pytest.raises(OSError, match="^client went away$"):
+        asyncio.run(call(app, http_scope("/stream"), send=_gone_after(4)))
+    assert count(registry, "/stream", "499") == 1
+    assert count(registry, "/stream", "200") is None
+    assert registry.get_sample_value("http_server_exceptions_total", {**_GET_STREAM, "error_type": "OSError"}) is None
+
+
+def test_client_disconnect_behind_two_middlewares_is_499_in_both() -> None:
+    inner, inner_registry = wrap(_raw_stream(10), route_patterns=["/stream"])
+    outer, outer_registry = wrap(inner, route_patterns=["/stream"])
+    with pytest.raises(OSError, match="^client went away$"):
+        asyncio.run(call(outer, http_scope("/stream"), send=_gone_after(3)))
+    assert count(inner_registry, "/stream", "499") == 1
+    assert count(outer_registry, "/stream", "499") == 1
+
+
+def test_an_oserror_of_the_apps_own_mid_stream_is_a_500() -> None:
+    # An upstream connection reset (aiohttp's ClientOSError is an OSError) is the server's failure.
+    app, registry = wrap(_raw_stream(10, fail=ConnectionResetError("upstream reset")), route_patterns=["/stream"])
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(call(app, http_scope("/stream")))
+    assert count(registry, "/stream", "500") == 1
+    assert count(registry, "/stream", "499") is None
+    exc = {**_GET_STREAM, "error_type": "ConnectionResetError"}
+    assert registry.get_sample_value("http_server_exceptions_total", exc) == 1
 
 
 def test_client_disconnect_asgi_2_0_disconnect_message() -> None:
