@@ -302,6 +302,7 @@ MARK = b'"name"'
         ([PREFIX + b'a"}}\n\n', PREFIX + b'a","name":"f"}}\n\n'], 1),  # a tool call's mark: not plain
         ([PREFIX + b'a"}}\n\n', PREFIX + b'a","name":"f"}}\n\n', PREFIX + b'a"}}\n\n'], 0),
         ([PREFIX + b'name"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # the mark across the prefix's end
+        ([PREFIX + b'a name"}}\n\n', PREFIX + b'a"}}\n\n'], 2),  # the mark's end only: searched again, not there
         ([PREFIX + b"a" + batches.SEPARATOR + b'"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # the separator in a chunk
         ([PREFIX + b'a"}}\n\n', PREFIX[1:] + b'xa"}}\n\n', PREFIX + b'a"}}\n\n'], 0),  # as long, not the prefix
         ([PREFIX + b'a"}}\n\n', b"", PREFIX + b'a"}}\n\n'], 0),  # an empty chunk
@@ -336,4 +337,4 @@ def test_holding_finds_no_chunk_for_a_marker_only_across_two_chunks() -> None:
     across = b"\n\n" + PREFIX[:4]  # a chunk's end, then the next one's start
     assert n == 2 and across in b"".join(chunks)
     assert holding(chunks, PREFIX, tails, across) == (None, None)
-    assert holding(chunks, PREFIX, tails, b"\x00") == (None, None)  # a byte of the separator: the chunks say
+    assert holding(chunks, PREFIX, tails, b"\xff") == (None, None)  # the separator: the chunks say
