@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callgrind import collected
+from callgrind import per_unit
 
 from exporter.collector import create_app
 from exporter.collector.events import parse_events
@@ -202,10 +202,11 @@ def probe(n: int, size: int, drift: bool) -> None:
 
 def instructions(n: int, size: int, drift: bool) -> float:
     """Instructions per event under callgrind (a run with ``n`` POSTs minus one without, over the events)."""
-    runs = [
-        collected([__file__, "--probe", str(posted), "--batch", str(size), *(["--drift"] * drift)]) for posted in (0, n)
-    ]
-    return (runs[1] - runs[0]) / (n * size)
+
+    def argv(events: int) -> list[str]:
+        return [__file__, "--probe", str(events // size), "--batch", str(size), *(["--drift"] * drift)]
+
+    return per_unit(argv, n * size)
 
 
 def stages(size: int, repeat: int = 300) -> dict[str, float]:

@@ -146,14 +146,6 @@ def main() -> None:
         return
     trees = {"old": args.old.resolve(), "new": args.new.resolve()}
     if args.instructions:
-        for tree in trees.values():  # bytecode caches written first: else a count's run without requests pays for them
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            subprocess.run(
-                [sys.executable, str(HERE), str(tree), "--probe", "bare-json", "--requests", "0"],
-                env=env,
-                cwd=tree,
-                check=True,
-            )
         print(f"{'instructions per request':28} {'old':>10} {'new':>10} {'new/old':>8}")
         per = {name: {c: instructions(tree, c, 1000) for c in CASES} for name, tree in trees.items()}
         for figure, bare, label in FIGURES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import Awaitable
 from typing import Any
 
@@ -204,19 +205,15 @@ def _from_send(exc: BaseException, send: Send) -> bool:
     while type(getattr(send, "__self__", None)) is _Exchange:
         send = send.__self__._send  # type: ignore[attr-defined]
     code = getattr(getattr(send, "__func__", send), "__code__", None)
+    found: BaseException | None = exc
     for _ in range(8):  # a chain is a few exceptions long; bounded, should one loop
-        if isinstance(exc, OSError):
-            if code is None:
-                return True
-            tb = exc.__traceback__
-            while tb is not None:
-                if tb.tb_frame.f_code is code:
-                    return True
-                tb = tb.tb_next
-        found = exc.__cause__ or exc.__context__
         if found is None:
             return False
-        exc = found
+        if isinstance(found, OSError) and (
+            code is None or any(frame.f_code is code for frame, _ in traceback.walk_tb(found.__traceback__))
+        ):
+            return True
+        found = found.__cause__ or found.__context__
     return False
 
 
@@ -308,7 +305,8 @@ class _Exchange(Handling):
         what a streamed answer sends) is booked here and passed on as the server's own awaitable, with no
         coroutine of ours. A client that goes away then raises from the server's send in the app's frame,
         not in ours: :meth:`failed` finds it in the exception's chain."""
-        if message["type"] == "http.response.body":
+        kind = message["type"]
+        if kind == "http.response.body":
             body = message.get("body", b"")
             more = message.get("more_body", False)
             if body:
@@ -343,7 +341,7 @@ class _Exchange(Handling):
                         self.capture = None
             if not more:
                 return self._ended(message)
-        elif message["type"] == "http.response.start":
+        elif kind == "http.response.start":
             self.status = message["status"]
             self.headers = message.get("headers", ())
         return self._send(message)

@@ -360,6 +360,28 @@ def test_client_disconnect_behind_two_middlewares_is_499_in_both() -> None:
     assert count(outer_registry, "/stream", "499") == 1
 
 
+class _CompiledSend:
+    """A send with no code object of its own, as a compiled server's is: which frame raised is unknown."""
+
+    def __init__(self, gone_after: int) -> None:
+        self.send = _gone_after(gone_after)
+
+    def __call__(self, message: dict[str, Any]) -> Any:
+        return self.send(message)
+
+
+def test_a_send_without_python_code_counts_any_oserror_mid_stream_as_gone() -> None:
+    app, registry = wrap(_raw_stream(10, fail=ConnectionResetError("reset")), route_patterns=["/stream"])
+    with pytest.raises(ConnectionResetError):
+        asyncio.run(app(http_scope("/stream"), _no_body, _CompiledSend(99)))
+    assert count(registry, "/stream", "499") == 1
+    assert count(registry, "/stream", "500") is None
+
+
+async def _no_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
 def test_an_oserror_of_the_apps_own_mid_stream_is_a_500() -> None:
     # An upstream connection reset (aiohttp's ClientOSError is an OSError) is the server's failure.
     app, registry = wrap(_raw_stream(10, fail=ConnectionResetError("upstream reset")), route_patterns=["/stream"])
